@@ -1,0 +1,22 @@
+"""Layer 1: the iiko Server HTTP client (HTTP and XML only; see docs/architecture.md).
+
+Errors live in :mod:`iiko_pipeline.iiko.errors`, streaming record parsers in
+:mod:`iiko_pipeline.iiko.parsing`.
+"""
+
+from .client import ClientSettings, IikoClient
+from .models import IikoResponse, InvoiceWindow, ServerInfo
+from .retry import RetryPolicy
+from .windows import split_windows
+from .xml import xml_to_dict
+
+__all__ = [
+    "ClientSettings",
+    "IikoClient",
+    "IikoResponse",
+    "InvoiceWindow",
+    "RetryPolicy",
+    "ServerInfo",
+    "split_windows",
+    "xml_to_dict",
+]

@@ -1,0 +1,461 @@
+"""The iiko Server HTTP client: one login per run, strictly sequential calls, logout always.
+
+Why it looks like this (iiko Server API §5, §11):
+
+* Every login takes one seat of the API licence until logout or token expiry (~1 h). Retries and parallel
+  runs that each log in are how seats leak, so the client logs in once in ``__enter__``, always logs out in
+  ``__exit__``, and on a 401 logs in again exactly once.
+* iiko requires strictly sequential requests: one lock serialises every logical call (including its
+  retries and a re-login), so sharing a client between threads is safe and never concurrent.
+* Transient failures (5xx, resets, incomplete reads, timeouts, truncated XML) are retried with exponential
+  backoff and full jitter, bounded by attempts and total time. Everything that a retry cannot fix
+  (400, 401 after re-login, 403, HTML pages, wrong roots or content types) fails at once.
+* Secrets: the password is hashed in ``__init__`` and not kept; the hash and the token live in private
+  attributes only and are scrubbed from every message and log line we produce.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from types import TracebackType
+from typing import Literal
+from urllib.parse import urlencode, urlsplit
+
+import requests
+
+from .answers import raise_for_error, token_answer, xml_answer
+from .errors import IikoAuthError, IikoError
+from .models import IikoResponse, InvoiceWindow, ServerInfo
+from .parsing import (
+    CORPORATE_RECORD,
+    CORPORATE_ROOT,
+    INVOICES_RECORD,
+    INVOICES_ROOT,
+    SUPPLIERS_RECORD,
+    SUPPLIERS_ROOT,
+    Record,
+    iter_invoice_documents,
+)
+from .redact import install_third_party_log_redaction, redact_text, redact_url
+from .retry import RetryPolicy
+from .transport import RawAnswer, send
+from .windows import as_date, split_windows
+from .xml import parse_document
+
+__all__ = ["ClientSettings", "IikoClient", "RetryPolicy", "password_hash"]
+
+log = logging.getLogger("iiko_pipeline.iiko")
+
+API_PREFIX = "/resto/api"
+XML_TYPES = frozenset({"application/xml"})
+# get_server_info.jsp lives outside the REST API; a JSP may well answer text/xml, and a health probe
+# should not fail on that.
+SERVER_INFO_TYPES = frozenset({"application/xml", "text/xml"})
+# POST login rejected as a method (404/405/415), or 400 "Argument ... must not be null": a server that
+# reads /auth parameters from the query string only. A real 400 fails the GET attempt the same way.
+AUTH_FALLBACK_STATUSES = frozenset({400, 404, 405, 415})
+
+
+def password_hash(password: str) -> str:
+    """The ``pass`` parameter of ``/auth``: lowercase hex SHA-1 of the UTF-8 bytes, no salt (API §5.1)."""
+    return hashlib.sha1(password.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """Connection settings of one iiko server.
+
+    ``verify``: True (system CAs), False (no TLS verification; warned about once) or the path of a CA
+    bundle, e.g. for a self-signed on-premise server. Timeouts are per socket operation: the read timeout
+    must cover the server's silent time before the first byte of a large export. ``auth_method``: "post"
+    (form body, the password hash stays out of URLs and access logs; falls back to GET on 400/404/405/415)
+    or "get" (query string, as most public clients do).
+    """
+
+    verify: bool | str = True
+    connect_timeout: float = 15.0
+    read_timeout: float = 300.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    invoice_window_days: int = 7
+    auth_method: Literal["post", "get"] = "post"
+
+    def __post_init__(self) -> None:
+        if self.auth_method not in ("post", "get"):
+            raise ValueError(f"auth_method must be 'post' or 'get', not {self.auth_method!r}")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise ValueError("timeouts must be positive numbers of seconds")
+        if isinstance(self.invoice_window_days, bool) or self.invoice_window_days < 1:
+            raise ValueError("invoice_window_days must be at least 1")
+        if not isinstance(self.verify, bool | str) or self.verify == "":
+            raise ValueError("verify must be True, False or the path of a CA bundle")
+
+
+@dataclass(frozen=True)
+class _Call:
+    """One logical request (retried as a unit)."""
+
+    method: str
+    endpoint: str  # relative to /resto/api, as shown in errors
+    path: str  # absolute path on the server
+    params: Sequence[tuple[str, str]] = ()
+    data: dict[str, str] | None = None
+    needs_key: bool = True
+    is_login: bool = False
+
+
+class IikoClient:
+    """A context-managed session with one iiko Server (see the module docstring for the rules).
+
+    ``base_url`` is ``scheme://host:port`` (a trailing ``/resto/api`` or ``/resto`` is tolerated).
+    ``session`` may be passed to share connection pools or to add adapters; the client then does not
+    close it. Use as ``with IikoClient(...) as client:``; ``login()``/``logout()`` exist for callers that
+    cannot use ``with`` (they must call ``logout()`` in ``finally``).
+    """
+
+    def __init__(self, base_url: str, login: str, password: str, settings: ClientSettings | None = None,
+                 session: requests.Session | None = None) -> None:
+        self._settings = settings or ClientSettings()
+        self._base = self._normalise_base(base_url)
+        self._login_name = login
+        self._pass_hash = password_hash(password)  # the plain password is not kept
+        self._token: str | None = None
+        self._lock = threading.Lock()
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+        self._session.headers.setdefault("Accept", "application/xml, application/json;q=0.9, text/plain;q=0.5")
+        self._sleep: Callable[[float], None] = time.sleep
+        self._rng = random.Random()  # jitter only, not cryptography
+        install_third_party_log_redaction()
+        verify = self._settings.verify
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise ValueError(f"verify points to a CA bundle that does not exist: {verify}")
+        if verify is False:
+            log.warning(
+                "TLS certificate verification is disabled for %s (verify=False): anyone on the network "
+                "path could read the session token. Prefer the path of a CA bundle.", self._display_base,
+            )
+
+    # ----------------------------------------------------------------------------------------- basics
+
+    @staticmethod
+    def _normalise_base(base_url: str) -> str:
+        base = base_url.strip().rstrip("/")
+        for suffix in (API_PREFIX, "/resto"):
+            if base.endswith(suffix):
+                base = base[: -len(suffix)]
+        parts = urlsplit(base)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url must look like https://host:port, got {redact_url(base_url)!r}")
+        return base
+
+    @property
+    def _display_base(self) -> str:
+        return redact_url(self._base)
+
+    @property
+    def base_url(self) -> str:
+        """The server address without ``/resto/api`` (user info redacted)."""
+        return self._display_base
+
+    @property
+    def settings(self) -> ClientSettings:
+        return self._settings
+
+    @property
+    def logged_in(self) -> bool:
+        """True while the client holds a token (and therefore a licence seat)."""
+        return self._token is not None
+
+    def __repr__(self) -> str:
+        state = "logged in" if self._token else "logged out"
+        return f"IikoClient({self._display_base!r}, login={self._login_name!r}, {state})"
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        return (self._token, self._pass_hash)
+
+    def _scrub(self, text: str) -> str:
+        return redact_text(text, self._secrets())
+
+    # ------------------------------------------------------------------------------- context manager
+
+    def __enter__(self) -> IikoClient:
+        self.login()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            self.logout()
+        except Exception as error:  # logout must never mask the body's exception nor fail a good run
+            log.warning("logout from %s failed and was ignored: %s", self._display_base,
+                        self._scrub(type(error).__name__))
+        finally:
+            if self._owns_session:
+                self._session.close()
+
+    def login(self) -> None:
+        """Log in (takes one licence seat) unless already logged in."""
+        with self._lock:
+            if self._token is None:
+                self._login_locked()
+
+    def logout(self) -> None:
+        """Log out and free the seat. Failures are logged (without the token) and swallowed."""
+        with self._lock:
+            self._logout_locked()
+
+    # ------------------------------------------------------------------------------------ auth flow
+
+    def _auth_call(self, method: str) -> _Call:
+        credentials = {"login": self._login_name, "pass": self._pass_hash}
+        if method == "post":
+            return _Call("POST", "auth", f"{API_PREFIX}/auth", data=credentials, needs_key=False,
+                         is_login=True)
+        return _Call("GET", "auth", f"{API_PREFIX}/auth", params=tuple(credentials.items()), needs_key=False,
+                     is_login=True)
+
+    def _login_locked(self) -> None:
+        method = self._settings.auth_method
+        fallback = False
+        try:
+            raw = self._perform(self._auth_call(method))
+        except IikoError as error:
+            if not (method == "post" and error.status in AUTH_FALLBACK_STATUSES):
+                raise
+            fallback = True
+            log.info("POST login is not supported by %s (HTTP %s); falling back to GET",
+                     self._display_base, error.status)
+        if fallback:
+            raw = self._perform(self._auth_call("get"))
+        self._token = token_answer(raw, endpoint="auth")
+        log.info("logged in to %s as %r (one API licence seat taken)", self._display_base, self._login_name)
+
+    def _logout_locked(self) -> None:
+        token = self._token
+        if token is None:
+            return
+        try:
+            self._logout_token(token)
+        finally:
+            self._token = None
+            self._forget_cookie()
+
+    def _logout_token(self, token: str) -> None:
+        """GET ``/logout?key=``, then a POST form as fallback; 401 means the token is already gone."""
+        calls = (
+            _Call("GET", "logout", f"{API_PREFIX}/logout", params=(("key", token),), needs_key=False),
+            _Call("POST", "logout", f"{API_PREFIX}/logout", data={"key": token}, needs_key=False),
+        )
+        policy = self._settings.retry
+        short = RetryPolicy(max_attempts=min(2, policy.max_attempts), base_delay=policy.base_delay,
+                            max_delay=policy.max_delay, max_total=min(policy.max_total, 10.0))
+        last: IikoError | None = None
+        for index, call in enumerate(calls):
+            try:
+                self._perform(call, policy=short if index == 0 else RetryPolicy(max_attempts=1))
+            except IikoError as error:
+                if error.status == 401:
+                    log.info("logout from %s: the token had already expired (seat already free)",
+                             self._display_base)
+                    return
+                last = error
+                continue
+            log.info("logged out from %s (licence seat freed)", self._display_base)
+            return
+        if last is not None:
+            log.warning(
+                "logout from %s failed (%s); the seat stays taken until the token expires (~1 h)",
+                self._display_base, self._scrub(str(last)),
+            )
+
+    def _forget_cookie(self) -> None:
+        """Drop the ``key`` cookie the server set at login (it holds the token)."""
+        jar = self._session.cookies
+        for cookie in list(jar):
+            if cookie.name == "key":
+                jar.clear(cookie.domain, cookie.path, cookie.name)
+
+    def _relogin_locked(self) -> None:
+        """After a 401: free the old token if it is still alive (best effort), then log in again."""
+        old = self._token
+        if old is not None:
+            # Still in self._token during this call, so that any echo of it is scrubbed from messages.
+            with contextlib.suppress(IikoError):  # expired tokens answer 401: nothing to free
+                self._perform(_Call("GET", "logout", f"{API_PREFIX}/logout", params=(("key", old),),
+                                    needs_key=False), policy=RetryPolicy(max_attempts=1))
+        self._token = None
+        self._forget_cookie()
+        self._login_locked()
+
+    # ----------------------------------------------------------------------------- request engine
+
+    def _display(self, call: _Call, params: Sequence[tuple[str, str]]) -> str:
+        query = f"?{urlencode(list(params))}" if params else ""
+        return f"{call.method} {self._scrub(redact_url(call.path + query))}"
+
+    def _attempt(self, call: _Call) -> RawAnswer:
+        """One HTTP exchange plus the status mapping; raises :class:`IikoError` for any failure."""
+        params = list(call.params)
+        if call.needs_key:
+            if self._token is None:
+                raise RuntimeError("IikoClient is not logged in: use `with IikoClient(...) as client:`")
+            params.append(("key", self._token))
+        display = self._display(call, params)
+        raw = send(
+            self._session, call.method, self._base + call.path, endpoint=call.endpoint, display=display,
+            params=params or None, data=call.data,
+            timeout=(self._settings.connect_timeout, self._settings.read_timeout),
+            verify=self._settings.verify, secrets=self._secrets(),
+        )
+        log.debug("%s -> HTTP %s, %d bytes, %.3f s", display, raw.status, len(raw.body), raw.elapsed)
+        raise_for_error(raw, endpoint=call.endpoint, display=display, login=self._login_name,
+                        is_login=call.is_login, secrets=self._secrets())
+        return raw
+
+    def _perform(self, call: _Call, *, policy: RetryPolicy | None = None,
+                 check: Callable[[RawAnswer, str], object] | None = None) -> RawAnswer:
+        """Run ``call`` with retries of transient failures; ``check`` validates a 2xx answer (and may
+        raise a transient :class:`IikoResponseError` for truncated bodies, which is retried too)."""
+        policy = policy or self._settings.retry
+        started = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            failure: IikoError
+            try:
+                raw = self._attempt(call)
+                if check is not None:
+                    check(raw, self._display(call, call.params))
+                return raw
+            except IikoError as error:
+                if not error.transient:
+                    if attempt > 1:
+                        error.with_attempts(attempt)
+                    raise
+                failure = error
+            delay = policy.next_delay(attempt, time.monotonic() - started, self._rng)
+            if delay is None:
+                raise failure.with_attempts(attempt)
+            log.warning("attempt %d/%d of %s failed: %s; retrying in %.2f s", attempt, policy.max_attempts,
+                        call.endpoint, self._scrub(failure.message), delay)
+            self._sleep(delay)
+
+    def _call(self, call: _Call, check: Callable[[RawAnswer, str], object] | None = None) -> RawAnswer:
+        """A data call under the lock: retries, and on a 401 one re-login and one repeat."""
+        with self._lock:
+            try:
+                return self._perform(call, check=check)
+            except IikoAuthError as error:
+                if error.status != 401:
+                    raise
+            log.warning("%s answered 401 (token expired or server restarted); logging in again once",
+                        call.endpoint)
+            self._relogin_locked()
+            try:
+                return self._perform(call, check=check)
+            except IikoAuthError as error:
+                if error.status != 401:
+                    raise
+                second = error
+        raise IikoAuthError(
+            "401 again right after a fresh login: the server rejects new tokens (it may be starting, or "
+            f"the user lost its API rights). Check the server and the user. Server said: {second.text}",
+            endpoint=call.endpoint, status=401, text=second.text,
+        )
+
+    def _xml(self, endpoint: str, root: str, record: str | None, params: Sequence[tuple[str, str]] = (),
+             *, accepted: frozenset[str] = XML_TYPES, needs_key: bool = True,
+             path: str | None = None) -> IikoResponse:
+        holder: list[IikoResponse] = []
+
+        def check(raw: RawAnswer, display: str) -> None:
+            holder[:] = [xml_answer(raw, endpoint=endpoint, display=display, expected_root=root,
+                                    record_tag=record, accepted=accepted)]
+
+        call = _Call("GET", endpoint, path or f"{API_PREFIX}/{endpoint}", params=tuple(params),
+                     needs_key=needs_key)
+        if needs_key:
+            self._call(call, check)
+        else:
+            with self._lock:
+                self._perform(call, check=check)
+        return holder[0]
+
+    # -------------------------------------------------------------------------------- endpoints
+
+    def server_info(self) -> ServerInfo:
+        """``/resto/get_server_info.jsp``: name, edition, version; needs no login and takes no seat."""
+        response = self._xml("get_server_info.jsp", "r", None, (("encoding", "UTF-8"),),
+                             accepted=SERVER_INFO_TYPES, needs_key=False, path="/resto/get_server_info.jsp")
+        root = parse_document(response.body, response.endpoint, "r", status=response.status)
+
+        def text(tag: str) -> str | None:
+            element = root.find(tag)
+            value = element.text if element is not None else None
+            return (value.strip() or None) if value is not None else None
+
+        return ServerInfo(server_name=text("serverName"), edition=text("edition"), version=text("version"),
+                          computer_name=text("computerName"), server_state=text("serverState"))
+
+    @staticmethod
+    def _revision(revision_from: int | None) -> tuple[tuple[str, str], ...]:
+        return () if revision_from is None else (("revisionFrom", str(int(revision_from))),)
+
+    def departments(self, revision_from: int | None = None) -> IikoResponse:
+        """All corporate units (``corporateItemDtoes``); filter by ``type`` == DEPARTMENT downstream."""
+        return self._xml("corporation/departments", CORPORATE_ROOT, CORPORATE_RECORD,
+                         self._revision(revision_from))
+
+    def stores(self, revision_from: int | None = None) -> IikoResponse:
+        """All stores (``corporateItemDtoes`` of type STORE)."""
+        return self._xml("corporation/stores", CORPORATE_ROOT, CORPORATE_RECORD, self._revision(revision_from))
+
+    def suppliers(self, revision_from: int | None = None) -> IikoResponse:
+        """All suppliers, deleted ones included (``employees``)."""
+        return self._xml("suppliers", SUPPLIERS_ROOT, SUPPLIERS_RECORD, self._revision(revision_from))
+
+    def incoming_invoices_window(self, date_from: date, date_to: date) -> IikoResponse:
+        """One export request for the inclusive range (keep it short: a week at most)."""
+        params = (("from", as_date(date_from).isoformat()), ("to", as_date(date_to).isoformat()))
+        return self._xml("documents/export/incomingInvoice", INVOICES_ROOT, INVOICES_RECORD, params)
+
+    def incoming_invoice_windows(self, date_from: date, date_to: date) -> Iterator[InvoiceWindow]:
+        """One request per window of at most ``invoice_window_days`` days (:func:`split_windows`), yielded
+        as soon as it arrives. The lock is held per request only, not while the caller works. The range
+        is checked right away (a ``ValueError`` here, not at the first ``next()``)."""
+        windows = split_windows(date_from, date_to, self._settings.invoice_window_days)
+        return (InvoiceWindow(start, end, self.incoming_invoices_window(start, end)) for start, end in windows)
+
+    def incoming_invoices(self, date_from: date, date_to: date) -> Iterator[Record]:
+        """Parsed invoice documents of ``[date_from, date_to]``, deduplicated by ``id`` across windows.
+
+        A document re-dated between two window requests can appear in both. The first occurrence wins
+        and later ones are skipped: it has already been yielded (streaming cannot take it back), both
+        copies are snapshots a few seconds apart with no way to tell which is newer, and the next
+        sliding-window run re-reads the document anyway. Only the ids are remembered, not the documents.
+        Documents without an id (never seen on 5.4+ servers) are passed through.
+        """
+        return self._dedup(self.incoming_invoice_windows(date_from, date_to))
+
+    @staticmethod
+    def _dedup(windows: Iterator[InvoiceWindow]) -> Iterator[Record]:
+        seen: set[str] = set()
+        for window in windows:
+            for document in iter_invoice_documents(window.response.body, endpoint=window.response.endpoint):
+                doc_id = document.get("id")
+                if isinstance(doc_id, str):
+                    key = doc_id.lower()
+                    if key in seen:
+                        log.debug("skipping duplicate invoice document %s (seen in an earlier window)", doc_id)
+                        continue
+                    seen.add(key)
+                yield document

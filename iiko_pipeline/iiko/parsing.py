@@ -1,0 +1,117 @@
+"""Streaming parsers for the three list exports we sync: pure functions over bytes.
+
+Why streaming: a month of invoices can be hundreds of MB, and a full lxml tree is ~7x the XML size.
+``iterparse`` with a tag filter keeps the per-element Python work to one event per record, and clearing
+each finished record (and its earlier siblings) keeps memory flat.
+
+Why direct children only: a supplier record ``<employee>`` contains a boolean child that is also named
+``<employee>``, so ``.//employee`` matches too much. Records are exactly the direct children of the root.
+
+What a record looks like: a plain dict of its direct children's stripped text, ``None`` for empty elements
+(absent elements are simply missing keys; use ``.get``). Texts are kept exactly as sent (no typing: UUIDs,
+decimals, dates and booleans are the adapters' job). Unknown elements are kept. A child that itself has
+children (e.g. ``jurPersonAdditionalPropertiesDto``) becomes a nested dict via :func:`xml_to_dict`, and a
+tag that repeats inside one record (``roleCodes``, ``departmentCodes``) becomes a list of its values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from io import BytesIO
+from typing import Any
+
+from lxml import etree
+
+from .errors import IikoResponseError
+from .xml import HARDENED_OPTIONS, xml_to_dict
+
+CORPORATE_ROOT, CORPORATE_RECORD = "corporateItemDtoes", "corporateItemDto"
+SUPPLIERS_ROOT, SUPPLIERS_RECORD = "employees", "employee"
+INVOICES_ROOT, INVOICES_RECORD = "incomingInvoiceDtoes", "document"
+
+Record = dict[str, Any]
+
+
+def record_fields(element: etree._Element, *, skip: str | None = None) -> Record:
+    """The direct children of ``element`` as ``{tag: stripped text or None}`` (see the module docstring)."""
+    record: Record = {}
+    for child in element:
+        tag = child.tag
+        if not isinstance(tag, str) or tag == skip:
+            continue
+        if len(child) and any(isinstance(grandchild.tag, str) for grandchild in child):
+            value: Any = xml_to_dict(child)
+        else:
+            text = child.text
+            value = (text.strip() or None) if text is not None else None
+        if tag in record:
+            previous = record[tag]
+            if isinstance(previous, list):
+                previous.append(value)
+            else:
+                record[tag] = [previous, value]
+        else:
+            record[tag] = value
+    return record
+
+
+def _invoice_fields(element: etree._Element) -> Record:
+    record = record_fields(element, skip="items")
+    items: list[Record] = []
+    for container in element:
+        if container.tag == "items":
+            items.extend(record_fields(item) for item in container if item.tag == "item")
+    record["items"] = items
+    return record
+
+
+def _iter_records(body: bytes, root_tag: str, record_tag: str, build, endpoint: str | None
+                  ) -> Iterator[Record]:
+    """Yield ``build(element)`` for every ``record_tag`` element that is a direct child of ``root_tag``."""
+    where = endpoint or f"<{root_tag} parser>"
+    error: IikoResponseError | None = None
+    events = etree.iterparse(BytesIO(body), events=("end",), tag=record_tag, **HARDENED_OPTIONS)
+    try:
+        for _event, element in events:
+            parent = element.getparent()
+            if parent is None or parent.getparent() is not None:
+                # The root itself, or a nested namesake (the <employee> flag inside a supplier record).
+                continue
+            if parent.tag != root_tag:
+                error = IikoResponseError(
+                    f"unknown root element <{parent.tag}> where <{root_tag}> was expected",
+                    endpoint=where, kind="root",
+                )
+                break
+            yield build(element)
+            element.clear(keep_tail=False)
+            while element.getprevious() is not None:
+                del parent[0]
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position if exc.position else (exc.lineno, exc.offset)
+        error = IikoResponseError(
+            f"the XML is malformed or truncated at line {line}, column {column}: {exc.msg}",
+            endpoint=where, kind="syntax",
+        )
+    if error is None and events.root is not None and events.root.tag != root_tag:
+        error = IikoResponseError(
+            f"unknown root element <{events.root.tag}> where <{root_tag}> was expected",
+            endpoint=where, kind="root",
+        )
+    if error is not None:
+        raise error
+
+
+def iter_corporate_items(body: bytes, *, endpoint: str | None = None) -> Iterator[Record]:
+    """Records of ``corporateItemDtoes/corporateItemDto`` (departments and stores)."""
+    return _iter_records(body, CORPORATE_ROOT, CORPORATE_RECORD, record_fields, endpoint)
+
+
+def iter_suppliers(body: bytes, *, endpoint: str | None = None) -> Iterator[Record]:
+    """Records of ``employees/employee`` (suppliers; the nested ``<employee>`` flag stays a field)."""
+    return _iter_records(body, SUPPLIERS_ROOT, SUPPLIERS_RECORD, record_fields, endpoint)
+
+
+def iter_invoice_documents(body: bytes, *, endpoint: str | None = None) -> Iterator[Record]:
+    """Records of ``incomingInvoiceDtoes/document``, each with ``"items"``: the dicts of ``items/item``."""
+    return _iter_records(body, INVOICES_ROOT, INVOICES_RECORD, _invoice_fields, endpoint)

@@ -1,0 +1,131 @@
+"""The hardened parser, document checks and xml_to_dict (pure, no HTTP)."""
+
+from __future__ import annotations
+
+import pytest
+from iiko_samples import SERVER_INFO, SUPPLIERS
+from lxml import etree
+
+from iiko_pipeline.iiko import xml_to_dict
+from iiko_pipeline.iiko.errors import IikoResponseError
+from iiko_pipeline.iiko.xml import HARDENED_OPTIONS, check_document, hardened_parser, parse_document
+
+
+def el(text: str) -> etree._Element:
+    return etree.fromstring(text.encode(), hardened_parser())
+
+
+class TestXmlToDict:
+    def test_text_only_element_is_a_bare_string(self) -> None:
+        assert xml_to_dict(el("<name>  Ресторан  </name>")) == "Ресторан"
+
+    def test_empty_element_is_none(self) -> None:
+        assert xml_to_dict(el("<code/>")) is None
+        assert xml_to_dict(el("<code>   </code>")) is None
+
+    def test_attributes_and_text(self) -> None:
+        assert xml_to_dict(el('<a x="1" y="">t</a>')) == {"@x": "1", "@y": "", "#text": "t"}
+        assert xml_to_dict(el('<a x="1"/>')) == {"@x": "1"}
+
+    def test_children_and_repeated_children_as_lists(self) -> None:
+        result = xml_to_dict(el("<r><a>1</a><b/><a>2</a><a><c>3</c></a></r>"))
+        assert result == {"a": ["1", "2", {"c": "3"}], "b": None}
+
+    def test_single_child_is_not_a_list(self) -> None:
+        assert xml_to_dict(el("<r><a>1</a></r>")) == {"a": "1"}
+
+    def test_comments_and_processing_instructions_are_ignored(self) -> None:
+        assert xml_to_dict(el("<r><!-- c --><?pi x?><a>1</a></r>")) == {"a": "1"}
+
+    def test_server_info_document(self) -> None:
+        root = parse_document(SERVER_INFO, "get_server_info.jsp", "r")
+        assert xml_to_dict(root)["edition"] == "chain"
+
+    def test_nested_same_name_flag(self) -> None:
+        root = parse_document(SUPPLIERS, "suppliers", "employees")
+        records = xml_to_dict(root)["employee"]
+        assert len(records) == 3
+        assert records[0]["employee"] == "false"
+        assert records[1]["roleCodes"] == ["SUP", "COOK"]
+
+
+class TestParseDocument:
+    def test_empty_body(self) -> None:
+        with pytest.raises(IikoResponseError) as info:
+            parse_document(b"  \n", "suppliers", "employees", status=200)
+        err = info.value
+        assert (err.endpoint, err.status, err.kind, err.transient) == ("suppliers", 200, "empty", True)
+        assert "empty body" in str(err) and "<employees>" in str(err) and "HTTP 200" in str(err)
+
+    def test_syntax_error_names_line_and_column(self) -> None:
+        with pytest.raises(IikoResponseError) as info:
+            parse_document(b"<employees>\n<employee><id>1</id>\n", "suppliers", "employees", status=200)
+        text = str(info.value)
+        assert info.value.kind == "syntax" and info.value.transient
+        assert "suppliers" in text and "line 3" in text and "column" in text and "truncated" in text
+
+    def test_unknown_root(self) -> None:
+        with pytest.raises(IikoResponseError) as info:
+            parse_document(b"<foo/>", "suppliers", "employees")
+        assert "unknown root element <foo> where <employees> was expected" in str(info.value)
+        assert info.value.kind == "root" and not info.value.transient
+
+    def test_only_bytes(self) -> None:
+        with pytest.raises(TypeError):
+            parse_document("<r/>", "x", "r")  # type: ignore[arg-type]
+
+    def test_declaration_decides_encoding(self) -> None:
+        body = '<?xml version="1.0" encoding="windows-1251"?><r><name>Ресторан</name></r>'.encode("cp1251")
+        assert xml_to_dict(parse_document(body, "x", "r")) == {"name": "Ресторан"}
+
+    def test_utf8_bom(self) -> None:
+        body = b"\xef\xbb\xbf" + SERVER_INFO
+        assert xml_to_dict(parse_document(body, "x", "r"))["serverName"] == "Demo Chain"
+
+    def test_cp1251_bytes_under_utf8_declaration_is_a_syntax_error(self) -> None:
+        body = '<?xml version="1.0" encoding="UTF-8"?><r>Ресторан</r>'.encode("cp1251")
+        with pytest.raises(IikoResponseError) as info:
+            parse_document(body, "x", "r")
+        assert info.value.kind == "syntax"
+
+
+class TestHardening:
+    XXE = (b'<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">'
+           b'<!ENTITY y "expanded">]><r><a>&x;</a><b>&y;</b></r>')
+
+    def test_options_are_the_hardened_set(self) -> None:
+        assert HARDENED_OPTIONS == {"resolve_entities": False, "no_network": True, "load_dtd": False,
+                                    "huge_tree": False}
+
+    def test_entities_are_not_resolved_by_the_tree_parser(self) -> None:
+        root = parse_document(self.XXE, "x", "r")
+        assert "root:" not in etree.tostring(root, encoding="unicode").replace("&x;", "")
+        assert xml_to_dict(root) == {"a": None, "b": None}
+
+    def test_entities_are_not_resolved_by_the_streaming_check(self) -> None:
+        assert check_document(self.XXE, "x", "r", record_tag="a") == "r"
+
+    def test_deep_nesting_is_refused(self) -> None:
+        body = b"<r>" + b"<a>" * 300 + b"</a>" * 300 + b"</r>"
+        with pytest.raises(IikoResponseError):
+            parse_document(body, "x", "r")
+
+
+class TestCheckDocument:
+    def test_ok(self) -> None:
+        assert check_document(SUPPLIERS, "suppliers", "employees", record_tag="employee") == "employees"
+
+    def test_truncated(self) -> None:
+        with pytest.raises(IikoResponseError) as info:
+            check_document(SUPPLIERS[:-40], "suppliers", "employees", status=200, record_tag="employee")
+        assert info.value.kind == "syntax" and info.value.status == 200
+
+    def test_wrong_root_fails_before_the_full_pass(self) -> None:
+        with pytest.raises(IikoResponseError) as info:
+            check_document(b"<html><body>login</body>", "suppliers", "employees", record_tag="employee")
+        assert info.value.kind == "root"
+
+    def test_empty(self) -> None:
+        with pytest.raises(IikoResponseError) as info:
+            check_document(b"", "suppliers", "employees")
+        assert info.value.kind == "empty"

@@ -1,0 +1,379 @@
+"""The mutable truth: generated data plus control-API overrides.
+
+Layout (why it looks like this):
+
+* Dimensions (corporate nodes, stores, suppliers) are small, so they live in ordered dicts that are
+  edited in place (an edited record keeps its position in the XML).
+* Invoices are generated per day on demand (`generator.generate_day`) and kept in a bounded LRU, so a
+  year of history costs nothing until asked for. Edits never touch the generated lists: an edited or
+  created document lives in `_overrides`, a removed one in `_removed`, and readers merge the three.
+  `_id_day` remembers the generated day of every document ever generated, so an edit can find a
+  document by id after its day fell out of the cache.
+* `revision` counts mutations; every generated record has revision 1 and each mutation stamps the
+  touched record with a fresh, higher number, which is what `revisionFrom` filters on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from . import codec
+from .config import SCALES
+from .generator import build_universe, day_for_number, generate_day, new_id, rng_for
+from .models import CorporateItem, Invoice, InvoiceItem, Product, Reference, Supplier
+
+BASE_REVISION = 1
+_CENT = Decimal("0.01")
+
+
+class NotFound(KeyError):
+    """The id names no record (answered with 404 by the control API)."""
+
+
+class Dataset:
+    """Generated chain data plus the edits made through the control API. Thread-safe."""
+
+    def __init__(self, seed: int, scale: str, today: Callable[[], date], history_days: Callable[[], int],
+                 cache_days: int = 64) -> None:
+        self.seed = seed
+        self.scale = SCALES[scale]
+        self._today = today
+        self._history_days = history_days
+        self._cache_days = max(1, cache_days)
+        self._lock = threading.RLock()
+        self.universe = build_universe(seed, self.scale)
+        self._products = {p.id: p for p in [*self.universe.products, self.universe.delivery]}
+        self._corporate: dict[str, CorporateItem] = {c.id: c for c in self.universe.corporate}
+        self._suppliers: dict[str, Supplier] = {s.id: s for s in self.universe.suppliers}
+        self._days: OrderedDict[date, list[Invoice]] = OrderedDict()
+        self._id_day: dict[str, date] = {}
+        self._overrides: dict[str, Invoice] = {}
+        self._removed: set[str] = set()
+        self._revisions: dict[str, int] = {}
+        self.revision = BASE_REVISION
+        self._created = 0
+        self._doc_counter = 0
+
+    # ------------------------------------------------------------------ dimensions (read)
+
+    def departments(self) -> list[CorporateItem]:
+        """Every corporate node (corporation, legal entities, restaurants, stores, ...) in tree order."""
+        with self._lock:
+            return list(self._corporate.values())
+
+    def restaurants(self) -> list[CorporateItem]:
+        return [c for c in self.departments() if c.type == "DEPARTMENT"]
+
+    def stores(self) -> list[CorporateItem]:
+        """All stores, including ones flagged `deleted` (that flag only shows in accounts/list)."""
+        return [c for c in self.departments() if c.type == "STORE"]
+
+    def suppliers(self) -> list[Supplier]:
+        with self._lock:
+            return list(self._suppliers.values())
+
+    def corporate_item(self, item_id: str) -> CorporateItem | None:
+        with self._lock:
+            return self._corporate.get(item_id.lower())
+
+    def supplier(self, supplier_id: str) -> Supplier | None:
+        with self._lock:
+            return self._suppliers.get(supplier_id.lower())
+
+    def products(self) -> list[Product]:
+        return list(self._products.values())
+
+    def units(self) -> list[Reference]:
+        return list(self.universe.units)
+
+    def conceptions(self) -> list[Reference]:
+        return list(self.universe.conceptions)
+
+    def revision_of(self, record_id: str) -> int:
+        return self._revisions.get(record_id, BASE_REVISION)
+
+    # ------------------------------------------------------------------ dimensions (write)
+
+    def _bump(self, record_id: str) -> None:
+        self.revision += 1
+        self._revisions[record_id] = self.revision
+
+    def _next_id(self, kind: str) -> str:
+        self._created += 1
+        return new_id(rng_for(self.seed, self.scale.name, "created", kind, self._created))
+
+    def add_corporate(self, fields: Mapping[str, Any], default_type: str = "DEPARTMENT") -> CorporateItem:
+        """Create a corporate node; missing fields get deterministic defaults by type."""
+        data = codec.coerce(fields, codec.CORPORATE_FIELDS, "corporate item")
+        with self._lock:
+            kind = data.get("type", default_type)
+            item_id = data.get("id") or self._next_id(kind)
+            if item_id in self._corporate:
+                raise codec.CoercionError(f"id {item_id} already exists")
+            if kind == "STORE":
+                parent = self.universe.restaurants[0].id
+                defaults: dict[str, Any] = {"code": "", "name": f"Новый склад {self._created}", "taxpayer_id": None}
+            elif kind == "DEPARTMENT":
+                parent = next((c.id for c in self._corporate.values() if c.type == "JURPERSON"),
+                              self.universe.corporate[0].id)
+                n = sum(1 for c in self._corporate.values() if c.type == "DEPARTMENT") + 1
+                defaults = {"code": f"{n:03d}", "name": f"Ресторан №{n}", "taxpayer_id": ""}
+            else:
+                parent = self.universe.corporate[0].id
+                defaults = {"code": "", "name": f"{kind} {self._created}", "taxpayer_id": None}
+            item = CorporateItem(id=item_id, parent_id=data.get("parent_id", parent),
+                                 code=data.get("code", defaults["code"]), name=data.get("name", defaults["name"]),
+                                 type=kind, taxpayer_id=data.get("taxpayer_id", defaults["taxpayer_id"]),
+                                 deleted=data.get("deleted", False))
+            self._corporate[item.id] = item
+            self._bump(item.id)
+            return item
+
+    def edit_corporate(self, item_id: str, changes: Mapping[str, Any]) -> CorporateItem:
+        data = codec.coerce(changes, codec.CORPORATE_FIELDS, "corporate item")
+        with self._lock:
+            current = self._corporate.get(item_id.lower())
+            if current is None:
+                raise NotFound(item_id)
+            if data.get("id", current.id) != current.id:
+                raise codec.CoercionError("id cannot be changed")
+            item = dataclasses.replace(current, **data)
+            self._corporate[item.id] = item
+            self._bump(item.id)
+            return item
+
+    def remove_corporate(self, item_id: str) -> bool:
+        with self._lock:
+            removed = self._corporate.pop(item_id.lower(), None)
+            if removed is not None:
+                self._bump(removed.id)
+            return removed is not None
+
+    def add_supplier(self, fields: Mapping[str, Any]) -> Supplier:
+        data = codec.coerce(fields, codec.SUPPLIER_FIELDS, "supplier")
+        with self._lock:
+            supplier_id = data.get("id") or self._next_id("supplier")
+            if supplier_id in self._suppliers:
+                raise codec.CoercionError(f"id {supplier_id} already exists")
+            values: dict[str, Any] = {
+                "id": supplier_id, "code": "", "name": f"ООО «Новый поставщик {self._created}»", "deleted": False,
+                "is_supplier": True, "is_employee": False, "is_client": False, "represents_store": False,
+                "represented_store_id": None, "taxpayer_id": None, "note": None}
+            values.update(data)
+            supplier = Supplier(**values)
+            self._suppliers[supplier.id] = supplier
+            self._bump(supplier.id)
+            return supplier
+
+    def edit_supplier(self, supplier_id: str, changes: Mapping[str, Any]) -> Supplier:
+        data = codec.coerce(changes, codec.SUPPLIER_FIELDS, "supplier")
+        with self._lock:
+            current = self._suppliers.get(supplier_id.lower())
+            if current is None:
+                raise NotFound(supplier_id)
+            if data.get("id", current.id) != current.id:
+                raise codec.CoercionError("id cannot be changed")
+            supplier = dataclasses.replace(current, **data)
+            self._suppliers[supplier.id] = supplier
+            self._bump(supplier.id)
+            return supplier
+
+    def remove_supplier(self, supplier_id: str) -> bool:
+        with self._lock:
+            removed = self._suppliers.pop(supplier_id.lower(), None)
+            if removed is not None:
+                self._bump(removed.id)
+            return removed is not None
+
+    # ------------------------------------------------------------------ invoices (read)
+
+    def generated_span(self) -> tuple[date, date]:
+        """First and last day that have generated invoices: [today - invoice_history_days, today]."""
+        today = self._today()
+        return today - timedelta(days=max(0, self._history_days())), today
+
+    def _generated(self, day: date) -> list[Invoice]:
+        with self._lock:
+            docs = self._days.get(day)
+            if docs is not None:
+                self._days.move_to_end(day)
+                return docs
+        docs = generate_day(self.universe, self.seed, self.scale, day)  # outside the lock: can be slow
+        with self._lock:
+            self._days[day] = docs
+            for doc in docs:
+                self._id_day[doc.id] = day
+            while len(self._days) > self._cache_days:
+                self._days.popitem(last=False)
+        return docs
+
+    def iter_invoice_days(self, date_from: date, date_to: date, supplier_ids: Iterable[str] | None = None,
+                          revision_from: int = -1) -> Iterator[list[Invoice]]:
+        """Yield the effective documents of each day in [date_from, date_to] that has any, oldest first.
+
+        Only days inside the generated span or holding an override are visited, so absurd ranges
+        (year 1 to 9999) are cheap.
+        """
+        if date_from > date_to:
+            return
+        suppliers = {s.lower() for s in supplier_ids} if supplier_ids else None
+        with self._lock:
+            changed = set(self._overrides) | self._removed
+            extra: dict[date, list[Invoice]] = {}
+            for doc in self._overrides.values():
+                if date_from <= doc.document_date <= date_to:
+                    extra.setdefault(doc.document_date, []).append(doc)
+            revisions = dict(self._revisions) if revision_from >= 0 else {}
+        first, last = self.generated_span()
+        lo, hi = max(first, date_from), min(last, date_to)
+        days = set(extra)
+        day = lo
+        while day <= hi:
+            days.add(day)
+            day += timedelta(days=1)
+        for day in sorted(days):
+            docs = [d for d in self._generated(day) if d.id not in changed] if first <= day <= last else []
+            if day in extra:
+                docs = sorted([*docs, *extra[day]], key=lambda d: (d.date_incoming, d.id))
+            if suppliers is not None:
+                docs = [d for d in docs if d.supplier_id in suppliers]
+            if revision_from >= 0:
+                docs = [d for d in docs if revisions.get(d.id, BASE_REVISION) > revision_from]
+            if docs:
+                yield docs
+
+    def invoices(self, date_from: date, date_to: date) -> list[Invoice]:
+        """Every document dated within [date_from, date_to] after all edits (DELETED status included,
+        removed documents excluded), ordered by dateIncoming."""
+        return [doc for docs in self.iter_invoice_days(date_from, date_to) for doc in docs]
+
+    def invoice(self, invoice_id: str) -> Invoice | None:
+        """The current version of one document, or None if unknown or removed.
+
+        A generated document is known once its day has been generated (by an export or a truth read).
+        """
+        key = invoice_id.lower()
+        with self._lock:
+            if key in self._removed:
+                return None
+            if key in self._overrides:
+                return self._overrides[key]
+            day = self._id_day.get(key)
+        if day is None:
+            return None
+        return next((d for d in self._generated(day) if d.id == key), None)
+
+    def find_by_number(self, number: str, date_from: date, date_to: date) -> list[Invoice]:
+        """Documents numbered `number` dated within the range (numbers repeat across years)."""
+        found: list[Invoice] = []
+        with self._lock:
+            changed = set(self._overrides) | self._removed
+            found.extend(d for d in self._overrides.values()
+                         if d.document_number == number and date_from <= d.document_date <= date_to)
+        first, last = self.generated_span()
+        for year in range(date_from.year, date_to.year + 1):
+            day = day_for_number(number, year, self.universe.day_capacity)
+            if day is None or day.year != year or not (date_from <= day <= date_to and first <= day <= last):
+                continue
+            found.extend(d for d in self._generated(day) if d.document_number == number and d.id not in changed)
+        return sorted(found, key=lambda d: (d.date_incoming, d.id))
+
+    # ------------------------------------------------------------------ invoices (write)
+
+    def _default_store(self) -> str:
+        first_dept = self.universe.restaurants[0].id
+        return self.universe.restaurant_stores[first_dept][0].id
+
+    def complete_items(self, raw_items: Iterable[Any], default_store: str | None) -> list[InvoiceItem]:
+        """Turn partial item dicts into full lines: catalogue defaults, computed money (HALF_UP)."""
+        if isinstance(raw_items, str | bytes) or not isinstance(raw_items, Iterable):
+            raise codec.CoercionError("items must be a list")
+        catalogue = self.universe.products
+        items: list[InvoiceItem] = []
+        for index, raw in enumerate(raw_items):
+            if isinstance(raw, InvoiceItem):
+                items.append(raw)
+                continue
+            data = codec.coerce(raw, codec.ITEM_FIELDS, "invoice item")
+            num = data.get("num", index + 1)
+            product = self._products.get(data.get("product_id", "")) or catalogue[(num - 1) % len(catalogue)]
+            amount = data.get("amount", Decimal("1.000"))
+            price = data.get("price", Decimal(product.base_price_cents).scaleb(-2))
+            vat = data.get("vat_percent", Decimal(product.vat_percent))
+            line_sum = data.get("sum", (amount * price).quantize(_CENT, ROUND_HALF_UP))
+            vat_sum = data.get("vat_sum", (line_sum * vat / (100 + vat)).quantize(_CENT, ROUND_HALF_UP))
+            pwv = data.get("price_without_vat", (price * 100 / (100 + vat)).quantize(_CENT, ROUND_HALF_UP))
+            items.append(InvoiceItem(
+                num=num, product_id=data.get("product_id", product.id),
+                product_article=data.get("product_article", product.article), code=data.get("code", product.code),
+                amount=amount, actual_amount=data.get("actual_amount", amount),
+                amount_unit=data.get("amount_unit", product.unit_id), price=price, price_without_vat=pwv,
+                sum=line_sum, vat_percent=vat, vat_sum=vat_sum,
+                discount_sum=data.get("discount_sum", Decimal("0.00")),
+                store_id=data.get("store_id", default_store or self._default_store()),
+                is_additional_expense=data.get("is_additional_expense", False)))
+        return items
+
+    def add_invoice(self, fields: Mapping[str, Any]) -> Invoice:
+        """Create a document. Only `date_incoming` is required; the rest gets deterministic defaults."""
+        data = codec.coerce(fields, codec.INVOICE_FIELDS, "invoice", extra=frozenset({"items"}))
+        if "date_incoming" not in data:
+            raise codec.CoercionError("date_incoming is required")
+        with self._lock:
+            invoice_id = data.get("id") or self._next_id("invoice")
+            if invoice_id in self._overrides or invoice_id in self._id_day:
+                raise codec.CoercionError(f"id {invoice_id} already exists")
+            self._doc_counter += 1
+            n = self._doc_counter
+            when: datetime = data["date_incoming"]
+            default_store = data.get("default_store_id", self._default_store())
+            items = self.complete_items(data.get("items", [{}]), default_store)
+            doc = Invoice(
+                id=invoice_id, document_number=data.get("document_number", f"EMU-{n}"), date_incoming=when,
+                incoming_date=data.get("incoming_date", when.date()),
+                incoming_document_number=data.get("incoming_document_number"),
+                invoice_number=data.get("invoice_number"),
+                supplier_id=data.get("supplier_id", self.universe.external_suppliers[0].id),
+                default_store_id=default_store, due_date=data.get("due_date"),
+                status=data.get("status", "PROCESSED"), comment=data.get("comment"),
+                conception_id=data.get("conception_id"), items=items)
+            self._removed.discard(invoice_id)
+            self._overrides[invoice_id] = doc
+            self._bump(invoice_id)
+            return doc
+
+    def edit_invoice(self, invoice_id: str, changes: Mapping[str, Any]) -> Invoice:
+        """Replace any fields of a document (`items` is a full replacement list of partial dicts)."""
+        data = codec.coerce(changes, codec.INVOICE_FIELDS, "invoice", extra=frozenset({"items"}))
+        current = self.invoice(invoice_id)
+        if current is None:
+            raise NotFound(invoice_id)
+        if data.get("id", current.id) != current.id:
+            raise codec.CoercionError("id cannot be changed")
+        if "items" in data:
+            data["items"] = self.complete_items(data["items"], data.get("default_store_id", current.default_store_id))
+        with self._lock:
+            doc = dataclasses.replace(current, **data)
+            self._overrides[doc.id] = doc
+            self._bump(doc.id)
+            return doc
+
+    def set_status(self, invoice_id: str, status: str) -> Invoice:
+        return self.edit_invoice(invoice_id, {"status": status})
+
+    def remove_invoice(self, invoice_id: str) -> bool:
+        """Make a document vanish from iiko (as opposed to status DELETED, which is still exported)."""
+        if self.invoice(invoice_id) is None:
+            return False
+        key = invoice_id.lower()
+        with self._lock:
+            self._overrides.pop(key, None)
+            self._removed.add(key)
+            self._bump(key)
+        return True

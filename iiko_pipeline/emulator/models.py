@@ -1,0 +1,133 @@
+"""The emulator's truth as typed records.
+
+These are what tests compare a pipeline's warehouse against, so they use the types a checker wants
+(`Decimal`, `date`, `datetime`, lowercase id strings) rather than the XML's strings. They are frozen:
+a cached generated day can be handed out to many readers, and control-API edits replace records
+(`dataclasses.replace`) instead of mutating them.
+
+Empty versus absent: a `None` optional value is rendered as an absent element; an empty string `""` is
+rendered as a self-closing tag (`<code/>`, `<invoice/>`), exactly the two cases a client must treat alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+
+INVOICE_STATUSES = ("NEW", "PROCESSED", "DELETED")
+CORPORATE_TYPES = ("CORPORATION", "JURPERSON", "ORGDEVELOPMENT", "DEPARTMENT", "MANUFACTURE",
+                   "CENTRALSTORE", "CENTRALOFFICE", "SALEPOINT", "STORE")
+
+
+@dataclass(frozen=True, slots=True)
+class CorporateItem:
+    """One `corporateItemDto`. `deleted` is not rendered in XML (iiko has no such element there); it
+    only shows in `v2/entities/accounts/list` for stores."""
+
+    id: str
+    parent_id: str | None
+    code: str | None
+    name: str
+    type: str
+    taxpayer_id: str | None
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Supplier:
+    """One `employees/employee` record with `<supplier>true</supplier>` (usually)."""
+
+    id: str
+    code: str | None
+    name: str
+    deleted: bool
+    is_supplier: bool
+    is_employee: bool
+    is_client: bool
+    represents_store: bool
+    represented_store_id: str | None
+    taxpayer_id: str | None
+    note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceItem:
+    """One `items/item` line.
+
+    Invariants of generated lines (VAT included in the price, `vatAccounting = VAT_INCLUDED_IN_PRICE`),
+    all with ROUND_HALF_UP to 2 places; generated values never sit on a rounding tie, so HALF_EVEN
+    (Python's `round`) gives the same result:
+
+    * ``sum == (amount * price).quantize(Decimal("0.01"))``
+    * ``vat_sum == (sum * vat_percent / (100 + vat_percent)).quantize(Decimal("0.01"))``
+    * ``price_without_vat == (price * 100 / (100 + vat_percent)).quantize(Decimal("0.01"))``
+    * ``discount_sum == 0``
+
+    Lines created or patched through the control API get the same computation for every money field
+    the caller leaves out; values the caller sets explicitly are kept as given.
+    """
+
+    num: int
+    product_id: str
+    product_article: str | None
+    code: str | None
+    amount: Decimal
+    actual_amount: Decimal
+    amount_unit: str
+    price: Decimal
+    price_without_vat: Decimal
+    sum: Decimal
+    vat_percent: Decimal
+    vat_sum: Decimal
+    discount_sum: Decimal
+    store_id: str | None
+    is_additional_expense: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Invoice:
+    """One `incomingInvoiceDtoes/document`. The document date is `date_incoming.date()`."""
+
+    id: str
+    document_number: str
+    date_incoming: datetime
+    incoming_date: date | None
+    incoming_document_number: str | None
+    invoice_number: str | None
+    supplier_id: str
+    default_store_id: str | None
+    due_date: datetime | None
+    status: str
+    comment: str | None
+    conception_id: str | None
+    items: list[InvoiceItem]
+
+    @property
+    def document_date(self) -> date:
+        return self.date_incoming.date()
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    """A catalogue entry the generator draws invoice lines from (not served as XML)."""
+
+    id: str
+    article: str
+    code: str
+    name: str
+    unit_id: str
+    unit_kind: str  # "kg" | "l" | "pcs" | "svc"
+    vat_percent: int
+    base_price_cents: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    """A `v2/entities/list` entry (MeasureUnit, Conception)."""
+
+    id: str
+    root_type: str
+    code: str
+    name: str
+    deleted: bool = False

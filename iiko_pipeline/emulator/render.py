@@ -1,0 +1,298 @@
+"""XML and JSON rendering of the truth, shaped like a real iiko Server (JAXB) answer.
+
+Rendering is string building, not a DOM: a 7-day export at scale `large` is tens of MB and must start
+streaming at once. Text is escaped with `xml.sax.saxutils.escape` (`&`, `<`, `>`; quotes stay raw in
+text nodes, as JAXB writes them).
+
+Quirks reproduced on purpose (see docs/iiko-server-api.md §4 and §7):
+* element order differs between records (a fixed set of permutations picked by the record's id, so the
+  output is deterministic yet never in XSD order for everyone);
+* `None` optional values are absent, empty strings are self-closing tags (`<code/>`, `<invoice/>`);
+* decimals have 9 fractional digits; booleans are lowercase;
+* `incomingDate` is a date on 7.6.1+ and a date-time before; `dateIncoming`/`dueDate` carry the
+  configured UTC offset, if any.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from xml.sax.saxutils import escape
+
+from .generator import new_id, rng_for
+from .models import CorporateItem, Invoice, InvoiceItem, Reference, Supplier
+
+XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Per-request rendering switches taken from the runtime config."""
+
+    version: tuple[int, ...] = (8, 9, 5012, 0)
+    date_offset: str | None = None
+
+
+def _perms(n_keys: int, count: int, salt: str) -> list[tuple[int, ...]]:
+    rng = random.Random(salt)
+    perms: list[tuple[int, ...]] = []
+    for _ in range(count):
+        order = list(range(n_keys))
+        rng.shuffle(order)
+        perms.append(tuple(order))
+    return perms
+
+
+def _h(record_id: str) -> int:
+    try:
+        return int(record_id[:8], 16)
+    except ValueError:
+        return sum(map(ord, record_id))
+
+
+def _el(indent: str, tag: str, text: str | None) -> str:
+    """One leaf element: absent for None, self-closing for ''. `text` must already be escaped."""
+    if text is None:
+        return ""
+    if text == "":
+        return f"{indent}<{tag}/>\n"
+    return f"{indent}<{tag}>{text}</{tag}>\n"
+
+
+def _esc(text: str | None) -> str | None:
+    return None if text is None else escape(text)
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _dt(value: datetime | None, offset: str | None) -> str | None:
+    if value is None:
+        return None
+    text = value.isoformat(timespec="seconds")
+    return text + offset if offset else text
+
+
+# ------------------------------------------------------------------ server info / licence
+
+def server_info(server_name: str, edition: str, version: str, computer_name: str, server_state: str) -> str:
+    return (f"{XML_DECLARATION}<r>\n    <serverName>{escape(server_name)}</serverName>\n"
+            f"    <edition>{escape(edition)}</edition>\n    <version>{escape(version)}</version>\n"
+            f"    <computerName>{escape(computer_name)}</computerName>\n"
+            f"    <serverState>{escape(server_state)}</serverState>\n</r>\n")
+
+
+def licence_info(module_id: str, seats: int, used: int) -> str:
+    """The real format is undocumented; this one just carries the counts."""
+    return (f"{XML_DECLARATION}<licenceInfo>\n    <moduleId>{module_id}</moduleId>\n"
+            f"    <moduleName>iikoAPI Server</moduleName>\n    <seats>{seats}</seats>\n"
+            f"    <usedSeats>{used}</usedSeats>\n    <freeSeats>{max(0, seats - used)}</freeSeats>\n"
+            "</licenceInfo>\n")
+
+
+def server_type(edition: str) -> str:
+    kind = "CHAIN" if edition.lower() == "chain" else "STANDALONE_RMS"
+    return f"{XML_DECLARATION}<serverType>{kind}</serverType>\n"
+
+
+# ------------------------------------------------------------------ corporate items
+
+_CORP_PERMS = _perms(7, 6, "corporateItemDto")
+
+
+def _jur_props(item: CorporateItem) -> str:
+    rng = random.Random(item.id)
+    inn = item.taxpayer_id or ""
+    kpp = (inn[:4] or "7701") + "01001"
+    i3, i4, i5 = " " * 8, " " * 12, " " * 16
+    house = rng.randint(1, 120)
+    return (f"{i3}<jurPersonAdditionalPropertiesDto>\n"
+            f"{i4}<taxpayerId>{escape(inn)}</taxpayerId>\n"
+            f"{i4}<accountingReasonCode>{kpp}</accountingReasonCode>\n"
+            f"{i4}<businessClassificationCode>{rng.randint(10000000, 99999999)}</businessClassificationCode>\n"
+            f"{i4}<address>г. Москва, ул. Тверская, д. {house}</address>\n"
+            f"{i4}<bik>0445252{rng.randint(10, 99)}</bik>\n"
+            f"{i4}<bank>ПАО «Сбербанк» &amp; Ко</bank>\n"
+            f"{i4}<legalAddressDto>\n{i5}<zipCode>125009</zipCode>\n{i5}<city>Москва</city>\n"
+            f"{i5}<street>Тверская</street>\n{i5}<house>{house}</house>\n{i5}<country>Россия</country>\n"
+            f"{i4}</legalAddressDto>\n"
+            f"{i4}<officialEmployees>\n"
+            f"{i5}<i><role>LEADER</role><name>Иванов И. И.</name></i>\n"
+            f"{i5}<i><role>ACCOUNTANT</role><name>Петрова А. С.</name></i>\n"
+            f"{i4}</officialEmployees>\n"
+            f"{i3}</jurPersonAdditionalPropertiesDto>\n")
+
+
+def corporate_item(item: CorporateItem) -> str:
+    ind = " " * 8
+    parts = (
+        _el(ind, "id", item.id),
+        _el(ind, "parentId", item.parent_id),
+        _el(ind, "code", _esc(item.code)),
+        _el(ind, "name", escape(item.name)),
+        _el(ind, "type", item.type),
+        _el(ind, "taxpayerIdNumber", _esc(item.taxpayer_id)),
+        _jur_props(item) if item.type == "JURPERSON" else "",
+    )
+    perm = _CORP_PERMS[_h(item.id) % len(_CORP_PERMS)]
+    return "    <corporateItemDto>\n" + "".join(parts[i] for i in perm) + "    </corporateItemDto>\n"
+
+
+def corporate_items(items: Iterable[CorporateItem]) -> str:
+    body = "".join(corporate_item(i) for i in items)
+    if not body:
+        return f"{XML_DECLARATION}<corporateItemDtoes/>\n"
+    return f"{XML_DECLARATION}<corporateItemDtoes>\n{body}</corporateItemDtoes>\n"
+
+
+# ------------------------------------------------------------------ suppliers
+
+_SUPPLIER_PERMS = _perms(13, 6, "employee")
+
+
+def supplier(s: Supplier) -> str:
+    ind = " " * 8
+    h = _h(s.id)
+    phone = f"+7 (9{h % 100:02d}) {h % 1000:03d}-{h % 97:02d}-{h % 89:02d}" if h % 3 == 0 else None
+    represents = _bool(s.represents_store) if s.represents_store or h % 2 == 0 else None
+    person = s.is_employee and " " in s.name and not s.name.startswith(("ООО", "АО", "ИП"))
+    parts = (
+        _el(ind, "id", s.id),
+        _el(ind, "code", _esc(s.code)),
+        _el(ind, "name", escape(s.name)),
+        _el(ind, "taxpayerIdNumber", _esc(s.taxpayer_id)),
+        _el(ind, "note", _esc(s.note)),
+        _el(ind, "deleted", _bool(s.deleted)),
+        _el(ind, "supplier", _bool(s.is_supplier)),
+        _el(ind, "employee", _bool(s.is_employee)),
+        _el(ind, "client", _bool(s.is_client)),
+        _el(ind, "representsStore", represents),
+        _el(ind, "representedStoreId", s.represented_store_id if s.represents_store else None),
+        _el(ind, "phone", phone),
+        _el(ind, "lastName", escape(s.name.split(" ")[0])) if person else "",
+    )
+    perm = _SUPPLIER_PERMS[h % len(_SUPPLIER_PERMS)]
+    return "    <employee>\n" + "".join(parts[i] for i in perm) + "    </employee>\n"
+
+
+def suppliers(items: Iterable[Supplier]) -> str:
+    body = "".join(supplier(s) for s in items)
+    if not body:
+        return f"{XML_DECLARATION}<employees/>\n"
+    return f"{XML_DECLARATION}<employees>\n{body}</employees>\n"
+
+
+# ------------------------------------------------------------------ invoices
+
+_DOC_PERMS = _perms(15, 8, "document")
+_ITEM_PERMS = _perms(15, 6, "item")
+_I2, _I4 = " " * 8, " " * 16
+
+
+def invoice_item(it: InvoiceItem, h: int) -> str:
+    parts = (
+        f"{_I4}<num>{it.num}</num>\n",
+        f"{_I4}<product>{it.product_id}</product>\n",
+        _el(_I4, "productArticle", _esc(it.product_article)),
+        _el(_I4, "code", _esc(it.code)),
+        f"{_I4}<amount>{it.amount:.9f}</amount>\n",
+        f"{_I4}<actualAmount>{it.actual_amount:.9f}</actualAmount>\n",
+        f"{_I4}<amountUnit>{it.amount_unit}</amountUnit>\n",
+        f"{_I4}<price>{it.price:.9f}</price>\n",
+        f"{_I4}<priceWithoutVat>{it.price_without_vat:.9f}</priceWithoutVat>\n",
+        f"{_I4}<sum>{it.sum:.9f}</sum>\n",
+        f"{_I4}<vatPercent>{it.vat_percent:.9f}</vatPercent>\n",
+        f"{_I4}<vatSum>{it.vat_sum:.9f}</vatSum>\n",
+        f"{_I4}<discountSum>{it.discount_sum:.9f}</discountSum>\n",
+        _el(_I4, "store", it.store_id),
+        f"{_I4}<isAdditionalExpense>{'true' if it.is_additional_expense else 'false'}</isAdditionalExpense>\n",
+    )
+    perm = _ITEM_PERMS[(h + it.num) % len(_ITEM_PERMS)]
+    return "            <item>\n" + "".join([parts[i] for i in perm]) + "            </item>\n"
+
+
+def invoice_document(doc: Invoice, opts: RenderOptions) -> str:
+    h = _h(doc.id)
+    if doc.incoming_date is None:
+        incoming_date = None
+    elif opts.version >= (7, 6, 1):
+        incoming_date = doc.incoming_date.isoformat()
+    else:
+        incoming_date = f"{doc.incoming_date.isoformat()}T00:00:00"
+    if doc.items:
+        items = (f"{_I2}<items>\n" + "".join([invoice_item(it, h) for it in doc.items]) + f"{_I2}</items>\n")
+    else:
+        items = f"{_I2}<items/>\n"
+    parts = (
+        f"{_I2}<id>{doc.id}</id>\n",
+        _el(_I2, "documentNumber", escape(doc.document_number)),
+        _el(_I2, "dateIncoming", _dt(doc.date_incoming, opts.date_offset)),
+        _el(_I2, "incomingDate", incoming_date),
+        _el(_I2, "incomingDocumentNumber", _esc(doc.incoming_document_number)),
+        _el(_I2, "invoice", _esc(doc.invoice_number)),
+        _el(_I2, "supplier", doc.supplier_id),
+        _el(_I2, "defaultStore", doc.default_store_id),
+        _el(_I2, "dueDate", _dt(doc.due_date, opts.date_offset)),
+        _el(_I2, "status", doc.status),
+        _el(_I2, "comment", _esc(doc.comment)),
+        _el(_I2, "conception", doc.conception_id),
+        _el(_I2, "useDefaultDocumentTime", "false" if h & 1 else None),
+        _el(_I2, "distributionAlgorithm", "DISTRIBUTION_NOT_SPECIFIED" if h & 2 and opts.version >= (6,) else None),
+        items,
+    )
+    perm = _DOC_PERMS[h % len(_DOC_PERMS)]
+    return "    <document>\n" + "".join([parts[i] for i in perm]) + "    </document>\n"
+
+
+def invoice_export(days: Iterable[list[Invoice]], opts: RenderOptions) -> Iterator[str]:
+    """Stream an `incomingInvoiceDtoes` answer one day at a time (`<incomingInvoiceDtoes/>` if empty)."""
+    opened = False
+    for docs in days:
+        chunk = "".join([invoice_document(d, opts) for d in docs])
+        if not chunk:
+            continue
+        if not opened:
+            opened = True
+            yield f"{XML_DECLARATION}<incomingInvoiceDtoes>\n"
+        yield chunk
+    yield "</incomingInvoiceDtoes>\n" if opened else f"{XML_DECLARATION}<incomingInvoiceDtoes/>\n"
+
+
+# ------------------------------------------------------------------ JSON (v2)
+
+_PREDEFINED_ACCOUNTS = (
+    ("1.10", "Касса", "CASH", False), ("2.10", "Расчеты с поставщиками", "ACCOUNTS_PAYABLE", False),
+    ("4.01", "Выручка", "INCOME", False), ("5.01", "Себестоимость", "COST_OF_GOODS_SOLD", False),
+    ("1.11", "Старая касса", "CASH", True),
+)
+
+
+def accounts_list(seed: int, scale: str, stores: Iterable[CorporateItem], include_deleted: bool) -> bytes:
+    """`v2/entities/accounts/list`: predefined accounts plus every store as INVENTORY_ASSETS."""
+    rng = rng_for(seed, scale, "accounts")
+    out: list[dict[str, object]] = []
+    for code, name, kind, deleted in _PREDEFINED_ACCOUNTS:
+        out.append({"id": new_id(rng), "rootType": "Account", "deleted": deleted, "code": code, "name": name,
+                    "type": kind, "system": True, "customTransactionsAllowed": kind != "CASH",
+                    "accountParentId": None, "parentCorporateId": None})
+    for store in stores:
+        out.append({"id": store.id, "rootType": "Account", "deleted": store.deleted, "code": store.code or "",
+                    "name": store.name, "type": "INVENTORY_ASSETS", "system": False,
+                    "customTransactionsAllowed": False, "accountParentId": None,
+                    "parentCorporateId": store.parent_id})
+    if not include_deleted:
+        out = [a for a in out if not a["deleted"]]
+    return json.dumps(out, ensure_ascii=False).encode("utf-8")
+
+
+def entities_list(refs: Iterable[Reference], include_deleted: bool) -> bytes:
+    """`v2/entities/list?rootType=...` for the reference types the emulator knows."""
+    out = [{"id": r.id, "rootType": r.root_type, "deleted": r.deleted, "code": r.code, "name": r.name}
+           for r in refs if include_deleted or not r.deleted]
+    return json.dumps(out, ensure_ascii=False).encode("utf-8")
+
+

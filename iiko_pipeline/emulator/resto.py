@@ -1,0 +1,351 @@
+"""The iiko Server API surface under `/resto/`: routing, auth, licence rules and the endpoints.
+
+Each endpoint is a function `(state, request, record) -> Reply`; `execute` wraps it with the rules every
+real call goes through, in the order a real server applies them: server mode, token check (401),
+licence module check (403), per-endpoint rights (403 `Permission denied`), then the handler. Faults are
+applied around this by the HTTP layer (`server.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from email.message import Message
+
+from . import render
+from .auth import SeatsExhausted, Session, SessionManager
+from .config import MODULE_ID
+from .models import Invoice
+from .reply import JSON, TEXT, Reply, text
+from .requestlog import RequestRecord
+from .state import EmulatorState
+
+LICENCE_EXHAUSTED = f"License enhancement is required: no connections available for module {MODULE_ID}"
+MODULE_BLOCKED = f"Module {MODULE_ID} is blocked within current license"
+PERMISSION_DENIED = "Permission denied"
+UNAUTHORIZED = "Token is expired or invalid. Please log in again."
+STARTING = "Server is starting and cannot check the password yet"
+BAD_CREDENTIALS = "Неверное имя пользователя или пароль"
+
+
+@dataclass
+class Request:
+    """A parsed HTTP request. `form` holds an `application/x-www-form-urlencoded` body."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    form: dict[str, list[str]] = field(default_factory=dict)
+    cookies: dict[str, str] = field(default_factory=dict)
+    headers: Message | None = None
+
+    def param(self, name: str) -> str | None:
+        """First value from the query string, else from the form body."""
+        values = self.query.get(name) or self.form.get(name)
+        return values[0] if values else None
+
+    def params(self, name: str) -> list[str]:
+        return [*self.query.get(name, []), *self.form.get(name, [])]
+
+    def key(self) -> str | None:
+        """The token: `key` query parameter, form field, or `key` cookie."""
+        return self.param("key") or self.cookies.get("key") or None
+
+
+Handler = Callable[[EmulatorState, Request, RequestRecord], Reply]
+
+
+@dataclass(frozen=True)
+class Route:
+    name: str  # endpoint name used by faults, permission_denied and the request log
+    handler: Handler
+    methods: frozenset[str] = frozenset({"GET"})
+    auth: bool = True
+
+
+# ------------------------------------------------------------------ helpers
+
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?$")
+
+
+def parse_day(value: str) -> date | None:
+    """`YYYY-MM-DD`, optionally followed by a time part that is ignored; None if malformed."""
+    m = _DATE.match(value.strip())
+    if not m:
+        return None
+    try:
+        return date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    except ValueError:
+        return None
+
+
+def _xml(state: EmulatorState, body: str | Iterator[str]) -> Reply:
+    data: bytes | Iterator[str] = body.encode("utf-8") if isinstance(body, str) else body
+    return Reply(200, state.xml_content_type(), data)
+
+
+def _revision(req: Request) -> int | Reply:
+    raw = req.param("revisionFrom")
+    if raw is None or raw == "":
+        return -1
+    try:
+        return int(raw)
+    except ValueError:
+        return text(400, f"Wrong revision format: {raw}")
+
+
+def _bool_param(req: Request, name: str, default: bool) -> bool:
+    raw = req.param(name)
+    return default if raw is None else raw.strip().lower() == "true"
+
+
+def _not_null(name: str, endpoint: str) -> Reply:
+    return text(400, f"Argument for @NotNull parameter '{name}' of resto/api/{endpoint} must not be null")
+
+
+# ------------------------------------------------------------------ auth endpoints
+
+def auth(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    cfg = state.config
+    login, pass_hash = req.param("login"), req.param("pass")
+    if login is None or pass_hash is None:
+        state.log.note_login(False)
+        return _not_null("login" if login is None else "pass", "auth") if cfg.missing_auth_params_status == 400 \
+            else text(cfg.missing_auth_params_status, BAD_CREDENTIALS)
+    if not SessionManager.check_credentials(login, pass_hash, cfg.login, cfg.password):
+        state.log.note_login(False)
+        return text(401, BAD_CREDENTIALS)
+    if cfg.mode == "module_blocked":
+        state.log.note_licence_denied()
+        return text(403, MODULE_BLOCKED)
+    try:
+        token, label = state.sessions.login(cfg.seats, cfg.token_ttl)
+    except SeatsExhausted:
+        state.log.note_licence_denied()
+        return text(403, LICENCE_EXHAUSTED)
+    state.log.note_login(True)
+    rec.token = label
+    return Reply(200, TEXT, token.encode("ascii"), headers=[("Set-Cookie", f"key={token}; Path=/resto")])
+
+
+def logout(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    token = req.key()
+    rec.key_present = bool(token)
+    session = state.sessions.logout(token)
+    if session is None:
+        status = state.config.logout_unknown_status
+        return text(status, token or "") if status == 200 else text(status, UNAUTHORIZED)
+    rec.token = session.label
+    state.log.note_logout()
+    return text(200, token or "")
+
+
+def server_info(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    cfg = state.config
+    server_state = "STARTING" if cfg.mode == "starting" else cfg.server_state
+    return _xml(state, render.server_info(cfg.server_name, cfg.edition, cfg.version, cfg.computer_name, server_state))
+
+
+def licence_info(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    cfg = state.config
+    module = req.param("moduleId") or MODULE_ID
+    seats = cfg.seats if module == MODULE_ID else 0
+    used = state.sessions.live_count(cfg.token_ttl) if module == MODULE_ID else 0
+    return _xml(state, render.licence_info(module, seats, used))
+
+
+# ------------------------------------------------------------------ dimensions
+
+def departments(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    rev = _revision(req)
+    if isinstance(rev, Reply):
+        return rev
+    ds = state.dataset
+    items = [i for i in ds.departments() if rev < 0 or ds.revision_of(i.id) > rev]
+    return _xml(state, render.corporate_items(items))
+
+
+def stores(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    rev = _revision(req)
+    if isinstance(rev, Reply):
+        return rev
+    ds = state.dataset
+    return _xml(state, render.corporate_items(s for s in ds.stores() if rev < 0 or ds.revision_of(s.id) > rev))
+
+
+def _search(state: EmulatorState, req: Request, kind: str, endpoint: str) -> Reply:
+    code = req.param("code")
+    if code is None:
+        return _not_null("code", endpoint)
+    try:
+        pattern = re.compile(code)
+    except re.error:
+        return text(400, f"Wrong regular expression: {code}")
+    found = [i for i in state.dataset.departments() if i.type == kind and i.code and pattern.search(i.code)]
+    return _xml(state, render.corporate_items(found))
+
+
+def departments_search(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    return _search(state, req, "DEPARTMENT", "corporation/departments/search")
+
+
+def stores_search(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    return _search(state, req, "STORE", "corporation/stores/search")
+
+
+def suppliers(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    rev = _revision(req)
+    if isinstance(rev, Reply):
+        return rev
+    ds = state.dataset
+    return _xml(state, render.suppliers(s for s in ds.suppliers() if rev < 0 or ds.revision_of(s.id) > rev))
+
+
+def accounts_list(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    ds = state.dataset
+    body = render.accounts_list(ds.seed, ds.scale.name, ds.stores(), _bool_param(req, "includeDeleted", False))
+    return Reply(200, JSON, body)
+
+
+def entities_list(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    root = req.param("rootType")
+    if not root:
+        return _not_null("rootType", "v2/entities/list")
+    refs = {"MeasureUnit": state.dataset.units(), "Conception": state.dataset.conceptions()}.get(root, [])
+    return Reply(200, JSON, render.entities_list(refs, _bool_param(req, "includeDeleted", True)))
+
+
+def server_type(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    return _xml(state, render.server_type(state.config.edition))
+
+
+def corporation_settings(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    return Reply(200, JSON, b'{"vatAccounting":"VAT_INCLUDED_IN_PRICE"}')
+
+
+# ------------------------------------------------------------------ invoices
+
+def _export(state: EmulatorState, days: Iterator[list[Invoice]]) -> Reply:
+    return _xml(state, render.invoice_export(days, state.render_options()))
+
+
+def incoming_invoices(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    raw_from, raw_to = req.param("from"), req.param("to")
+    rec.window = (raw_from or "", raw_to or "") if raw_from is not None or raw_to is not None else None
+    if raw_from is None or raw_to is None:
+        if state.config.missing_dates == "empty":
+            return _export(state, iter(()))
+        return _not_null("from" if raw_from is None else "to", "documents/export/incomingInvoice")
+    for raw in (raw_from, raw_to):
+        if parse_day(raw) is None:
+            return text(400, f"Wrong date format: {raw}")
+    rev = _revision(req)
+    if isinstance(rev, Reply):
+        return rev
+    d_from, d_to = parse_day(raw_from), parse_day(raw_to)
+    assert d_from is not None and d_to is not None
+    days = state.dataset.iter_invoice_days(d_from, d_to, req.params("supplierId") or None, rev)
+    return _export(state, days)
+
+
+def incoming_invoice_by_number(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    endpoint = "documents/export/incomingInvoice/byNumber"
+    number, current = req.param("number"), req.param("currentYear")
+    raw_from, raw_to = req.param("from"), req.param("to")
+    if number is None:
+        return _not_null("number", endpoint)
+    if current is None or current.strip().lower() not in ("true", "false"):
+        return _not_null("currentYear", endpoint)
+    if current.strip().lower() == "true":
+        if raw_from is not None or raw_to is not None:
+            return text(400, "Parameters 'from' and 'to' must not be set when currentYear=true")
+        year = state.config.effective_today().year
+        d_from, d_to = date(year, 1, 1), date(year, 12, 31)
+    else:
+        if raw_from is None or raw_to is None:
+            return text(400, "Parameters 'from' and 'to' are required when currentYear=false")
+        rec.window = (raw_from, raw_to)
+        for raw in (raw_from, raw_to):
+            if parse_day(raw) is None:
+                return text(400, f"Wrong date format: {raw}")
+        d_from, d_to = parse_day(raw_from), parse_day(raw_to)  # type: ignore[assignment]
+        assert d_from is not None and d_to is not None
+    docs = state.dataset.find_by_number(number, d_from, d_to)
+    return _export(state, iter([docs]))
+
+
+# ------------------------------------------------------------------ routing
+
+_BOTH = frozenset({"GET", "POST"})
+ROUTES: dict[str, Route] = {
+    "/resto/get_server_info.jsp": Route("server_info", server_info, auth=False),
+    "/resto/api/auth": Route("auth", auth, _BOTH, auth=False),
+    "/resto/api/logout": Route("logout", logout, _BOTH, auth=False),
+    "/resto/api/licence/info": Route("licence/info", licence_info, auth=False),
+    "/resto/api/corporation/departments": Route("corporation/departments", departments),
+    "/resto/api/corporation/departments/search": Route("corporation/departments/search", departments_search),
+    "/resto/api/corporation/stores": Route("corporation/stores", stores),
+    "/resto/api/corporation/stores/search": Route("corporation/stores/search", stores_search),
+    "/resto/api/suppliers": Route("suppliers", suppliers),
+    "/resto/api/v2/entities/accounts/list": Route("v2/entities/accounts/list", accounts_list),
+    "/resto/api/v2/entities/list": Route("v2/entities/list", entities_list),
+    "/resto/api/replication/serverType": Route("replication/serverType", server_type),
+    "/resto/api/v2/corporation/settings": Route("v2/corporation/settings", corporation_settings),
+    "/resto/api/documents/export/incomingInvoice": Route("documents/export/incomingInvoice", incoming_invoices),
+    "/resto/api/documents/export/incomingInvoice/byNumber":
+        Route("documents/export/incomingInvoice/byNumber", incoming_invoice_by_number),
+}
+# Spellings the docs print both ways (with and without /v2/).
+ROUTES["/resto/api/entities/accounts/list"] = ROUTES["/resto/api/v2/entities/accounts/list"]
+ROUTES["/resto/api/entities/list"] = ROUTES["/resto/api/v2/entities/list"]
+ROUTES["/resto/api/corporation/settings"] = ROUTES["/resto/api/v2/corporation/settings"]
+
+
+def resolve(path: str) -> Route | None:
+    """The route for a path, with or without a trailing slash."""
+    return ROUTES.get(path.rstrip("/") or "/")
+
+
+def track(state: EmulatorState, route: Route, req: Request, rec: RequestRecord) -> tuple[Session | None, int]:
+    """On arrival: resolve the token and count this request as in flight on it (the concurrency
+    detector), before any fault delay, so a slow answer still overlaps the next request.
+
+    Returns (session or None, the token's in-flight count including this request). The caller must
+    release the session (`state.sessions.end`) once the answer has been sent.
+    """
+    cfg = state.config
+    rec.key_present = bool(req.key())
+    needs_auth = route.auth or (route.name == "licence/info" and cfg.licence_info_requires_key)
+    if not needs_auth or cfg.mode == "starting":
+        return None, 0
+    session = state.sessions.lookup(req.key(), cfg.token_ttl)
+    if session is None:
+        return None, 0
+    rec.token = session.label
+    inflight = state.sessions.begin(session)
+    state.log.note_token_concurrency(session.label, inflight)
+    return session, inflight
+
+
+def execute(state: EmulatorState, route: Route, req: Request, rec: RequestRecord, session: Session | None,
+            inflight: int = 1) -> Reply:
+    """Apply mode, token, licence and rights checks, then run the endpoint (`session` from `track`)."""
+    cfg = state.config
+    if req.method not in route.methods:
+        return text(405, f"HTTP method {req.method} is not supported by this URL")
+    if cfg.mode == "starting" and route.name != "server_info":
+        return text(401, STARTING)
+    needs_auth = route.auth or (route.name == "licence/info" and cfg.licence_info_requires_key)
+    if not needs_auth:
+        return route.handler(state, req, rec)
+    if session is None or state.sessions.lookup(session.token, cfg.token_ttl) is None:
+        return text(401, UNAUTHORIZED)
+    if cfg.mode == "module_blocked":
+        return text(403, MODULE_BLOCKED)
+    if route.name in cfg.permission_denied:
+        return text(403, PERMISSION_DENIED)
+    if inflight > 1 and cfg.concurrency_fault == "http_500":
+        return text(500, "Concurrent requests with one token are not allowed")
+    return route.handler(state, req, rec)

@@ -1,0 +1,243 @@
+"""The warehouse schema (SQLAlchemy Core): the contract the platform reads.
+
+Design choices, so they are not undone by accident:
+
+- Entity tables are keyed internally by a surrogate ``id`` and externally by
+  ``(account_id, external_system, external_id)``. One iiko server may be connected to several accounts,
+  and a second POS is just another ``external_system`` value, so an external id alone is not unique.
+- Foreign keys use the internal ids; the ``*_external_id`` columns are kept as well, so rows can be loaded
+  before their parents and re-linked later, and nothing the source said is lost.
+- Money and quantities use :class:`ExactDecimal` (no digit lost on SQLite); points in time use
+  :class:`UtcDateTime` (aware UTC on both backends).
+- ``invoices.date_incoming`` is the naive local timestamp iiko prints, with the offset (if iiko printed
+  one) kept separately in ``date_incoming_offset``: no time zone is invented.
+- Bookkeeping columns (``synced_at``, ``updated_at``) are separate from data columns so upserts can
+  compare data only (performance notes §5.3).
+
+Every change here needs a new Alembic revision in ``migrations/versions``; a test compares the migrated
+database with this metadata on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from .sqltypes import ExactDecimal, UtcDateTime
+
+#: Deterministic constraint names: Alembic batch mode on SQLite and later migrations refer to them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+#: Surrogate keys: BIGINT on PostgreSQL; plain INTEGER on SQLite, where only ``INTEGER PRIMARY KEY``
+#: is the auto-incrementing rowid alias.
+BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+#: Portable "now" for server defaults (both backends understand it; SQLite stores UTC text).
+NOW = sa.text("CURRENT_TIMESTAMP")
+
+#: Lengths of short identifier columns.
+EXTERNAL_SYSTEM_LEN = 32
+EXTERNAL_ID_LEN = 128
+INTEGRATION_TYPE_LEN = 32
+KEY_ID_LEN = 16
+ENTITY_LEN = 32
+
+#: The integration type / external system written for iiko.
+IIKO = "iiko"
+
+#: Check constraint shared by entity tables (the migration repeats the same text).
+IIKO_ID_LOWERCASE_SQL = "external_system <> 'iiko' OR external_id = lower(external_id)"
+
+
+def _entity_columns() -> list[sa.Column]:
+    """The identity columns every synced entity table starts with."""
+    return [
+        sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
+        sa.Column("account_id", sa.Uuid(), nullable=False),
+        sa.Column("external_system", sa.String(EXTERNAL_SYSTEM_LEN), nullable=False),
+        sa.Column("external_id", sa.String(EXTERNAL_ID_LEN), nullable=False),
+    ]
+
+
+def _entity_tail() -> list[sa.SchemaItem]:
+    """``synced_at`` plus the natural-key constraints shared by all entity tables.
+
+    iiko GUIDs must be stored lower-case (iiko prints either case), or the unique key would let one
+    document in twice; other systems' ids may be case-sensitive, so the check is scoped to iiko.
+    """
+    return [
+        sa.Column("synced_at", UtcDateTime(), nullable=False, server_default=NOW),
+        sa.UniqueConstraint("account_id", "external_system", "external_id"),
+        sa.CheckConstraint(IIKO_ID_LOWERCASE_SQL, name="iiko_external_id_lowercase"),
+    ]
+
+
+account_integration_credentials = sa.Table(
+    "account_integration_credentials",
+    metadata,
+    sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.Uuid(), nullable=False),
+    sa.Column("integration_type", sa.String(INTEGRATION_TYPE_LEN), nullable=False),
+    # One envelope (crypto.py) holding JSON {"username", "password"}; never plaintext.
+    sa.Column("credentials_ciphertext", sa.LargeBinary(), nullable=False),
+    # Denormalised from the envelope so "which rows still use key X" is a plain query.
+    # NULL only for legacy fixed-nonce rows imported from the old platform.
+    sa.Column("key_id", sa.String(KEY_ID_LEN), nullable=True),
+    # NULL: use the default server URL of the integration (decided by the caller).
+    sa.Column("base_url", sa.Text(), nullable=True),
+    sa.Column("verify_tls", sa.Boolean(), nullable=False, server_default=sa.true()),
+    sa.Column("is_connected", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("last_connected_at", UtcDateTime(), nullable=True),
+    sa.Column("connection_error", sa.Text(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False, server_default=NOW),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, server_default=NOW),
+    sa.UniqueConstraint("account_id", "integration_type"),
+    sa.Index(None, "key_id"),
+)
+
+restaurants = sa.Table(
+    "restaurants",
+    metadata,
+    *_entity_columns(),
+    sa.Column("code", sa.Text(), nullable=True),
+    sa.Column("name", sa.Text(), nullable=True),
+    sa.Column("parent_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("taxpayer_id", sa.Text(), nullable=True),
+    sa.Column("department_type", sa.String(32), nullable=True),
+    *_entity_tail(),
+)
+
+stores = sa.Table(
+    "stores",
+    metadata,
+    *_entity_columns(),
+    sa.Column(
+        "restaurant_id", BigIntPK, sa.ForeignKey("restaurants.id", ondelete="SET NULL"), nullable=True
+    ),
+    sa.Column("restaurant_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("code", sa.Text(), nullable=True),
+    sa.Column("name", sa.Text(), nullable=True),
+    *_entity_tail(),
+    sa.Index(None, "restaurant_id"),
+)
+
+suppliers = sa.Table(
+    "suppliers",
+    metadata,
+    *_entity_columns(),
+    sa.Column("code", sa.Text(), nullable=True),
+    sa.Column("name", sa.Text(), nullable=True),
+    sa.Column("taxpayer_id", sa.Text(), nullable=True),
+    sa.Column("note", sa.Text(), nullable=True),
+    sa.Column("is_deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # iiko omits these flags on many servers: NULL means "iiko did not say", not false.
+    sa.Column("represents_store", sa.Boolean(), nullable=True),
+    sa.Column("represented_store_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("is_employee", sa.Boolean(), nullable=True),
+    sa.Column("is_client", sa.Boolean(), nullable=True),
+    *_entity_tail(),
+)
+
+invoices = sa.Table(
+    "invoices",
+    metadata,
+    *_entity_columns(),
+    sa.Column("supplier_id", BigIntPK, sa.ForeignKey("suppliers.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("supplier_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("default_store_id", BigIntPK, sa.ForeignKey("stores.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("default_store_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("document_number", sa.Text(), nullable=True),
+    sa.Column("incoming_document_number", sa.Text(), nullable=True),
+    sa.Column("invoice_number", sa.Text(), nullable=True),
+    # The local wall-clock time iiko printed, and its offset when iiko printed one (e.g. "+03:00").
+    sa.Column("date_incoming", sa.DateTime(timezone=False), nullable=True),
+    sa.Column("date_incoming_offset", sa.String(6), nullable=True),
+    # The accounting date: windows, re-exports and deletion detection are scoped by it.
+    sa.Column("document_date", sa.Date(), nullable=False),
+    sa.Column("incoming_date", sa.Date(), nullable=True),
+    sa.Column("due_date", sa.Date(), nullable=True),
+    sa.Column("status", sa.String(32), nullable=True),
+    sa.Column("comment", sa.Text(), nullable=True),
+    sa.Column("conception_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    # Hash of the normalised line items: lines are replaced only for invoices whose hash changed.
+    sa.Column("items_hash", sa.Text(), nullable=True),
+    # Soft delete: vanished from a re-exported window (iiko's own DELETED lives in `status`).
+    sa.Column("is_deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("deleted_at", UtcDateTime(), nullable=True),
+    *_entity_tail(),
+    sa.Index(None, "account_id", "document_date"),
+    sa.Index(None, "supplier_id"),
+    sa.Index(None, "default_store_id"),
+)
+
+invoice_items = sa.Table(
+    "invoice_items",
+    metadata,
+    sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.Uuid(), nullable=False),
+    sa.Column(
+        "invoice_id", BigIntPK, sa.ForeignKey("invoices.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("line_number", sa.Integer(), nullable=False),
+    sa.Column("product_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("product_article", sa.Text(), nullable=True),
+    sa.Column("product_code", sa.Text(), nullable=True),
+    sa.Column("amount", ExactDecimal(), nullable=True),
+    sa.Column("actual_amount", ExactDecimal(), nullable=True),
+    sa.Column("amount_unit_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("price", ExactDecimal(), nullable=True),
+    sa.Column("price_without_vat", ExactDecimal(), nullable=True),
+    sa.Column("sum", ExactDecimal(), nullable=True),
+    sa.Column("vat_percent", ExactDecimal(), nullable=True),
+    sa.Column("vat_sum", ExactDecimal(), nullable=True),
+    sa.Column("discount_sum", ExactDecimal(), nullable=True),
+    sa.Column("store_id", BigIntPK, sa.ForeignKey("stores.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("store_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("is_additional_expense", sa.Boolean(), nullable=True),
+    sa.UniqueConstraint("invoice_id", "line_number"),
+    sa.Index(None, "account_id"),
+    sa.Index(None, "store_id"),
+)
+
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("account_id", sa.Uuid(), primary_key=True),
+    sa.Column("entity", sa.String(ENTITY_LEN), primary_key=True),
+    # Per-account, per-entity position only (a few values, never per-row hashes: notes §10.1.3).
+    sa.Column("watermark", sa.Date(), nullable=True),
+    sa.Column("last_success_at", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text(), nullable=True),
+    sa.Column("last_run_id", sa.String(64), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, server_default=NOW),
+)
+
+sync_runs = sa.Table(
+    "sync_runs",
+    metadata,
+    sa.Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    sa.Column("account_id", sa.Uuid(), nullable=False),
+    sa.Column("entity", sa.String(ENTITY_LEN), nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=True),
+    sa.Column("started_at", UtcDateTime(), nullable=False, server_default=NOW),
+    sa.Column("finished_at", UtcDateTime(), nullable=True),
+    sa.Column("total", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Column("created", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Column("updated", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Column("unchanged", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Column("deleted", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Column("errors", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    # JSON list of {"external_id", "error"} objects; text so both backends store it the same way.
+    sa.Column("error_details", sa.Text(), nullable=True),
+    sa.Index(None, "account_id", "entity", "started_at"),
+)
+
+#: Synced entity tables in dependency order (parents first).
+ENTITY_TABLES: tuple[sa.Table, ...] = (restaurants, stores, suppliers, invoices, invoice_items)

@@ -1,0 +1,196 @@
+"""iiko Server records (as parsed by `iiko_pipeline.iiko.parsing`) -> our warehouse rows.
+
+Input records are plain dicts of an element's direct children's text, keyed by iiko's tag names; invoices
+carry `items` as a list of such dicts. Output rows use our column names and typed values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from iiko_pipeline.adapters import values as v
+from iiko_pipeline.adapters.base import AdaptedBatch, RecordError, Row
+
+EXTERNAL_SYSTEM = "iiko"
+INVOICE_STATUSES = frozenset({"NEW", "PROCESSED", "DELETED"})
+
+ITEM_COLUMNS = (
+    "line_number", "product_external_id", "product_article", "product_code", "amount", "actual_amount",
+    "amount_unit_external_id", "price", "price_without_vat", "sum", "vat_percent", "vat_sum", "discount_sum",
+    "store_external_id", "is_additional_expense",
+)
+
+
+def _name(record: Mapping[str, Any]) -> str | None:
+    """The brief's field mapping: the name is in `name` (JSON, current XML) or `n` (older XML)."""
+    return v.text(record.get("name")) or v.text(record.get("n"))
+
+
+def _describe(record: Mapping[str, Any], *, number_key: str = "code") -> str:
+    parts = []
+    number = v.text(record.get(number_key))
+    if number:
+        parts.append(f"{number_key} {number}")
+    name = _name(record)
+    if name:
+        parts.append(repr(name))
+    ident = v.text(record.get("id"))
+    parts.append(f"id {ident}" if ident else "without id")
+    return " ".join(parts)
+
+
+def items_hash(items: Iterable[Row]) -> str:
+    """A digest of an invoice's normalised lines, so lines are rewritten only when they really changed."""
+    digest = hashlib.sha256()
+    for item in sorted(items, key=lambda row: row["line_number"]):
+        digest.update(repr(tuple(item[c] for c in ITEM_COLUMNS)).encode())
+    return digest.hexdigest()
+
+
+class IikoAdapter:
+    """Maps iiko Server XML records to rows; see `PosAdapter`."""
+
+    external_system = EXTERNAL_SYSTEM
+
+    def restaurants(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
+        """Restaurants are the corporate nodes of type DEPARTMENT; other node types are not restaurants."""
+        batch = AdaptedBatch()
+        for record in records:
+            if (v.text(record.get("type")) or "").upper() != "DEPARTMENT":
+                continue
+            try:
+                batch.rows.append({
+                    "external_id": v.guid(record.get("id"), required=True),
+                    "code": v.text(record.get("code")),
+                    "name": _name(record),
+                    "parent_external_id": v.guid(record.get("parentId"), field_name="parentId"),
+                    "taxpayer_id": v.text(record.get("taxpayerIdNumber")),
+                    "department_type": "DEPARTMENT",
+                })
+            except ValueError as exc:
+                batch.errors.append(RecordError("restaurants", v.text(record.get("id")),
+                                                f"department {_describe(record)}", str(exc)))
+        return batch
+
+    def stores(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
+        """Stores link to their restaurant through parentId (checked against restaurants at upsert time)."""
+        batch = AdaptedBatch()
+        for record in records:
+            node_type = (v.text(record.get("type")) or "STORE").upper()
+            if node_type != "STORE":
+                continue
+            try:
+                batch.rows.append({
+                    "external_id": v.guid(record.get("id"), required=True),
+                    "restaurant_external_id": v.guid(record.get("parentId"), field_name="parentId"),
+                    "code": v.text(record.get("code")),
+                    "name": _name(record),
+                })
+            except ValueError as exc:
+                batch.errors.append(RecordError("stores", v.text(record.get("id")),
+                                                f"store {_describe(record)}", str(exc)))
+        return batch
+
+    def suppliers(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
+        """Deleted and internal (representsStore) suppliers are kept as flags, not dropped."""
+        batch = AdaptedBatch()
+        for record in records:
+            try:
+                represents_store = bool(v.boolean(record.get("representsStore"), field_name="representsStore"))
+                batch.rows.append({
+                    "external_id": v.guid(record.get("id"), required=True),
+                    "code": v.text(record.get("code")),
+                    "name": _name(record),
+                    "taxpayer_id": v.text(record.get("taxpayerIdNumber")),
+                    "note": v.text(record.get("note")),
+                    "is_deleted": bool(v.boolean(record.get("deleted"), field_name="deleted")),
+                    "represents_store": represents_store,
+                    "represented_store_external_id": v.guid(record.get("representedStoreId"),
+                                                            field_name="representedStoreId"),
+                    "is_employee": bool(v.boolean(record.get("employee"), field_name="employee")),
+                    "is_client": bool(v.boolean(record.get("client"), field_name="client")),
+                })
+            except ValueError as exc:
+                batch.errors.append(RecordError("suppliers", v.text(record.get("id")),
+                                                f"supplier {_describe(record)}", str(exc)))
+        return batch
+
+    def invoices(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
+        """Invoices keep every status; an invoice with one bad line is rejected whole, never stored partly."""
+        batch = AdaptedBatch()
+        for record in records:
+            try:
+                invoice, items = self._invoice(record)
+            except ValueError as exc:
+                batch.errors.append(RecordError(
+                    "invoices", v.text(record.get("id")),
+                    f"invoice {_describe(record, number_key='documentNumber')}"
+                    f" dated {v.text(record.get('dateIncoming')) or v.text(record.get('incomingDate'))}",
+                    str(exc)))
+                continue
+            batch.rows.append(invoice)
+            batch.children.extend(items)
+        return batch
+
+    def _invoice(self, record: Mapping[str, Any]) -> tuple[Row, list[Row]]:
+        external_id = v.guid(record.get("id"), required=True)
+        date_incoming, offset = v.local_datetime(record.get("dateIncoming"), field_name="dateIncoming")
+        incoming_date = v.local_date(record.get("incomingDate"), field_name="incomingDate")
+        document_date = date_incoming.date() if date_incoming else incoming_date
+        if document_date is None:
+            raise ValueError("neither dateIncoming nor incomingDate is present")
+        due_date = v.local_date(record.get("dueDate"), field_name="dueDate")
+        status = (v.text(record.get("status")) or "").upper()
+        if not status:
+            raise ValueError("status is missing")
+        items = [self._item(external_id, item) for item in record.get("items") or []]
+        numbers = [item["line_number"] for item in items]
+        if len(numbers) != len(set(numbers)):
+            raise ValueError("line numbers (num) repeat within the invoice")
+        invoice = {
+            "external_id": external_id,
+            "document_number": v.text(record.get("documentNumber")),
+            "incoming_document_number": v.text(record.get("incomingDocumentNumber")),
+            "invoice_number": v.text(record.get("invoice")),
+            "date_incoming": date_incoming,
+            "date_incoming_offset": offset,
+            "document_date": document_date,
+            "incoming_date": incoming_date,
+            "due_date": due_date,
+            "status": status,
+            "comment": v.text(record.get("comment")),
+            "conception_external_id": v.guid(record.get("conception"), field_name="conception"),
+            "supplier_external_id": v.guid(record.get("supplier"), field_name="supplier"),
+            "default_store_external_id": v.guid(record.get("defaultStore"), field_name="defaultStore"),
+            "items_hash": items_hash(items),
+        }
+        return invoice, items
+
+    @staticmethod
+    def _item(invoice_external_id: str | None, item: Mapping[str, Any]) -> Row:
+        num = v.integer(item.get("num"), field_name="item num", required=True)
+        where = f"line {num}"
+        return {
+            "invoice_external_id": invoice_external_id,
+            "line_number": num,
+            "product_external_id": v.guid(item.get("product"), field_name=f"{where} product"),
+            "product_article": v.text(item.get("productArticle")),
+            "product_code": v.text(item.get("code")),
+            "amount": v.decimal(item.get("amount"), field_name=f"{where} amount"),
+            "actual_amount": v.decimal(item.get("actualAmount"), field_name=f"{where} actualAmount"),
+            "amount_unit_external_id": v.guid(item.get("amountUnit"), field_name=f"{where} amountUnit"),
+            "price": v.decimal(item.get("price"), field_name=f"{where} price"),
+            "price_without_vat": v.decimal(item.get("priceWithoutVat"), field_name=f"{where} priceWithoutVat"),
+            "sum": v.decimal(item.get("sum"), field_name=f"{where} sum", required=True),
+            "vat_percent": v.decimal(item.get("vatPercent"), field_name=f"{where} vatPercent"),
+            "vat_sum": v.decimal(item.get("vatSum"), field_name=f"{where} vatSum"),
+            "discount_sum": v.decimal(item.get("discountSum"), field_name=f"{where} discountSum"),
+            "store_external_id": v.guid(item.get("store"), field_name=f"{where} store"),
+            "is_additional_expense": bool(v.boolean(item.get("isAdditionalExpense"),
+                                                    field_name=f"{where} isAdditionalExpense")),
+        }
+
+
+IIKO_ADAPTER = IikoAdapter()

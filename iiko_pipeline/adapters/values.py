@@ -1,0 +1,115 @@
+"""Strict conversions of iiko's text values to typed Python values.
+
+Each raises `ValueError` with a message that names the offending text, so the adapter can turn it into a
+`RecordError` without guessing. Nothing here is lenient on purpose: a silently wrong decimal or id in the
+warehouse is worse than a visible error.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+
+_OFFSET_RE = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+NINE_PLACES = Decimal("1e-9")
+
+
+def text(value: str | None) -> str | None:
+    """Absent and empty are the same in iiko XML ("no value")."""
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def guid(value: str | None, *, required: bool = False, field_name: str = "id") -> str | None:
+    """A canonical lowercase GUID; the all-zero GUID means "none" in iiko."""
+    value = text(value)
+    if value is None:
+        if required:
+            raise ValueError(f"{field_name} is missing")
+        return None
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise ValueError(f"{field_name} {value!r} is not a GUID") from None
+    if parsed.int == 0:
+        if required:
+            raise ValueError(f"{field_name} is the all-zero GUID")
+        return None
+    return str(parsed)
+
+
+def decimal(value: str | None, *, field_name: str, required: bool = False) -> Decimal | None:
+    """An exact decimal (iiko prints 9 fractional digits); floats would lose digits."""
+    value = text(value)
+    if value is None:
+        if required:
+            raise ValueError(f"{field_name} is missing")
+        return None
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        raise ValueError(f"{field_name} {value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{field_name} {value!r} is not a finite number")
+    if number != number.quantize(NINE_PLACES, rounding="ROUND_HALF_EVEN"):
+        raise ValueError(f"{field_name} {value!r} has more than 9 decimal places")
+    return number
+
+
+def boolean(value: str | None, *, field_name: str, default: bool | None = False) -> bool | None:
+    value = text(value)
+    if value is None:
+        return default
+    lowered = value.lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    raise ValueError(f"{field_name} {value!r} is not true/false")
+
+
+def integer(value: str | None, *, field_name: str, required: bool = False) -> int | None:
+    value = text(value)
+    if value is None:
+        if required:
+            raise ValueError(f"{field_name} is missing")
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"{field_name} {value!r} is not an integer") from None
+
+
+def local_datetime(value: str | None, *, field_name: str) -> tuple[datetime | None, str | None]:
+    """iiko's date-times: `yyyy-MM-ddTHH:mm:ss[.fff][offset]` or a bare date, sometimes `dd.MM.yyyy`.
+
+    Returns the wall-clock time as iiko shows it plus the offset text if one was sent. We keep the local time
+    rather than converting to UTC because iiko documents are dated in the restaurant's local day, and an offset
+    is absent from most answers: inventing one would be worse than keeping what was sent.
+    """
+    value = text(value)
+    if value is None:
+        return None, None
+    offset = None
+    match = _OFFSET_RE.search(value) if "T" in value else None
+    body = value
+    if match:
+        offset = match.group(1)
+        body = value[: match.start()]
+        if offset != "Z" and ":" not in offset:
+            offset = f"{offset[:3]}:{offset[3:]}"
+    for fmt in ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M", "%Y-%m-%d", "%d.%m.%Y"):
+        try:
+            return datetime.strptime(body, fmt), offset
+        except ValueError:
+            continue
+    raise ValueError(f"{field_name} {value!r} is not a date or date-time iiko sends")
+
+
+def local_date(value: str | None, *, field_name: str) -> date | None:
+    parsed, _ = local_datetime(value, field_name=field_name)
+    return parsed.date() if parsed else None

@@ -1,0 +1,110 @@
+"""Data-quality queries behind the Dagster asset checks, per account. Each names the failing rows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from iiko_pipeline.warehouse import schema
+
+SAMPLE = 20
+KNOWN_INVOICE_STATUSES = ("NEW", "PROCESSED", "DELETED")
+
+
+@dataclass
+class CheckOutcome:
+    passed: bool
+    failing: int = 0
+    sample: list[Any] = field(default_factory=list)
+    detail: str = ""
+
+    def metadata(self) -> dict[str, Any]:
+        return {"failing_count": self.failing, "failing_sample": [str(s) for s in self.sample[:SAMPLE]],
+                "detail": self.detail}
+
+
+def _outcome(rows: list[Any], what: str) -> CheckOutcome:
+    return CheckOutcome(passed=not rows, failing=len(rows), sample=rows[:SAMPLE],
+                        detail=f"{len(rows)} {what}" if rows else f"no {what}")
+
+
+def duplicate_external_ids(engine: Engine, table: sa.Table, account_id: uuid.UUID) -> CheckOutcome:
+    stmt = (sa.select(table.c.external_system, table.c.external_id, sa.func.count())
+            .where(table.c.account_id == account_id)
+            .group_by(table.c.external_system, table.c.external_id).having(sa.func.count() > 1))
+    with engine.connect() as conn:
+        rows = [f"{r[0]}:{r[1]} x{r[2]}" for r in conn.execute(stmt)]
+    return _outcome(rows, "duplicated external ids")
+
+
+REFERENCES: dict[str, list[tuple[str, str, str]]] = {
+    # table -> (fk column, external id column, what it points at)
+    "stores": [("restaurant_id", "restaurant_external_id", "restaurant")],
+    "invoices": [("supplier_id", "supplier_external_id", "supplier"),
+                 ("default_store_id", "default_store_external_id", "default store")],
+    "invoice_items": [("store_id", "store_external_id", "store")],
+}
+
+
+def dangling_references(engine: Engine, table_name: str, account_id: uuid.UUID) -> CheckOutcome:
+    """Rows that name a parent by external id but are not linked to it (the parent is missing)."""
+    table = schema.metadata.tables[table_name]
+    failing: list[str] = []
+    with engine.connect() as conn:
+        for fk, ext, label in REFERENCES.get(table_name, []):
+            ident = table.c.external_id if "external_id" in table.c else table.c.id
+            stmt = (sa.select(ident, table.c[ext]).where(table.c.account_id == account_id,
+                                                         table.c[ext].is_not(None), table.c[fk].is_(None)))
+            failing += [f"{r[0]}: {label} {r[1]} missing" for r in conn.execute(stmt)]
+        if table_name == "invoices":  # and every line belongs to an existing invoice of this account
+            items, inv = schema.invoice_items, schema.invoices
+            orphan = (sa.select(items.c.id).where(items.c.account_id == account_id)
+                      .where(~sa.exists().where(inv.c.id == items.c.invoice_id, inv.c.account_id == account_id)))
+            failing += [f"line id {r[0]}: invoice missing" for r in conn.execute(orphan)]
+    return _outcome(failing, "dangling references")
+
+
+def count_rows(engine: Engine, table: sa.Table, account_id: uuid.UUID, external_ids: Iterable[str]) -> int:
+    ids = list(external_ids)
+    total = 0
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            total += conn.execute(sa.select(sa.func.count()).select_from(table).where(
+                table.c.account_id == account_id, table.c.external_id.in_(chunk))).scalar_one()
+    return total
+
+
+def unknown_statuses(engine: Engine, account_id: uuid.UUID) -> CheckOutcome:
+    inv = schema.invoices
+    stmt = (sa.select(inv.c.external_id, inv.c.status).where(
+        inv.c.account_id == account_id, sa.or_(inv.c.status.is_(None), inv.c.status.not_in(KNOWN_INVOICE_STATUSES))))
+    with engine.connect() as conn:
+        rows = [f"{r[0]}: {r[1]!r}" for r in conn.execute(stmt)]
+    return _outcome(rows, "invoices with an unknown status")
+
+
+def line_totals(engine: Engine, account_id: uuid.UUID, external_ids: Iterable[str]) -> dict[str, tuple[int, Decimal]]:
+    """Per invoice external id: (number of lines, sum of line sums) as stored."""
+    inv, items = schema.invoices, schema.invoice_items
+    ids = list(external_ids)
+    out: dict[str, tuple[int, Decimal]] = {}
+    with engine.connect() as conn:
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            stmt = (sa.select(inv.c.external_id, items.c.sum)
+                    .select_from(inv.join(items, items.c.invoice_id == inv.c.id, isouter=True))
+                    .where(inv.c.account_id == account_id, inv.c.external_id.in_(chunk)))
+            for ext, line_sum in conn.execute(stmt):
+                count, total = out.get(ext, (0, Decimal(0)))
+                if line_sum is not None:
+                    out[ext] = (count + 1, total + line_sum)
+                else:
+                    out[ext] = (count, total)
+    return out

@@ -1,0 +1,245 @@
+"""The set-based upsert engine: one staged batch, one guarded `INSERT ... SELECT ... ON CONFLICT` per table.
+
+Why this shape (see docs/performance-and-security-notes.md §4-7):
+- rows go into a temporary stage table in bulk (binary-safe text COPY on PostgreSQL, one executemany on
+  SQLite), never one round trip per row;
+- references to parent tables are resolved in SQL by joining on external ids, and rows whose parent does not
+  exist are rejected as a set (they become `error_details`), so the rest of the batch still lands;
+- `DO UPDATE ... WHERE (target) IS DISTINCT FROM (excluded)` skips unchanged rows, so a re-sync of unchanged
+  data writes nothing; bookkeeping columns (`synced_at`) are set but never compared;
+- counts come from the database: `RETURNING (xmax = 0)` on PostgreSQL, and on SQLite the number of staged keys
+  that already existed, counted in the same transaction before the statement.
+The caller owns the transaction: one per table per account, so a batch lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+KEY_COLUMNS = ("account_id", "external_system", "external_id")
+BOOKKEEPING_COLUMNS = frozenset({"id", "synced_at", "created_at", "updated_at"})
+
+
+@dataclass(frozen=True)
+class ParentRef:
+    """A foreign key resolved from an external id carried by the row (e.g. stores.restaurant_external_id)."""
+
+    fk_column: str
+    external_column: str
+    parent: sa.Table
+    label: str  # how the reference is named in an error ("restaurant", "supplier")
+
+
+@dataclass
+class Rejection:
+    external_id: str
+    reason: str
+
+
+@dataclass
+class UpsertOutcome:
+    """What one upsert did, counted by the database."""
+
+    staged: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    written_ids: dict[str, int] = field(default_factory=dict)  # external_id -> id of created or updated rows
+
+
+def dedupe_last(rows: Iterable[dict[str, Any]], key: str = "external_id") -> tuple[list[dict[str, Any]], int]:
+    """Keep the last occurrence of each key: PostgreSQL refuses to update one row twice in a statement."""
+    by_key: dict[Any, dict[str, Any]] = {}
+    count = 0
+    for row in rows:
+        count += 1
+        by_key[row[key]] = row
+    return list(by_key.values()), count - len(by_key)
+
+
+class Stage:
+    """A temporary table shaped like selected columns of a target table, loaded in bulk."""
+
+    def __init__(self, conn: Connection, target: sa.Table, columns: Sequence[str], extra: Sequence[sa.Column] = ()):
+        self.conn = conn
+        self.name = f"stage_{target.name}_{uuid.uuid4().hex[:8]}"
+        cols = [sa.Column(c, target.c[c].type) for c in columns] + [c._copy() for c in extra]
+        self.table = sa.Table(self.name, sa.MetaData(), *cols, prefixes=["TEMPORARY"])
+        self.columns = [c.name for c in cols]
+        self.table.create(conn)
+
+    def load(self, rows: Sequence[dict[str, Any]], index_on: Sequence[str] = ("external_id",)) -> None:
+        """Bulk-load, then index the join columns: every later statement joins the stage by them."""
+        if rows:
+            if self.conn.dialect.name == "postgresql":
+                self._copy(rows)
+            else:
+                self.conn.execute(self.table.insert(), [{c: row.get(c) for c in self.columns} for row in rows])
+        for column in index_on:
+            if column in self.columns:
+                index, table = _q(self.conn, f"ix_{self.name}_{column}"), _q(self.conn, self.name)
+                self.conn.exec_driver_sql(f"CREATE INDEX {index} ON {table} ({_q(self.conn, column)})")
+        if self.conn.dialect.name == "postgresql":
+            self.conn.exec_driver_sql(f"ANALYZE {_q(self.conn, self.name)}")
+
+    def _copy(self, rows: Sequence[dict[str, Any]]) -> None:
+        buffer = io.StringIO()
+        write = buffer.write
+        cols = self.columns
+        for row in rows:
+            write("\t".join(_copy_text(row.get(c)) for c in cols))
+            write("\n")
+        buffer.seek(0)
+        quoted = ", ".join(_q(self.conn, c) for c in cols)
+        cursor = self.conn.connection.dbapi_connection.cursor()
+        try:
+            cursor.copy_expert(f"COPY {_q(self.conn, self.name)} ({quoted}) FROM STDIN", buffer)
+        finally:
+            cursor.close()
+
+    def drop(self) -> None:
+        self.table.drop(self.conn)
+
+
+def _copy_text(value: Any) -> str:
+    """PostgreSQL COPY text format: \\N for NULL, backslash escapes for the separators."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    text = str(value)
+    if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
+        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return text
+
+
+def _q(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def _distinct(conn: Connection, left: str, right: str) -> str:
+    """Null-safe "differs" for row values: IS DISTINCT FROM on PostgreSQL, IS NOT on any SQLite >= 3.24."""
+    op = "IS DISTINCT FROM" if conn.dialect.name == "postgresql" else "IS NOT"
+    return f"({left}) {op} ({right})"
+
+
+def _key_params(target: sa.Table) -> list[sa.BindParameter]:
+    """Bind with the target's own column types, so values are stored exactly as the schema stores them."""
+    return [sa.bindparam("account_id", type_=target.c.account_id.type), sa.bindparam("external_system"),
+            sa.bindparam("synced_at", type_=target.c.synced_at.type)]
+
+
+def reject_dangling(conn: Connection, stage: Stage, parents: Sequence[ParentRef], *, account_id: uuid.UUID,
+                    external_system: str) -> list[Rejection]:
+    """Remove staged rows whose parent external id is set but unknown; return why each was removed."""
+    rejected: list[Rejection] = []
+    s = _q(conn, stage.name)
+    for ref in parents:
+        p = _q(conn, ref.parent.name)
+        ext = _q(conn, ref.external_column)
+        missing = (
+            f"{ext} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {p} p WHERE p.account_id = :account_id"
+            f" AND p.external_system = :external_system AND p.external_id = {s}.{ext})"
+        )
+        params = {"account_id": account_id, "external_system": external_system}
+        binds = [sa.bindparam("account_id", type_=sa.Uuid()), sa.bindparam("external_system")]
+        found = conn.execute(
+            sa.text(f"SELECT external_id, {ext} FROM {s} WHERE {missing}").bindparams(*binds), params
+        ).all()
+        if found:
+            rejected += [Rejection(row[0], f"{ref.label} {row[1]} does not exist") for row in found]
+            conn.execute(sa.text(f"DELETE FROM {s} WHERE {missing}").bindparams(*binds), params)
+    return rejected
+
+
+def merge_stage(conn: Connection, target: sa.Table, stage: Stage, parents: Sequence[ParentRef], *,
+                account_id: uuid.UUID, external_system: str, synced_at: datetime,
+                extra_select: dict[str, str] | None = None, joins: Sequence[str] = ()) -> UpsertOutcome:
+    """One guarded INSERT ... SELECT ... ON CONFLICT from the stage into the target; exact counts."""
+    outcome = UpsertOutcome()
+    s = _q(conn, stage.name)
+    t = _q(conn, target.name)
+    data_cols = [c for c in stage.columns if c in target.c and c not in KEY_COLUMNS]
+    select_exprs: dict[str, str] = {"account_id": ":account_id", "external_system": ":external_system",
+                                    "external_id": "s.external_id"}
+    select_exprs.update({c: f"s.{_q(conn, c)}" for c in data_cols})
+    join_sql = list(joins)
+    for i, ref in enumerate(parents):
+        alias = f"p{i}"
+        join_sql.append(
+            f"LEFT JOIN {_q(conn, ref.parent.name)} {alias} ON {alias}.account_id = :account_id"
+            f" AND {alias}.external_system = :external_system"
+            f" AND {alias}.external_id = s.{_q(conn, ref.external_column)}"
+        )
+        select_exprs[ref.fk_column] = f"{alias}.id"
+    select_exprs.update(extra_select or {})
+    compared = [c for c in select_exprs if c not in KEY_COLUMNS and c not in BOOKKEEPING_COLUMNS]
+    select_exprs["synced_at"] = ":synced_at"
+    insert_cols = ", ".join(_q(conn, c) for c in select_exprs)
+    select_sql = ", ".join(select_exprs.values())
+    conflict = ", ".join(_q(conn, c) for c in KEY_COLUMNS)
+    set_sql = ", ".join(f"{_q(conn, c)} = excluded.{_q(conn, c)}" for c in [*compared, "synced_at"])
+    guard = _distinct(conn, ", ".join(f"t.{_q(conn, c)}" for c in compared),
+                      ", ".join(f"excluded.{_q(conn, c)}" for c in compared))
+    postgres = conn.dialect.name == "postgresql"
+    returning = "external_id, id" + (", (xmax = 0) AS inserted" if postgres else "")
+    params = {"account_id": account_id, "external_system": external_system, "synced_at": synced_at}
+
+    outcome.staged = conn.execute(sa.text(f"SELECT count(*) FROM {s}")).scalar_one()
+    existing = 0
+    if not postgres:
+        existing = conn.execute(
+            sa.text(f"SELECT count(*) FROM {s} s JOIN {t} t ON t.account_id = :account_id"
+                    f" AND t.external_system = :external_system AND t.external_id = s.external_id")
+            .bindparams(*_key_params(target)[:2]), params).scalar_one()
+    sql = (
+        f"INSERT INTO {t} AS t ({insert_cols}) SELECT {select_sql} FROM {s} s {' '.join(join_sql)} WHERE true"
+        f" ON CONFLICT ({conflict}) DO UPDATE SET {set_sql} WHERE {guard} RETURNING {returning}"
+    )
+    written = conn.execute(sa.text(sql).bindparams(*_key_params(target)), params).all()
+    outcome.written_ids = {row[0]: row[1] for row in written}
+    if postgres:
+        outcome.created = sum(1 for row in written if row[2])
+    else:
+        outcome.created = outcome.staged - existing
+    outcome.updated = len(written) - outcome.created
+    outcome.unchanged = outcome.staged - len(written)
+    return outcome
+
+
+def soft_delete_missing(conn: Connection, target: sa.Table, stage: Stage, *, account_id: uuid.UUID,
+                        external_system: str, deleted_at: datetime, scope_sql: str = "",
+                        scope_params: dict[str, Any] | None = None) -> int:
+    """Mark rows of this account (within an optional scope) that the source no longer returns.
+
+    Soft, never hard: a platform developer can still join to them, and a wrong guess is reversible (the row
+    is revived with `deleted_at = NULL` when it shows up again).
+    """
+    t = _q(conn, target.name)
+    s = _q(conn, stage.name)
+    binds = [sa.bindparam("account_id", type_=target.c.account_id.type), sa.bindparam("external_system"),
+             sa.bindparam("deleted_at", type_=target.c.deleted_at.type)]
+    sql = (
+        f"UPDATE {t} SET deleted_at = :deleted_at WHERE account_id = :account_id"
+        f" AND external_system = :external_system AND deleted_at IS NULL {scope_sql}"
+        f" AND NOT EXISTS (SELECT 1 FROM {s} s WHERE s.external_id = {t}.external_id)"
+    )
+    params = {"account_id": account_id, "external_system": external_system, "deleted_at": deleted_at,
+              **(scope_params or {})}
+    return conn.execute(sa.text(sql).bindparams(*binds), params).rowcount or 0

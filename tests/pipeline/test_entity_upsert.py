@@ -1,0 +1,124 @@
+"""The set-based upsert engine on real SQLite and PostgreSQL: exact counts, no-op re-syncs, rejections."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from iiko_pipeline.adapters import IIKO_ADAPTER
+from iiko_pipeline.warehouse import schema
+from iiko_pipeline.warehouse.engine import make_engine
+from iiko_pipeline.warehouse.entities import upsert_dimension, upsert_invoices
+from iiko_pipeline.warehouse.migrate import migrate
+
+ACCOUNT = uuid.UUID("11111111-2222-4333-8444-555555555555")
+R1, R2 = "6f1c2b1e-0000-4000-8000-000000000101", "6f1c2b1e-0000-4000-8000-000000000102"
+S1, S2 = "1239d270-0000-4000-8000-00000000a001", "1239d270-0000-4000-8000-00000000a002"
+SUP = "3f08e41c-0000-4000-8000-00000000c001"
+
+
+def _engine(url: str):
+    engine = make_engine(url)
+    migrate(engine)
+    return engine
+
+
+def _departments():
+    return [
+        {"id": R1.upper(), "type": "DEPARTMENT", "name": "Ресторан на Тверской", "code": "001"},
+        {"id": R2, "type": "DEPARTMENT", "name": "Ресторан «Арбат»", "code": None},
+        {"id": "6f1c2b1e-0000-4000-8000-000000000001", "type": "JURPERSON", "name": "ООО Ромашка"},
+    ]
+
+
+def _invoice(doc_id: str, lines: list[tuple[int, str, str]], status: str = "PROCESSED", store: str = S1):
+    return {"id": doc_id, "documentNumber": "1568", "dateIncoming": "2024-03-01T10:15:00+03:00",
+            "incomingDate": "2024-03-01", "status": status, "supplier": SUP, "defaultStore": store,
+            "items": [{"num": str(n), "amount": amount, "price": "50.700000000", "sum": total, "store": store,
+                       "product": "c1ebbf72-0000-4000-8000-00000000f001"} for n, amount, total in lines]}
+
+
+def _seed_dimensions(engine):
+    batch = IIKO_ADAPTER.restaurants(_departments())
+    first = upsert_dimension(engine, "restaurants", ACCOUNT, batch.rows, batch.errors)
+    stores = IIKO_ADAPTER.stores([{"id": S1, "parentId": R1, "name": "Основной склад", "type": "STORE"},
+                                  {"id": S2, "parentId": R2, "name": "Бар", "code": None}])
+    upsert_dimension(engine, "stores", ACCOUNT, stores.rows, stores.errors)
+    suppliers = IIKO_ADAPTER.suppliers([{"id": SUP, "name": 'ООО "Овощебаза №1"', "deleted": "false"}])
+    upsert_dimension(engine, "suppliers", ACCOUNT, suppliers.rows, suppliers.errors)
+    return first
+
+
+def test_first_sync_creates_and_resync_changes_nothing(db_url):
+    engine = _engine(db_url)
+    first = _seed_dimensions(engine)
+    assert (first.total, first.created, first.updated, first.unchanged) == (2, 2, 0, 0)
+    with engine.connect() as conn:
+        ids = sorted(conn.execute(sa.select(schema.restaurants.c.external_id)).scalars())
+        synced_before = conn.execute(sa.select(sa.func.max(schema.restaurants.c.synced_at))).scalar_one()
+    assert ids == [R1, R2]  # GUIDs normalised to lower case
+    again = IIKO_ADAPTER.restaurants(_departments())
+    second = upsert_dimension(engine, "restaurants", ACCOUNT, again.rows, again.errors)
+    assert (second.created, second.updated, second.unchanged) == (0, 0, 2)
+    with engine.connect() as conn:  # an unchanged re-sync writes no rows, not even synced_at
+        assert conn.execute(sa.select(sa.func.max(schema.restaurants.c.synced_at))).scalar_one() == synced_before
+    edited = _departments()
+    edited[1]["name"] = "Ресторан «Арбат» (новый)"
+    batch = IIKO_ADAPTER.restaurants(edited)
+    third = upsert_dimension(engine, "restaurants", ACCOUNT, batch.rows, batch.errors)
+    assert (third.created, third.updated, third.unchanged) == (0, 1, 1)
+
+
+def test_dangling_store_reference_becomes_error_detail(db_url):
+    engine = _engine(db_url)
+    _seed_dimensions(engine)
+    ghost = "6f1c2b1e-0000-4000-8000-0000000009ff"
+    batch = IIKO_ADAPTER.stores([{"id": "1239d270-0000-4000-8000-00000000a0ff", "parentId": ghost, "name": "X"},
+                                 {"id": S1, "parentId": R1, "name": "Основной склад"}])
+    result = upsert_dimension(engine, "stores", ACCOUNT, batch.rows, batch.errors)
+    assert result.errors == 1 and ghost in result.error_details[0]["reason"]
+    assert result.unchanged == 1
+
+
+def test_invoices_exact_decimals_and_line_replacement(db_url):
+    engine = _engine(db_url)
+    _seed_dimensions(engine)
+    doc = "575a43c7-0000-4000-8000-00000000d001"
+    big = "123456789012345678.123456789"
+    batch = IIKO_ADAPTER.invoices([_invoice(doc, [(1, "24.000000000", "1216.800000000"), (2, "1.5", big)])])
+    first = upsert_invoices(engine, ACCOUNT, batch.rows, batch.children, batch.errors)
+    assert (first.created, first.items_written) == (1, 2)
+    with engine.connect() as conn:
+        sums = conn.execute(sa.select(schema.invoice_items.c.sum).order_by(schema.invoice_items.c.line_number)
+                            ).scalars().all()
+        row = conn.execute(sa.select(schema.invoices)).mappings().one()
+    assert sums == [Decimal("1216.8"), Decimal(big)]
+    assert row["date_incoming"] == datetime(2024, 3, 1, 10, 15) and row["date_incoming_offset"] == "+03:00"
+    assert row["document_date"] == date(2024, 3, 1) and row["supplier_id"] is not None
+    same = IIKO_ADAPTER.invoices([_invoice(doc, [(1, "24.000000000", "1216.800000000"), (2, "1.5", big)])])
+    second = upsert_invoices(engine, ACCOUNT, same.rows, same.children, same.errors)
+    assert (second.created, second.updated, second.unchanged, second.items_written) == (0, 0, 1, 0)
+    changed = IIKO_ADAPTER.invoices([_invoice(doc, [(1, "25.000000000", "1267.500000000")], status="DELETED")])
+    third = upsert_invoices(engine, ACCOUNT, changed.rows, changed.children, changed.errors)
+    assert (third.updated, third.items_written) == (1, 1)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(schema.invoice_items)).scalar_one() == 1
+        assert conn.execute(sa.select(schema.invoices.c.status)).scalar_one() == "DELETED"
+
+
+def test_bad_records_are_reported_and_the_rest_syncs(db_url):
+    engine = _engine(db_url)
+    _seed_dimensions(engine)
+    good = _invoice("575a43c7-0000-4000-8000-00000000d002", [(1, "1", "10")])
+    bad_number = _invoice("575a43c7-0000-4000-8000-00000000d003", [(1, "abc", "10")])
+    no_id = _invoice("", [(1, "1", "10")])
+    unknown_store = _invoice("575a43c7-0000-4000-8000-00000000d004", [(1, "1", "10")],
+                             store="1239d270-0000-4000-8000-00000000afff")
+    batch = IIKO_ADAPTER.invoices([good, bad_number, no_id, unknown_store])
+    result = upsert_invoices(engine, ACCOUNT, batch.rows, batch.children, batch.errors)
+    assert (result.total, result.created, result.errors) == (4, 1, 3)
+    reasons = " | ".join(d["reason"] for d in result.error_details)
+    assert "'abc' is not a number" in reasons and "id is missing" in reasons and "does not exist" in reasons

@@ -1,0 +1,308 @@
+"""The asset graph, per account partition: raw XML -> parsed frames -> upserted tables.
+
+For each entity (restaurants, stores, suppliers, invoices):
+- `raw_<entity>`: the iiko answers exactly as received, gzip on disk under the instance's storage; the
+  SHA-256 of the bytes is the data version, so an unchanged answer is visible as such in the UI;
+- `<entity>_frame`: the adapter's typed DataFrame (Parquet via `frame_io_manager`) plus rejected records;
+- `<entity>`: the rows upserted into the warehouse table, returning the brief's sync result as metadata and
+  the data-quality checks of the same step.
+Tables chain restaurants -> stores -> suppliers -> invoices, because each references the one before.
+"""
+
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from iiko_pipeline.adapters import IIKO_ADAPTER
+from iiko_pipeline.defs.constants import FRAMES_GROUP, IIKO_POOL, RAW_GROUP, TABLES_GROUP
+from iiko_pipeline.defs.partitions import accounts_partitions_def
+from iiko_pipeline.defs.resources import IikoResource, WarehouseResource
+from iiko_pipeline.frames import ParsedFrame, build_frame, frame_records
+from iiko_pipeline.iiko import parsing
+from iiko_pipeline.iiko.errors import (
+    IikoAuthError,
+    IikoBadRequestError,
+    IikoLicenceBlockedError,
+    IikoPermissionError,
+)
+from iiko_pipeline.rawstore import RawCapture, write_raw
+from iiko_pipeline.warehouse import quality, schema, state
+from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension, upsert_invoices
+
+IIKO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+NOT_RETRYABLE = (IikoAuthError, IikoBadRequestError, IikoLicenceBlockedError, IikoPermissionError)
+
+
+class InvoiceWindowConfig(dg.Config):
+    """Which document dates to export. Empty `date_from` means the last `days` days up to `date_to`."""
+
+    date_from: str = ""
+    date_to: str = ""
+    days: int = 30
+
+    def window(self, today: date | None = None) -> tuple[date, date]:
+        date_to = date.fromisoformat(self.date_to) if self.date_to else (today or date.today())
+        date_from = date.fromisoformat(self.date_from) if self.date_from else date_to - timedelta(days=self.days - 1)
+        if date_from > date_to:
+            raise dg.Failure(f"invoice window is empty: date_from {date_from} is after date_to {date_to}",
+                             allow_retries=False)
+        return date_from, date_to
+
+
+def _account(context: dg.AssetExecutionContext) -> str:
+    return str(uuid.UUID(context.partition_key))
+
+
+def _raw_dir(context: dg.AssetExecutionContext) -> Path:
+    return Path(context.instance.storage_directory()) / "raw"
+
+
+def _fail_fast(exc: Exception) -> None:
+    """Credentials, a blocked module or missing rights will not fix themselves: fail without step retries."""
+    if isinstance(exc, NOT_RETRYABLE):
+        raise dg.Failure(str(exc), allow_retries=False) from None
+
+
+def _raw_output(capture: RawCapture, server_version: str | None) -> dg.Output[RawCapture]:
+    metadata: dict[str, Any] = {
+        "path": dg.MetadataValue.path(capture.parts[0].path if len(capture.parts) == 1 else
+                                      str(Path(capture.parts[0].path).parent) if capture.parts else ""),
+        "size_bytes": capture.size,
+        "sha256": capture.sha256,
+        "records": capture.records,
+        "answers": len(capture.parts),
+        "iiko_server_version": server_version or "unknown",
+    }
+    if capture.window_from:
+        metadata["window_from"] = capture.window_from
+        metadata["window_to"] = capture.window_to
+        metadata["windows"] = dg.MetadataValue.md("\n".join(
+            f"- {p.label}: {p.records} documents, {p.size} bytes" for p in capture.parts))
+    return dg.Output(capture, metadata=metadata, data_version=dg.DataVersion(capture.sha256))
+
+
+RAW_FETCH = {
+    "restaurants": ("departments", parsing.iter_corporate_items),
+    "stores": ("stores", parsing.iter_corporate_items),
+    "suppliers": ("suppliers", parsing.iter_suppliers),
+}
+
+
+def _raw_dimension(entity: str) -> dg.AssetsDefinition:
+    method, parse = RAW_FETCH[entity]
+
+    @dg.asset(name=f"raw_{entity}", partitions_def=accounts_partitions_def, group_name=RAW_GROUP, pool=IIKO_POOL,
+              kinds={"xml"}, retry_policy=IIKO_RETRY, io_manager_key="io_manager",
+              description=f"The iiko answer for {entity} exactly as received (gzip on disk).")
+    def raw_asset(context: dg.AssetExecutionContext, iiko: IikoResource) -> dg.Output[RawCapture]:
+        account = _account(context)
+        try:
+            client = iiko.client_for(account)
+            version = client.server_info().version
+            response = getattr(client, method)()
+        except Exception as exc:
+            _fail_fast(exc)
+            raise
+        records = sum(1 for _ in parse(response.body))
+        part = write_raw(_raw_dir(context), account, entity, entity, response.body, records)
+        return _raw_output(RawCapture(entity, account, (part,)), version)
+
+    return raw_asset
+
+
+@dg.asset(name="raw_invoices", partitions_def=accounts_partitions_def, group_name=RAW_GROUP, pool=IIKO_POOL,
+          kinds={"xml"}, retry_policy=IIKO_RETRY, deps=["raw_suppliers"],
+          description="Incoming invoice exports, one answer per window of at most 7 days, exactly as received.")
+def raw_invoices(context: dg.AssetExecutionContext, config: InvoiceWindowConfig,
+                 iiko: IikoResource) -> dg.Output[RawCapture]:
+    account = _account(context)
+    date_from, date_to = config.window()
+    parts = []
+    try:
+        client = iiko.client_for(account)
+        version = client.server_info().version
+        for window in client.incoming_invoice_windows(date_from, date_to):
+            body = window.response.body
+            records = sum(1 for _ in parsing.iter_invoice_documents(body))
+            label = f"{window.date_from.isoformat()}..{window.date_to.isoformat()}"
+            parts.append(write_raw(_raw_dir(context), account, "invoices", label, body, records))
+    except Exception as exc:
+        _fail_fast(exc)
+        raise
+    capture = RawCapture("invoices", account, tuple(parts), date_from.isoformat(), date_to.isoformat())
+    return _raw_output(capture, version)
+
+
+def _frame_asset(entity: str) -> dg.AssetsDefinition:
+    @dg.asset(name=f"{entity}_frame", partitions_def=accounts_partitions_def, group_name=FRAMES_GROUP,
+              kinds={"pandas", "parquet"}, io_manager_key="frame_io_manager",
+              ins={"raw": dg.AssetIn(f"raw_{entity}")},
+              description=f"{entity} as typed rows produced by the iiko adapter, plus records it rejected.")
+    def frame_asset(context: dg.AssetExecutionContext, raw: RawCapture) -> dg.Output[ParsedFrame]:
+        frame = build_frame(entity, raw, IIKO_ADAPTER)
+        metadata: dict[str, Any] = {
+            "dagster/row_count": len(frame.rows),
+            "source_records": frame.source_records,
+            "rejected": len(frame.errors),
+            "skipped_other_types": frame.source_records - frame.total,
+        }
+        if len(frame.children):
+            metadata["line_items"] = len(frame.children)
+        if frame.errors:
+            metadata["error_details"] = dg.MetadataValue.json(frame.errors[:20])
+        return dg.Output(frame, metadata=metadata)
+
+    return frame_asset
+
+
+CHECKS = {
+    "restaurants": ["external_ids_unique", "row_counts_agree"],
+    "stores": ["external_ids_unique", "references_exist", "row_counts_agree"],
+    "suppliers": ["external_ids_unique", "row_counts_agree"],
+    "invoices": ["external_ids_unique", "references_exist", "row_counts_agree", "line_sums_consistent",
+                 "statuses_known"],
+}
+TABLE_DEPS = {"restaurants": [], "stores": ["restaurants"], "suppliers": ["stores"],
+              "invoices": ["suppliers", "stores"]}
+
+
+def _table_metadata(table_name: str, result: SyncResult, frame: ParsedFrame, engine_name: str,
+                    table_rows: int) -> dict[str, Any]:
+    table = schema.metadata.tables[table_name]
+    preview_cols = [c for c in ("external_id", "code", "name", "document_number", "document_date", "status")
+                    if c in frame.rows.columns]
+    preview = frame.rows[preview_cols].head(5).astype(str).to_markdown(index=False) if preview_cols else ""
+    metadata: dict[str, Any] = {
+        **{k: v for k, v in result.as_dict().items() if k != "error_details"},
+        "error_details": dg.MetadataValue.json(result.error_details[:50]),
+        "dagster/row_count": table_rows,
+        "dagster/table_name": table_name,
+        "dagster/column_schema": dg.TableSchema(columns=[
+            dg.TableColumn(c.name, str(c.type), description=c.comment) for c in table.columns]),
+        "warehouse": engine_name,
+        "preview": dg.MetadataValue.md(preview),
+    }
+    if frame.window_from:
+        metadata["window_from"], metadata["window_to"] = frame.window_from, frame.window_to
+    if table_name == "invoices":
+        metadata["line_items_written"] = result.items_written
+    return metadata
+
+
+def _checks(entity: str, engine: Any, account: uuid.UUID, frame: ParsedFrame, result: SyncResult,
+            raw_records: int | None) -> list[dg.AssetCheckResult]:
+    table = schema.metadata.tables[entity]
+    out: list[dg.AssetCheckResult] = []
+
+    def add(name: str, outcome: quality.CheckOutcome) -> None:
+        out.append(dg.AssetCheckResult(check_name=name, passed=outcome.passed, metadata={
+            "account_id": str(account), **outcome.metadata()}))
+
+    add("external_ids_unique", quality.duplicate_external_ids(engine, table, account))
+    if "references_exist" in CHECKS[entity]:
+        outcome = quality.dangling_references(engine, entity, account)
+        if entity == "invoices":
+            items = quality.dangling_references(engine, "invoice_items", account)
+            outcome = quality.CheckOutcome(outcome.passed and items.passed, outcome.failing + items.failing,
+                                           outcome.sample + items.sample, f"{outcome.detail}; lines: {items.detail}")
+        add("references_exist", outcome)
+    ids = list(frame.rows["external_id"]) if "external_id" in frame.rows else []
+    rejected = {d["external_id"] for d in result.error_details if d.get("external_id")}
+    expected_in_table = len([i for i in ids if i not in rejected])
+    stored = quality.count_rows(engine, table, account, ids)
+    consistent_raw = raw_records is None or raw_records == frame.source_records
+    add("row_counts_agree", quality.CheckOutcome(
+        passed=consistent_raw and stored == expected_in_table,
+        detail=f"raw {raw_records} records, frame {frame.source_records} read / {len(frame.rows)} rows "
+               f"/ {len(frame.errors)} rejected, table {stored} of {expected_in_table} expected"))
+    if entity == "invoices":
+        add("line_sums_consistent", _line_sums(engine, account, frame, rejected))
+        add("statuses_known", quality.unknown_statuses(engine, account))
+    return out
+
+
+def _line_sums(engine: Any, account: uuid.UUID, frame: ParsedFrame, rejected: set[str]) -> quality.CheckOutcome:
+    """Each stored invoice has exactly the lines the source gave it, and their sums add up to the same total."""
+    expected: dict[str, tuple[int, Decimal]] = {}
+    for item in frame_records(frame.children):
+        ext = item["invoice_external_id"]
+        count, total = expected.get(ext, (0, Decimal(0)))
+        expected[ext] = (count + 1, total + (item["sum"] or Decimal(0)))
+    ids = [i for i in frame.rows["external_id"]] if "external_id" in frame.rows else []
+    stored = quality.line_totals(engine, account, ids)
+    failing = []
+    for ext in ids:
+        if ext in rejected:
+            continue
+        want, got = expected.get(ext, (0, Decimal(0))), stored.get(ext, (0, Decimal(0)))
+        if want[0] != got[0] or want[1] != got[1]:
+            failing.append(f"{ext}: source {want[0]} lines / {want[1]}, stored {got[0]} lines / {got[1]}")
+    return quality._outcome(failing, "invoices whose stored lines differ from the source")
+
+
+def _table_asset(entity: str) -> dg.AssetsDefinition:
+    specs = [dg.AssetCheckSpec(name, asset=entity, blocking=True) for name in CHECKS[entity]]
+
+    @dg.asset(name=entity, partitions_def=accounts_partitions_def, group_name=TABLES_GROUP, kinds={"sql"},
+              ins={"frame": dg.AssetIn(f"{entity}_frame"), "raw": dg.AssetIn(f"raw_{entity}")},
+              deps=TABLE_DEPS[entity], check_specs=specs,
+              description=f"`{entity}` in the warehouse, upserted from the frame (created/updated/unchanged).")
+    def table_asset(context: dg.AssetExecutionContext, frame: ParsedFrame, raw: RawCapture,
+                    warehouse: WarehouseResource) -> dg.MaterializeResult:
+        account = uuid.UUID(_account(context))
+        engine = warehouse.get_engine()
+        started = datetime.now(UTC)
+        rows = frame_records(frame.rows)
+        try:
+            if entity == "invoices":
+                result = upsert_invoices(engine, account, rows, frame_records(frame.children), _errors(frame))
+            else:
+                result = upsert_dimension(engine, entity, account, rows, _errors(frame))
+        except Exception as exc:
+            state.record_failure(engine, account, entity, context.run_id, f"{type(exc).__name__}: {exc}")
+            raise
+        state.record_run(engine, account, entity, context.run_id, result, started)
+        context.log.info(f"{entity} for account {account}: {result.as_dict() | {'error_details': result.errors}}")
+        table_rows = _account_rows(engine, entity, account)
+        return dg.MaterializeResult(
+            metadata=_table_metadata(entity, result, frame, engine.url.get_backend_name(), table_rows),
+            check_results=_checks(entity, engine, account, frame, result, raw.records),
+        )
+
+    return table_asset
+
+
+def _account_rows(engine: Any, entity: str, account: uuid.UUID) -> int:
+    import sqlalchemy as sa
+
+    table = schema.metadata.tables[entity]
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.account_id == account)
+                            ).scalar_one()
+
+
+class _Err:
+    """Adapter errors travel through the frame as dicts; the warehouse wants objects with as_dict()."""
+
+    def __init__(self, data: dict[str, Any]):
+        self._data = data
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._data)
+
+
+def _errors(frame: ParsedFrame) -> list[_Err]:
+    return [_Err(e) for e in frame.errors]
+
+
+ENTITY_ASSETS = [
+    *[_raw_dimension(e) for e in ("restaurants", "stores", "suppliers")],
+    raw_invoices,
+    *[_frame_asset(e) for e in ("restaurants", "stores", "suppliers", "invoices")],
+    *[_table_asset(e) for e in ("restaurants", "stores", "suppliers", "invoices")],
+]

@@ -1,0 +1,8 @@
+"""Names shared by assets, jobs, sensors and the instance config (dagster_home/dagster.yaml)."""
+
+ACCOUNT_TAG = "iiko/account"  # the per-account run limit in dagster.yaml keys on this tag
+IIKO_POOL = "iiko_api"  # one iiko login (licence seat) at a time
+ENTITIES = ("restaurants", "stores", "suppliers", "invoices")
+RAW_GROUP = "iiko_raw"
+FRAMES_GROUP = "iiko_frames"
+TABLES_GROUP = "warehouse"

@@ -1,0 +1,73 @@
+"""Raw iiko answers on disk, exactly as received, gzip-compressed, addressed by content hash.
+
+Keeping the bytes lets anyone replay or debug a sync without asking iiko again (and without a licence seat).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RawPart:
+    """One answer: e.g. the suppliers list, or one invoice export window."""
+
+    label: str  # "suppliers" or "2024-03-01..2024-03-07"
+    path: str
+    size: int  # uncompressed bytes
+    sha256: str
+    records: int
+
+
+@dataclass(frozen=True)
+class RawCapture:
+    """All answers of one raw asset materialization."""
+
+    entity: str
+    account_id: str
+    parts: tuple[RawPart, ...] = field(default_factory=tuple)
+    window_from: str | None = None
+    window_to: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        """The data version: a hash over the parts' hashes in order."""
+        digest = hashlib.sha256()
+        for part in self.parts:
+            digest.update(part.sha256.encode())
+        return digest.hexdigest()
+
+    @property
+    def size(self) -> int:
+        return sum(p.size for p in self.parts)
+
+    @property
+    def records(self) -> int:
+        return sum(p.records for p in self.parts)
+
+    def read_parts(self) -> Iterator[tuple[RawPart, bytes]]:
+        for part in self.parts:
+            yield part, read_raw(part.path)
+
+
+def write_raw(base_dir: Path, account_id: str, entity: str, label: str, body: bytes, records: int) -> RawPart:
+    """Store one answer under base_dir/account/entity/<sha256>.xml.gz (idempotent for identical bytes)."""
+    sha = hashlib.sha256(body).hexdigest()
+    folder = base_dir / account_id / entity
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{sha}.xml.gz"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        with gzip.open(tmp, "wb", compresslevel=6) as fh:
+            fh.write(body)
+        tmp.replace(path)
+    return RawPart(label=label, path=str(path), size=len(body), sha256=sha, records=records)
+
+
+def read_raw(path: str) -> bytes:
+    with gzip.open(path, "rb") as fh:
+        return fh.read()

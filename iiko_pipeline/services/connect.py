@@ -1,0 +1,96 @@
+"""Connecting an account: prove the credentials by logging in (and out), then store them encrypted.
+
+Failing credentials are never stored and never replace working ones: the account keeps syncing with what
+worked until a login with the new credentials succeeds.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from iiko_pipeline.iiko import ClientSettings, IikoClient, RetryPolicy
+from iiko_pipeline.iiko.errors import (
+    IikoAuthError,
+    IikoError,
+    IikoLicenceBlockedError,
+    IikoLicenceError,
+    IikoPermissionError,
+    IikoTransportError,
+)
+from iiko_pipeline.warehouse.credentials import IIKO, normalise_base_url, save_credentials
+from iiko_pipeline.warehouse.crypto import KeyRing
+from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, integrations_enabled
+
+DEFAULT_BASE_URL = "https://your-iiko-instance.iiko.it"
+
+
+class IntegrationsDisabledError(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__(f"integrations are switched off ({INTEGRATIONS_ENABLED_ENV}=false); "
+                         f"set {INTEGRATIONS_ENABLED_ENV}=true to connect accounts")
+
+
+@dataclass
+class ConnectResult:
+    """Exactly the brief's connect response."""
+
+    account_id: str
+    is_connected: bool
+    last_connected_at: str | None
+    connection_error: str | None
+    integration_type: str = IIKO
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account_id": self.account_id, "is_connected": self.is_connected,
+                "last_connected_at": self.last_connected_at, "connection_error": self.connection_error,
+                "integration_type": self.integration_type}
+
+
+def describe_failure(exc: Exception) -> str:
+    """A specific, secret-free reason for connection_error."""
+    kinds = [
+        (IikoAuthError, "wrong login or password"),
+        (IikoLicenceError, "no free iiko API licence seat"),
+        (IikoLicenceBlockedError, "the iiko API module is not licensed on this server"),
+        (IikoPermissionError, "the iiko user lacks the rights the API needs"),
+        (IikoTransportError, "the iiko server could not be reached or did not answer as iiko"),
+    ]
+    for kind, label in kinds:
+        if isinstance(exc, kind):
+            return f"{label}: {exc}"
+    if isinstance(exc, IikoError):
+        return f"iiko error: {exc}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username: str, password: str,
+                    base_url: str | None = None, *, verify_tls: bool | str = True,
+                    settings: ClientSettings | None = None,
+                    register_partition: Callable[[str], None] | None = None) -> ConnectResult:
+    if not integrations_enabled():
+        raise IntegrationsDisabledError()
+    account = str(uuid.UUID(str(account_id)))
+    url = normalise_base_url(base_url) or DEFAULT_BASE_URL
+    settings = settings or ClientSettings(connect_timeout=10.0, read_timeout=30.0,
+                                          retry=RetryPolicy(max_attempts=2, max_total=20.0))
+    if verify_tls is not True:
+        from dataclasses import replace
+
+        settings = replace(settings, verify=verify_tls)
+    try:
+        with IikoClient(url, username, password, settings=settings):
+            pass  # login on enter, logout on exit: the seat is freed at once
+    except Exception as exc:
+        return ConnectResult(account, False, None, describe_failure(exc))
+    now = datetime.now(UTC)
+    save_credentials(engine, keyring, account, IIKO, username, password, base_url=base_url,
+                     verify_tls=verify_tls is not False, connected_at=now)
+    if register_partition is not None:
+        register_partition(account)
+    return ConnectResult(account, True, now.isoformat().replace("+00:00", "Z"), None)

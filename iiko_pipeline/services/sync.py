@@ -1,0 +1,78 @@
+"""Running a sync for one account through the Dagster instance, so every sync is a run the UI shows."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from iiko_pipeline.defs.constants import ENTITIES
+from iiko_pipeline.defs.partitions import accounts_partitions_def
+from iiko_pipeline.defs.sensors import run_tags
+
+RESULT_KEYS = ("total", "created", "updated", "unchanged", "deleted", "errors")
+
+
+@dataclass
+class AccountSyncOutcome:
+    run_id: str
+    success: bool
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+
+
+def selection_for(entities: Sequence[str]) -> list[dg.AssetKey]:
+    keys = []
+    for entity in entities:
+        if entity not in ENTITIES:
+            raise ValueError(f"unknown entity {entity!r}; choose from {', '.join(ENTITIES)}")
+        keys += [dg.AssetKey(f"raw_{entity}"), dg.AssetKey(f"{entity}_frame"), dg.AssetKey(entity)]
+    return keys
+
+
+def invoice_run_config(date_from: str | None = None, date_to: str | None = None, days: int | None = None) -> dict:
+    config: dict[str, Any] = {}
+    if date_from:
+        config["date_from"] = date_from
+    if date_to:
+        config["date_to"] = date_to
+    if days:
+        config["days"] = days
+    return {"ops": {"raw_invoices": {"config": config}}} if config else {}
+
+
+def run_account_sync(instance: dg.DagsterInstance, account_id: str, entities: Sequence[str] = ENTITIES, *,
+                     run_config: dict | None = None, extra_tags: dict[str, str] | None = None,
+                     log_level: str = "INFO") -> AccountSyncOutcome:
+    from iiko_pipeline.definitions import defs
+
+    account = str(uuid.UUID(account_id))
+    instance.add_dynamic_partitions(accounts_partitions_def.name, [account])
+    job = defs.resolve_job_def("sync_account_job")
+    if "invoices" not in entities and run_config:
+        run_config = {}
+    run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
+    result = job.execute_in_process(
+        instance=instance, partition_key=account, tags={**run_tags(account), **(extra_tags or {})},
+        run_config=run_config, asset_selection=selection_for(entities), raise_on_error=False,
+    )
+    outcome = AccountSyncOutcome(run_id=result.run_id, success=result.success)
+    for event in result.get_asset_materialization_events():
+        key = event.asset_key.to_user_string()
+        if key not in entities:
+            continue
+        meta = event.materialization.metadata
+        values = {k: meta[k].value for k in RESULT_KEYS if k in meta}
+        values["error_details"] = meta["error_details"].value if "error_details" in meta else []
+        outcome.results[key] = values
+    for event in result.all_events:
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            outcome.failures.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
+    for evaluation in result.get_asset_check_evaluations():
+        if not evaluation.passed:
+            outcome.failures.append(f"check {evaluation.asset_key.to_user_string()}.{evaluation.check_name} failed")
+    return outcome

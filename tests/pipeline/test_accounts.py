@@ -1,0 +1,192 @@
+"""Accounts: the connect flow, the discovery sensor, the kill switch, and secrets that never leak."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from iiko_pipeline.emulator.auth import SessionManager
+from iiko_pipeline.warehouse import schema
+from iiko_pipeline.warehouse.credentials import list_accounts, load_credentials
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+
+
+def test_connect_stores_encrypted_credentials_and_adds_partition(pipeline):
+    p = pipeline
+    result = p.connect()
+    assert result.as_dict().keys() == {"account_id", "is_connected", "last_connected_at", "connection_error",
+                                       "integration_type"}
+    assert result.is_connected and result.connection_error is None and result.integration_type == "iiko"
+    assert p.account_id in p.instance.get_dynamic_partitions("accounts")
+    creds = load_credentials(p.engine, p.keyring, p.account_id, "iiko")
+    assert (creds.username, creds.password) == (EMULATOR_LOGIN, EMULATOR_PASSWORD)
+    log = p.emulator.state.log.summary()
+    assert log["logins"] == log["logouts"] == 1  # the check frees its licence seat at once
+
+
+@pytest.mark.parametrize("case", ["wrong_password", "unreachable", "html", "licence"])
+def test_failed_connect_gives_a_specific_error_and_keeps_working_credentials(pipeline, case):
+    p = pipeline
+    assert p.connect().is_connected
+    before = _ciphertext(p.engine, p.account_id)
+    password, base_url = EMULATOR_PASSWORD, None
+    if case == "wrong_password":
+        password = "wrong"
+    elif case == "unreachable":
+        base_url = "http://127.0.0.1:9"  # the discard port: nothing listens
+    elif case == "html":
+        p.emulator.state.add_fault(endpoint="auth", kind="html200", count=10)
+    else:
+        p.emulator.state.configure(mode="module_blocked")
+    result = p.connect(password=password, base_url=base_url)
+    assert not result.is_connected and result.last_connected_at is None
+    expected = {"wrong_password": "wrong login or password", "unreachable": "could not be reached",
+                "html": "HTML", "licence": "not licensed"}[case]
+    assert expected in result.connection_error
+    assert EMULATOR_PASSWORD not in result.connection_error
+    assert _ciphertext(p.engine, p.account_id) == before  # working credentials never replaced
+
+
+def test_integrations_disabled_refuses_connect_and_sensor_skips(pipeline, monkeypatch):
+    from iiko_pipeline.definitions import defs
+    from iiko_pipeline.services.connect import IntegrationsDisabledError
+
+    p = pipeline
+    monkeypatch.setenv("INTEGRATIONS_ENABLED", "false")
+    with pytest.raises(IntegrationsDisabledError, match="INTEGRATIONS_ENABLED"):
+        p.connect()
+    sensor = defs.resolve_sensor_def("account_discovery_sensor")
+    ctx = dg.build_sensor_context(instance=p.instance, definitions=defs, resources=_resources())
+    data = sensor.evaluate_tick(ctx)
+    assert not data.run_requests and "INTEGRATIONS_ENABLED" in data.skip_message
+
+
+def test_sensor_adds_exactly_new_accounts_and_onboards_each_once(pipeline):
+    from iiko_pipeline.definitions import defs
+    from iiko_pipeline.warehouse.credentials import save_credentials
+
+    p = pipeline
+    p.connect()  # already a partition: not new
+    other = [str(uuid.uuid4()) for _ in range(2)]
+    for account in other:  # connected through another process: credentials but no partition
+        save_credentials(p.engine, p.keyring, account, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD,
+                         base_url=p.emulator.url, connected_at=_now())
+    sensor = defs.resolve_sensor_def("account_discovery_sensor")
+    ctx = dg.build_sensor_context(instance_ref=p.instance.get_ref(), definitions=defs, resources=_resources())
+    data = sensor.evaluate_tick(ctx)
+    assert sorted(r.partition_key for r in data.run_requests) == sorted(other)
+    assert {r.run_key for r in data.run_requests} == {f"onboard:{a}" for a in other}
+    assert all(r.tags["iiko/account"] == r.partition_key for r in data.run_requests)
+    added = [k for req in data.dynamic_partitions_requests for k in req.partition_keys]
+    assert sorted(added) == sorted(other)
+    p.instance.add_dynamic_partitions("accounts", added)  # what the daemon does with the request
+    again = sensor.evaluate_tick(dg.build_sensor_context(instance_ref=p.instance.get_ref(), definitions=defs,
+                                                          resources=_resources()))
+    assert not again.run_requests
+
+
+def test_secrets_never_reach_dagster_home_or_the_warehouse(pipeline, monkeypatch, tmp_path):
+    p = pipeline
+    tokens: list[str] = []
+    original = SessionManager.login
+
+    def spy(self, seats, ttl):  # records issued tokens so the test can look for them
+        token, label = original(self, seats, ttl)
+        tokens.append(token)
+        return token, label
+
+    monkeypatch.setattr(SessionManager, "login", spy)
+    p.connect()
+    outcome = p.sync(days=5)
+    assert outcome.success, outcome.failures
+    assert tokens
+    sha1 = hashlib.sha1(EMULATOR_PASSWORD.encode()).hexdigest()  # noqa: S324 - what iiko sends
+    secrets = {"password": EMULATOR_PASSWORD, "sha1": sha1,
+               "key": p.key, **{f"token{i}": t for i, t in enumerate(tokens)}}
+    leaks = []
+    for path in Path(p.dagster_home).rglob("*"):
+        if path.is_file():
+            data = _readable(path)
+            leaks += [f"{name} in {path}" for name, secret in secrets.items() if secret.encode() in data]
+    with p.engine.connect() as conn:
+        for table in schema.metadata.sorted_tables:
+            for row in conn.execute(sa.select(table)).mappings():
+                for column, value in row.items():
+                    if table.name == "account_integration_credentials" and column == "credentials_ciphertext":
+                        continue
+                    text = value if isinstance(value, (bytes, str)) else str(value)
+                    blob = text if isinstance(text, bytes) else text.encode()
+                    leaks += [f"{name} in {table.name}.{column}" for name, s in secrets.items() if s.encode() in blob]
+    assert not leaks, leaks
+
+
+def test_cli_connect_accounts_disconnect(emulator, tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home"), "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+           "CREDENTIAL_ENCRYPTION_KEY": _key(), "IIKO_PASSWORD": EMULATOR_PASSWORD}
+    account = str(uuid.uuid4())
+    cli = [sys.executable, "-m", "iiko_pipeline.cli"]
+    ok = subprocess.run([*cli, "connect", account, "--username", EMULATOR_LOGIN, "--base-url", emulator.url],
+                        env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["is_connected"] is True
+    bad = subprocess.run([*cli, "connect", account, "--username", "nobody", "--base-url", emulator.url],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and json.loads(bad.stdout)["connection_error"]
+    listed = subprocess.run([*cli, "accounts"], env=env, capture_output=True, text=True, timeout=120)
+    assert json.loads(listed.stdout)[0]["is_connected"] is True
+    assert EMULATOR_PASSWORD not in listed.stdout + ok.stdout + ok.stderr
+    gone = subprocess.run([*cli, "disconnect", account], env=env, capture_output=True, text=True, timeout=120)
+    assert gone.returncode == 0 and json.loads(gone.stdout)["disconnected"] is True
+    plain = subprocess.run([*cli, "connect", account, "--username", "u", "--password", "p"], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert plain.returncode != 0  # no plain --password flag exists
+
+
+def _readable(path: Path) -> bytes:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        import gzip
+
+        data += gzip.decompress(data)
+    return data
+
+
+def _ciphertext(engine, account_id: str) -> bytes:
+    t = schema.account_integration_credentials
+    with engine.connect() as conn:
+        return conn.execute(sa.select(t.c.credentials_ciphertext).where(
+            t.c.account_id == uuid.UUID(account_id))).scalar_one()
+
+
+def _resources() -> dict:
+    from iiko_pipeline.defs.resources import WarehouseResource
+
+    return {"warehouse": WarehouseResource()}  # DATABASE_URL from the environment, as the daemon would
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _key() -> str:
+    from iiko_pipeline.warehouse.crypto import generate_key
+
+    return generate_key()
+
+
+def test_accounts_listing_has_no_secret(pipeline):
+    p = pipeline
+    p.connect()
+    text = repr(list_accounts(p.engine))
+    assert EMULATOR_PASSWORD not in text and "ciphertext" not in text

@@ -57,13 +57,14 @@ def _faults(state: EmulatorState, method: str, rest: list[str], body: dict[str, 
         if method == "GET":
             return json_reply(200, {"faults": [r.to_json() for r in state.faults.list()]})
         if method == "POST":
-            unknown = set(body) - {"endpoint", "kind", "count", "probability", "delay"}
+            unknown = set(body) - {"endpoint", "kind", "count", "probability", "delay", "after"}
             if unknown:
                 raise _HttpError(400, f"unknown fields: {sorted(unknown)}")
             if "endpoint" not in body or "kind" not in body:
                 raise _HttpError(400, "endpoint and kind are required")
             rule = state.add_fault(body["endpoint"], body["kind"], count=body.get("count"),
-                                   probability=body.get("probability"), delay=body.get("delay"))
+                                   probability=body.get("probability"), delay=body.get("delay"),
+                                   after=int(body.get("after") or 0))
             return json_reply(201, rule.to_json())
         if method == "DELETE":
             state.clear_faults()

@@ -50,6 +50,7 @@ class FaultRule:
     probability: float | None = None
     delay: float = DEFAULT_SLOW_DELAY
     fired: int = 0
+    after: int = 0  # let this many matching requests through before the rule starts firing
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -65,8 +66,9 @@ class FaultRegistry:
         self._rng = random.Random(f"faults|{seed}")
 
     def add(self, endpoint: str, kind: str, count: int | None = None, probability: float | None = None,
-            delay: float | None = None) -> FaultRule:
-        """Add a rule. With neither count nor probability it fires once."""
+            delay: float | None = None, after: int = 0) -> FaultRule:
+        """Add a rule. With neither count nor probability it fires once. `after` skips that many matching
+        requests first, e.g. to break the third window of a long export rather than the first."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; choose one of {sorted(FAULT_KINDS)}")
         if not endpoint:
@@ -75,12 +77,14 @@ class FaultRegistry:
             raise ValueError("count must be >= 1")
         if probability is not None and not 0.0 <= probability <= 1.0:
             raise ValueError("probability must be within [0, 1]")
+        if after < 0:
+            raise ValueError("after must be >= 0")
         if count is None and probability is None:
             count = 1
         with self._lock:
             self._next_id += 1
             rule = FaultRule(self._next_id, endpoint.strip("/"), kind, count, probability,
-                             DEFAULT_SLOW_DELAY if delay is None else float(delay))
+                             DEFAULT_SLOW_DELAY if delay is None else float(delay), after=int(after))
             self._rules.append(rule)
             return rule
 
@@ -91,6 +95,9 @@ class FaultRegistry:
                 if rule.endpoint not in ("*", endpoint):
                     continue
                 if rule.count is not None and rule.count <= 0:
+                    continue
+                if rule.after > 0:
+                    rule.after -= 1
                     continue
                 if rule.probability is not None and self._rng.random() >= rule.probability:
                     continue

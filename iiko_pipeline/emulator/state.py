@@ -101,9 +101,9 @@ class EmulatorState:
     # ------------------------------------------------------------------ faults
 
     def add_fault(self, endpoint: str, kind: str, count: int | None = None, probability: float | None = None,
-                  delay: float | None = None) -> FaultRule:
-        """Inject `kind` on `endpoint` (an endpoint name like `suppliers`, or `*`)."""
-        return self.faults.add(endpoint, kind, count=count, probability=probability, delay=delay)
+                  delay: float | None = None, after: int = 0) -> FaultRule:
+        """Inject `kind` on `endpoint` (an endpoint name like `suppliers`, or `*`), after `after` good answers."""
+        return self.faults.add(endpoint, kind, count=count, probability=probability, delay=delay, after=after)
 
     def clear_faults(self) -> None:
         self.faults.clear()

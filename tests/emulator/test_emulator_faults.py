@@ -175,3 +175,9 @@ def test_concurrency_detector(api: Api, token: str) -> None:
     results.append(api.get("corporation/stores", token).status_code)
     slow.join()
     assert results == [500, 200]
+
+
+def test_after_lets_good_answers_through_first(api: Api, token: str) -> None:
+    _add(api, "http_503", after=2, count=1)
+    statuses = [api.get(EP, token).status_code for _ in range(4)]
+    assert statuses == [200, 200, 503, 200]

@@ -140,6 +140,10 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
         if item["invoice_external_id"] in keep:
             lines[(item["invoice_external_id"], item["line_number"])] = item
     result = SyncResult("invoices", total=len(invoices) + len(adapter_errors))
+    if not invoices:  # nothing to stage; the adapter's errors are still reported
+        result.error_details = _error_details("invoices", adapter_errors, [])
+        result.errors = len(result.error_details)
+        return result
     inv_t, item_t = schema.invoices, schema.invoice_items
     parents = (ParentRef("supplier_id", "supplier_external_id", schema.suppliers, "supplier"),
                ParentRef("default_store_id", "default_store_external_id", schema.stores, "default store"))
@@ -147,8 +151,8 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
 
     stage = Stage(conn, inv_t, _stage_columns(inv_t, invoices), extra=[sa.Column("replace_items", sa.Boolean)])
     stage.load(invoices)
-    item_cols = [c for c in (next(iter(lines.values())).keys() if lines else ()) if c in item_t.c
-                 and c not in ("id", "account_id", "invoice_id", "store_id", "synced_at")]
+    # A fixed column set: a window whose invoices carry no lines at all must still stage (and query) cleanly.
+    item_cols = [c.name for c in item_t.columns if c.name not in ("id", "account_id", "invoice_id", "store_id")]
     item_stage = Stage(conn, item_t, item_cols, extra=[sa.Column("invoice_external_id", sa.String)])
     item_stage.load(list(lines.values()), index_on=("invoice_external_id",))
     s, i = q(stage.name), q(item_stage.name)

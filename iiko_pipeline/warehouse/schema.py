@@ -111,6 +111,8 @@ restaurants = sa.Table(
     sa.Column("parent_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
     sa.Column("taxpayer_id", sa.Text(), nullable=True),
     sa.Column("department_type", sa.String(32), nullable=True),
+    # Set when a full reload no longer returns the row (iiko has no deleted flag here); NULL again if it returns.
+    sa.Column("deleted_at", UtcDateTime(), nullable=True),
     *_entity_tail(),
 )
 
@@ -124,6 +126,7 @@ stores = sa.Table(
     sa.Column("restaurant_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
     sa.Column("code", sa.Text(), nullable=True),
     sa.Column("name", sa.Text(), nullable=True),
+    sa.Column("deleted_at", UtcDateTime(), nullable=True),
     *_entity_tail(),
     sa.Index(None, "restaurant_id"),
 )
@@ -142,6 +145,8 @@ suppliers = sa.Table(
     sa.Column("represented_store_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
     sa.Column("is_employee", sa.Boolean(), nullable=True),
     sa.Column("is_client", sa.Boolean(), nullable=True),
+    # Vanished from iiko's list (distinct from is_deleted, which is iiko's own flag on a listed supplier).
+    sa.Column("deleted_at", UtcDateTime(), nullable=True),
     *_entity_tail(),
 )
 

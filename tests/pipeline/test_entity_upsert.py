@@ -122,3 +122,32 @@ def test_bad_records_are_reported_and_the_rest_syncs(db_url):
     assert (result.total, result.created, result.errors) == (4, 1, 3)
     reasons = " | ".join(d["reason"] for d in result.error_details)
     assert "'abc' is not a number" in reasons and "id is missing" in reasons and "does not exist" in reasons
+
+
+def test_vanished_dimension_rows_are_soft_deleted_and_revived(db_url):
+    engine = _engine(db_url)
+    _seed_dimensions(engine)
+    only_first = IIKO_ADAPTER.restaurants(_departments()[:1])
+    gone = upsert_dimension(engine, "restaurants", ACCOUNT, only_first.rows, only_first.errors)
+    assert (gone.deleted, gone.unchanged) == (1, 1)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(sa.select(schema.restaurants.c.external_id, schema.restaurants.c.deleted_at)).all())
+    assert rows[R1] is None and rows[R2] is not None  # kept, marked, never hard-deleted
+    empty = upsert_dimension(engine, "restaurants", ACCOUNT, [], [])
+    assert empty.deleted == 0  # an empty answer is not evidence that everything closed
+    back = IIKO_ADAPTER.restaurants(_departments())
+    revived = upsert_dimension(engine, "restaurants", ACCOUNT, back.rows, back.errors)
+    assert (revived.updated, revived.deleted) == (1, 0)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).where(schema.restaurants.c.deleted_at.is_not(None))
+                            ).scalar_one() == 0
+
+
+def test_invoices_without_lines_and_empty_batches(db_url):
+    engine = _engine(db_url)
+    _seed_dimensions(engine)
+    bare = IIKO_ADAPTER.invoices([_invoice("575a43c7-0000-4000-8000-00000000d0aa", [])])
+    result = upsert_invoices(engine, ACCOUNT, bare.rows, bare.children, bare.errors)
+    assert (result.created, result.items_written) == (1, 0)
+    nothing = upsert_invoices(engine, ACCOUNT, [], [], [])
+    assert (nothing.total, nothing.created, nothing.errors) == (0, 0, 0)

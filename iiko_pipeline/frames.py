@@ -37,29 +37,58 @@ class ParsedFrame:
     source_records: int = 0
     window_from: str | None = None
     window_to: str | None = None
+    windows: list[dict[str, str]] = field(default_factory=list)  # [{"label", "from", "to"}] in fetch order
+    failure: str | None = None
 
     @property
     def total(self) -> int:
         return len(self.rows) + len(self.errors)
 
 
-def iter_source_records(entity: str, capture: RawCapture) -> Iterator[dict[str, Any]]:
-    parse = PARSERS[entity]
-    for _part, body in capture.read_parts():
-        yield from parse(body)
+WINDOW_COLUMN = "_window"
 
 
 def build_frame(entity: str, capture: RawCapture, adapter: PosAdapter) -> ParsedFrame:
-    records = list(iter_source_records(entity, capture))
-    batch: AdaptedBatch = getattr(adapter, entity)(records)
+    """Adapt every part; for windowed exports tag rows with their window and keep a document only once.
+
+    A document re-dated between two window requests can appear in both: the first occurrence wins, as in
+    the client's own `incoming_invoices`.
+    """
+    parse = PARSERS[entity]
+    rows, children, errors, windows = [], [], [], []
+    source = 0
+    seen: set[str] = set()
+    for part, body in capture.read_parts():
+        records = list(parse(body))
+        source += len(records)
+        if capture.window_from:
+            fresh = []
+            for record in records:
+                ident = (record.get("id") or "").strip().lower()
+                if ident and ident in seen:
+                    continue
+                seen.add(ident)
+                fresh.append(record)
+            records = fresh
+            start, _, end = part.label.partition("..")
+            windows.append({"label": part.label, "from": start, "to": end})
+        batch: AdaptedBatch = getattr(adapter, entity)(records)
+        if capture.window_from:
+            for row in batch.rows:
+                row[WINDOW_COLUMN] = part.label
+        rows += batch.rows
+        children += batch.children
+        errors += [{**e.as_dict(), **({"window": part.label} if capture.window_from else {})} for e in batch.errors]
     return ParsedFrame(
         entity=entity,
-        rows=pd.DataFrame(batch.rows),
-        children=pd.DataFrame(batch.children),
-        errors=[e.as_dict() for e in batch.errors],
-        source_records=len(records),
+        rows=pd.DataFrame(rows),
+        children=pd.DataFrame(children),
+        errors=errors,
+        source_records=source,
         window_from=capture.window_from,
         window_to=capture.window_to,
+        windows=windows,
+        failure=capture.failure,
     )
 
 

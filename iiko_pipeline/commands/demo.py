@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         if not connected.is_connected:
             print(f"error: {connected.connection_error}")
             return 1
-        outcome = run_account_sync(instance, DEMO_ACCOUNT, run_config=invoice_run_config(days=args.days),
+        outcome = run_account_sync(instance, DEMO_ACCOUNT, run_config=invoice_run_config(history_days=args.days),
                                    log_level="WARNING")
         log = emu.state.log.summary()
     print(f"run:       {outcome.run_id} ({'success' if outcome.success else 'FAILED'})")

@@ -10,6 +10,7 @@ Tables chain restaurants -> stores -> suppliers -> invoices, because each refere
 """
 
 
+import contextlib
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -22,36 +23,66 @@ from iiko_pipeline.adapters import IIKO_ADAPTER
 from iiko_pipeline.defs.constants import FRAMES_GROUP, IIKO_POOL, RAW_GROUP, TABLES_GROUP
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import IikoResource, WarehouseResource
-from iiko_pipeline.frames import ParsedFrame, build_frame, frame_records
+from iiko_pipeline.frames import WINDOW_COLUMN, ParsedFrame, build_frame, frame_records
 from iiko_pipeline.iiko import parsing
 from iiko_pipeline.iiko.errors import (
     IikoAuthError,
     IikoBadRequestError,
     IikoLicenceBlockedError,
+    IikoLicenceError,
     IikoPermissionError,
 )
-from iiko_pipeline.rawstore import RawCapture, write_raw
+from iiko_pipeline.rawstore import RawCapture, RawPart, write_raw
+from iiko_pipeline.services.connect import describe_failure
 from iiko_pipeline.warehouse import quality, schema, state
-from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension, upsert_invoices
+from iiko_pipeline.warehouse.credentials import mark_connection
+from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension
+from iiko_pipeline.warehouse.invoice_windows import commit_window, get_watermark, merge_results
 
 IIKO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 NOT_RETRYABLE = (IikoAuthError, IikoBadRequestError, IikoLicenceBlockedError, IikoPermissionError)
 
 
-class InvoiceWindowConfig(dg.Config):
-    """Which document dates to export. Empty `date_from` means the last `days` days up to `date_to`."""
+class InvoiceSyncConfig(dg.Config):
+    """Which document dates to export (the same config in the UI's launchpad and in schedules).
 
+    `incremental` (default): from `watermark - lookback_days` to `date_to` (default today); an account with
+    no watermark yet (onboarding) starts `history_days` back. The watermark advances as windows commit.
+    `backfill`: exactly `date_from`..`date_to`, without moving the watermark.
+    """
+
+    mode: str = "incremental"
     date_from: str = ""
     date_to: str = ""
-    days: int = 30
+    lookback_days: int = 14
+    history_days: int = 90
+    max_vanished_share: float = 0.2
 
-    def window(self, today: date | None = None) -> tuple[date, date]:
-        date_to = date.fromisoformat(self.date_to) if self.date_to else (today or date.today())
-        date_from = date.fromisoformat(self.date_from) if self.date_from else date_to - timedelta(days=self.days - 1)
+    def window(self, watermark: date | None, today: date | None = None) -> tuple[date, date]:
+        if self.mode not in ("incremental", "backfill"):
+            raise dg.Failure(f"mode must be 'incremental' or 'backfill', not {self.mode!r}", allow_retries=False)
+        try:
+            date_to = date.fromisoformat(self.date_to) if self.date_to else (today or date.today())
+            if self.mode == "backfill":
+                if not self.date_from:
+                    raise dg.Failure("a backfill needs date_from (YYYY-MM-DD)", allow_retries=False)
+                date_from = date.fromisoformat(self.date_from)
+            elif self.date_from:
+                date_from = date.fromisoformat(self.date_from)
+            elif watermark is not None:
+                date_from = min(watermark, date_to) - timedelta(days=self.lookback_days)
+            else:
+                date_from = date_to - timedelta(days=self.history_days - 1)
+        except ValueError as exc:
+            raise dg.Failure(f"invoice dates must be YYYY-MM-DD: {exc}", allow_retries=False) from None
         if date_from > date_to:
             raise dg.Failure(f"invoice window is empty: date_from {date_from} is after date_to {date_to}",
                              allow_retries=False)
         return date_from, date_to
+
+    @property
+    def advances_watermark(self) -> bool:
+        return self.mode == "incremental"
 
 
 def _account(context: dg.AssetExecutionContext) -> str:
@@ -62,10 +93,23 @@ def _raw_dir(context: dg.AssetExecutionContext) -> Path:
     return Path(context.instance.storage_directory()) / "raw"
 
 
-def _fail_fast(exc: Exception) -> None:
-    """Credentials, a blocked module or missing rights will not fix themselves: fail without step retries."""
-    if isinstance(exc, NOT_RETRYABLE):
-        raise dg.Failure(str(exc), allow_retries=False) from None
+def _fail_fast(exc: Exception, warehouse: WarehouseResource, account: str, entity: str = "") -> None:
+    """Credentials, licence and rights problems will not fix themselves within a retry: fail the step at once.
+
+    A rejected login, a blocked module or missing rights mark the account disconnected (with the reason), so
+    schedules stop hammering the server until someone reconnects it; a full licence (all seats taken) is only
+    recorded on the sync state, since seats free up by themselves within the token lifetime.
+    """
+    if not isinstance(exc, (*NOT_RETRYABLE, IikoLicenceError)):
+        return
+    reason = describe_failure(exc)
+    engine = warehouse.get_engine()
+    with contextlib.suppress(Exception):  # the iiko error below is what the user must see
+        if isinstance(exc, IikoLicenceError):
+            state.record_failure(engine, uuid.UUID(account), entity or "iiko", None, reason)
+        else:
+            mark_connection(engine, account, "iiko", is_connected=False, error=reason)
+    raise dg.Failure(reason, allow_retries=False) from None
 
 
 def _raw_output(capture: RawCapture, server_version: str | None) -> dg.Output[RawCapture]:
@@ -99,14 +143,15 @@ def _raw_dimension(entity: str) -> dg.AssetsDefinition:
     @dg.asset(name=f"raw_{entity}", partitions_def=accounts_partitions_def, group_name=RAW_GROUP, pool=IIKO_POOL,
               kinds={"xml"}, retry_policy=IIKO_RETRY, io_manager_key="io_manager",
               description=f"The iiko answer for {entity} exactly as received (gzip on disk).")
-    def raw_asset(context: dg.AssetExecutionContext, iiko: IikoResource) -> dg.Output[RawCapture]:
+    def raw_asset(context: dg.AssetExecutionContext, iiko: IikoResource,
+                  warehouse: WarehouseResource) -> dg.Output[RawCapture]:
         account = _account(context)
         try:
             client = iiko.client_for(account)
             version = client.server_info().version
             response = getattr(client, method)()
         except Exception as exc:
-            _fail_fast(exc)
+            _fail_fast(exc, warehouse, account, entity)
             raise
         records = sum(1 for _ in parse(response.body))
         part = write_raw(_raw_dir(context), account, entity, entity, response.body, records)
@@ -118,11 +163,16 @@ def _raw_dimension(entity: str) -> dg.AssetsDefinition:
 @dg.asset(name="raw_invoices", partitions_def=accounts_partitions_def, group_name=RAW_GROUP, pool=IIKO_POOL,
           kinds={"xml"}, retry_policy=IIKO_RETRY, deps=["raw_suppliers"],
           description="Incoming invoice exports, one answer per window of at most 7 days, exactly as received.")
-def raw_invoices(context: dg.AssetExecutionContext, config: InvoiceWindowConfig,
-                 iiko: IikoResource) -> dg.Output[RawCapture]:
+def raw_invoices(context: dg.AssetExecutionContext, config: InvoiceSyncConfig, iiko: IikoResource,
+                 warehouse: WarehouseResource) -> dg.Output[RawCapture]:
+    """Fetch windows in date order. If a later window fails, keep the ones already fetched (so they can be
+    committed and the watermark can move) and record the failure; the invoices table step then fails the run.
+    """
     account = _account(context)
-    date_from, date_to = config.window()
-    parts = []
+    date_from, date_to = config.window(get_watermark(warehouse.get_engine(), account))
+    parts: list[RawPart] = []
+    failure = None
+    version = None
     try:
         client = iiko.client_for(account)
         version = client.server_info().version
@@ -132,10 +182,18 @@ def raw_invoices(context: dg.AssetExecutionContext, config: InvoiceWindowConfig,
             label = f"{window.date_from.isoformat()}..{window.date_to.isoformat()}"
             parts.append(write_raw(_raw_dir(context), account, "invoices", label, body, records))
     except Exception as exc:
-        _fail_fast(exc)
-        raise
-    capture = RawCapture("invoices", account, tuple(parts), date_from.isoformat(), date_to.isoformat())
-    return _raw_output(capture, version)
+        _fail_fast(exc, warehouse, account, "invoices")
+        if not parts:
+            raise
+        failure = f"{type(exc).__name__}: {exc}"
+        context.log.warning(f"invoice export stopped after {len(parts)} windows: {failure}")
+    capture = RawCapture("invoices", account, tuple(parts), date_from.isoformat(), date_to.isoformat(), failure,
+                         mode=config.mode, max_vanished_share=config.max_vanished_share)
+    output = _raw_output(capture, version)
+    output.metadata["mode"] = dg.MetadataValue.text(config.mode)
+    if failure:
+        output.metadata["failure"] = dg.MetadataValue.text(failure)
+    return output
 
 
 def _frame_asset(entity: str) -> dg.AssetsDefinition:
@@ -165,8 +223,9 @@ CHECKS = {
     "stores": ["external_ids_unique", "references_exist", "row_counts_agree"],
     "suppliers": ["external_ids_unique", "row_counts_agree"],
     "invoices": ["external_ids_unique", "references_exist", "row_counts_agree", "line_sums_consistent",
-                 "statuses_known"],
+                 "statuses_known", "export_complete", "deletions_guarded"],
 }
+WARN_ONLY = {"deletions_guarded"}  # soft signals: shown in the UI, never block the run
 TABLE_DEPS = {"restaurants": [], "stores": ["restaurants"], "suppliers": ["stores"],
               "invoices": ["suppliers", "stores"]}
 
@@ -195,7 +254,7 @@ def _table_metadata(table_name: str, result: SyncResult, frame: ParsedFrame, eng
 
 
 def _checks(entity: str, engine: Any, account: uuid.UUID, frame: ParsedFrame, result: SyncResult,
-            raw_records: int | None) -> list[dg.AssetCheckResult]:
+            raw_records: int | None, guards: list[str] = ()) -> list[dg.AssetCheckResult]:
     table = schema.metadata.tables[entity]
     out: list[dg.AssetCheckResult] = []
 
@@ -223,6 +282,16 @@ def _checks(entity: str, engine: Any, account: uuid.UUID, frame: ParsedFrame, re
     if entity == "invoices":
         add("line_sums_consistent", _line_sums(engine, account, frame, rejected))
         add("statuses_known", quality.unknown_statuses(engine, account))
+        committed = frame.windows[-1]["to"] if frame.windows else "nothing"
+        add("export_complete", quality.CheckOutcome(
+            passed=frame.failure is None, failing=int(frame.failure is not None),
+            sample=[frame.failure] if frame.failure else [],
+            detail=f"iiko export failed after {len(frame.windows)} windows; committed through {committed}"
+            if frame.failure else f"all {len(frame.windows)} windows exported and committed"))
+        out.append(dg.AssetCheckResult(
+            check_name="deletions_guarded", passed=not guards, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"account_id": str(account), "failing_count": len(guards), "failing_sample": list(guards)[:20],
+                      "detail": "; ".join(guards) if guards else "no deletion was withheld"}))
     return out
 
 
@@ -246,7 +315,7 @@ def _line_sums(engine: Any, account: uuid.UUID, frame: ParsedFrame, rejected: se
 
 
 def _table_asset(entity: str) -> dg.AssetsDefinition:
-    specs = [dg.AssetCheckSpec(name, asset=entity, blocking=True) for name in CHECKS[entity]]
+    specs = [dg.AssetCheckSpec(name, asset=entity, blocking=name not in WARN_ONLY) for name in CHECKS[entity]]
 
     @dg.asset(name=entity, partitions_def=accounts_partitions_def, group_name=TABLES_GROUP, kinds={"sql"},
               ins={"frame": dg.AssetIn(f"{entity}_frame"), "raw": dg.AssetIn(f"raw_{entity}")},
@@ -258,23 +327,53 @@ def _table_asset(entity: str) -> dg.AssetsDefinition:
         engine = warehouse.get_engine()
         started = datetime.now(UTC)
         rows = frame_records(frame.rows)
+        guards: list[str] = []
         try:
             if entity == "invoices":
-                result = upsert_invoices(engine, account, rows, frame_records(frame.children), _errors(frame))
+                result, guards = _commit_invoice_windows(engine, account, frame, raw, rows)
             else:
                 result = upsert_dimension(engine, entity, account, rows, _errors(frame))
         except Exception as exc:
-            state.record_failure(engine, account, entity, context.run_id, f"{type(exc).__name__}: {exc}")
+            state.record_failure(engine, account, entity, context.run.run_id, f"{type(exc).__name__}: {exc}")
             raise
-        state.record_run(engine, account, entity, context.run_id, result, started)
+        state.record_run(engine, account, entity, context.run.run_id, result, started)
+        if frame.failure:
+            state.record_failure(engine, account, entity, context.run.run_id, frame.failure)
         context.log.info(f"{entity} for account {account}: {result.as_dict() | {'error_details': result.errors}}")
         table_rows = _account_rows(engine, entity, account)
         return dg.MaterializeResult(
             metadata=_table_metadata(entity, result, frame, engine.url.get_backend_name(), table_rows),
-            check_results=_checks(entity, engine, account, frame, result, raw.records),
+            check_results=_checks(entity, engine, account, frame, result, raw.records, guards),
         )
 
     return table_asset
+
+
+def _commit_invoice_windows(engine: Any, account: uuid.UUID, frame: ParsedFrame, raw: RawCapture,
+                            rows: list[dict[str, Any]]) -> tuple[SyncResult, list[str]]:
+    """Commit window by window (each with its deletions and, when incremental, the watermark)."""
+    by_window: dict[str, list[dict[str, Any]]] = {}
+    window_of: dict[str, str] = {}
+    for row in rows:
+        label = row.pop(WINDOW_COLUMN, None) or ""
+        by_window.setdefault(label, []).append(row)
+        window_of[row["external_id"]] = label
+    items_by_window: dict[str, list[dict[str, Any]]] = {}
+    for item in frame_records(frame.children):
+        items_by_window.setdefault(window_of.get(item["invoice_external_id"], ""), []).append(item)
+    errors_by_window: dict[str, list[_Err]] = {}
+    for error in frame.errors:
+        errors_by_window.setdefault(error.get("window", ""), []).append(_Err(error))
+    returned = set(window_of) | {e["external_id"] for e in frame.errors if e.get("external_id")}
+    outcomes = []
+    for window in frame.windows:
+        label = window["label"]
+        outcomes.append(commit_window(
+            engine, account, date.fromisoformat(window["from"]), date.fromisoformat(window["to"]),
+            by_window.get(label, []), items_by_window.get(label, []), errors_by_window.get(label, []),
+            returned_ids=returned, advance_watermark=raw.mode == "incremental",
+            max_vanished_share=raw.max_vanished_share))
+    return merge_results(outcomes), [o.guard for o in outcomes if o.guard]
 
 
 def _account_rows(engine: Any, entity: str, account: uuid.UUID) -> int:

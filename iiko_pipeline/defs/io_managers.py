@@ -26,7 +26,8 @@ class ParquetFrameIOManager(dg.ConfigurableIOManager):
         obj.rows.to_parquet(folder / "rows.parquet", index=False)
         obj.children.to_parquet(folder / "children.parquet", index=False)
         meta = {"entity": obj.entity, "errors": obj.errors, "source_records": obj.source_records,
-                "window_from": obj.window_from, "window_to": obj.window_to}
+                "window_from": obj.window_from, "window_to": obj.window_to, "windows": obj.windows,
+                "failure": obj.failure}
         (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, default=str))
         context.add_output_metadata({"frame_path": dg.MetadataValue.path(str(folder))})
 
@@ -36,4 +37,5 @@ class ParquetFrameIOManager(dg.ConfigurableIOManager):
         return ParsedFrame(entity=meta["entity"], rows=pd.read_parquet(folder / "rows.parquet"),
                            children=pd.read_parquet(folder / "children.parquet"), errors=meta["errors"],
                            source_records=meta["source_records"], window_from=meta["window_from"],
-                           window_to=meta["window_to"])
+                           window_to=meta["window_to"], windows=meta.get("windows", []),
+                           failure=meta.get("failure"))

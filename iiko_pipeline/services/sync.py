@@ -33,14 +33,21 @@ def selection_for(entities: Sequence[str]) -> list[dg.AssetKey]:
     return keys
 
 
-def invoice_run_config(date_from: str | None = None, date_to: str | None = None, days: int | None = None) -> dict:
+def invoice_run_config(date_from: str | None = None, date_to: str | None = None, *, mode: str | None = None,
+                       history_days: int | None = None, lookback_days: int | None = None,
+                       max_vanished_share: float | None = None) -> dict:
+    """Run config for `raw_invoices` (see `InvoiceSyncConfig`); dates alone mean a backfill of that range."""
     config: dict[str, Any] = {}
     if date_from:
         config["date_from"] = date_from
     if date_to:
         config["date_to"] = date_to
-    if days:
-        config["days"] = days
+    if mode or date_from:
+        config["mode"] = mode or "backfill"
+    for key, value in (("history_days", history_days), ("lookback_days", lookback_days),
+                       ("max_vanished_share", max_vanished_share)):
+        if value is not None:
+            config[key] = value
     return {"ops": {"raw_invoices": {"config": config}}} if config else {}
 
 

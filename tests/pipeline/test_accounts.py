@@ -106,7 +106,7 @@ def test_secrets_never_reach_dagster_home_or_the_warehouse(pipeline, monkeypatch
 
     monkeypatch.setattr(SessionManager, "login", spy)
     p.connect()
-    outcome = p.sync(days=5)
+    outcome = p.sync(history_days=5)
     assert outcome.success, outcome.failures
     assert tokens
     sha1 = hashlib.sha1(EMULATOR_PASSWORD.encode()).hexdigest()  # noqa: S324 - what iiko sends

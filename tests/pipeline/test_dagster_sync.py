@@ -136,12 +136,14 @@ def test_materialization_metadata_and_checks_are_visible(pipeline):
     assert event.asset_materialization.partition == p.account_id
     raw = p.instance.get_latest_materialization_event(dg.AssetKey("raw_suppliers")).asset_materialization
     assert len(raw.metadata["sha256"].value) == 64 and raw.metadata["size_bytes"].value > 0
-    records = p.instance.get_event_records(dg.EventRecordsFilter(
-        event_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION), limit=100)
-    checks = {r.event_log_entry.dagster_event.event_specific_data.check_name for r in records}
-    assert {"external_ids_unique", "references_exist", "row_counts_agree", "line_sums_consistent",
-            "statuses_known"} <= checks
-    assert all(r.event_log_entry.dagster_event.event_specific_data.passed for r in records)
+    names = ["external_ids_unique", "references_exist", "row_counts_agree", "line_sums_consistent",
+             "statuses_known", "export_complete"]
+    keys = [dg.AssetCheckKey(dg.AssetKey("invoices"), name) for name in names]
+    latest = p.instance.event_log_storage.get_latest_asset_check_execution_by_key(keys)
+    for key in keys:
+        data = latest[key].event.dagster_event.event_specific_data
+        assert data.passed, key
+        assert data.metadata["account_id"].value == p.account_id
 
 
 def test_truncated_answer_fails_the_run_and_keeps_previous_state(pipeline):

@@ -1,0 +1,122 @@
+"""Incremental invoice sync: commit one export window at a time and reconcile deletions inside it.
+
+iiko's export filters by document date and carries no revision, so the only correct incremental sync is to
+re-read a sliding window and reconcile it (docs: iiko-server-api.md §8). Each window is one transaction:
+its upsert, its deletion reconciliation and (for incremental runs) the watermark move together, so a run
+that fails halfway leaves the warehouse and the watermark exactly at the last committed window.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from iiko_pipeline.warehouse import schema, state
+from iiko_pipeline.warehouse.entities import SyncResult, upsert_invoices
+
+ENTITY = "invoices"
+DEFAULT_MAX_VANISHED_SHARE = 0.2
+
+
+@dataclass
+class WindowOutcome:
+    date_from: date
+    date_to: date
+    result: SyncResult
+    guard: str | None = None  # why deletions were withheld, if they were
+
+
+@dataclass
+class ReconcileOutcome:
+    deleted: int = 0
+    guard: str | None = None
+    vanished: list[str] = field(default_factory=list)
+
+
+def reconcile_window(conn: Connection, account_id: uuid.UUID, date_from: date, date_to: date,
+                     returned_ids: Collection[str], returned_in_window: int, *, now: datetime,
+                     max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE,
+                     external_system: str = "iiko") -> ReconcileOutcome:
+    """Soft-delete live rows dated inside the window that iiko no longer returns anywhere in this run.
+
+    Guards (nothing is deleted, and the reason is returned for the run's metadata and a warning check):
+    - iiko answered nothing for a window in which we hold rows: an empty export is far more often a fault
+      than a week in which every document was deleted;
+    - more than `max_vanished_share` of the window's rows would vanish at once.
+    """
+    inv = schema.invoices
+    held = conn.execute(sa.select(inv.c.external_id).where(
+        inv.c.account_id == account_id, inv.c.external_system == external_system,
+        inv.c.document_date >= date_from, inv.c.document_date <= date_to, inv.c.is_deleted.is_(False),
+    )).scalars().all()
+    returned = set(returned_ids)
+    vanished = sorted(ext for ext in held if ext not in returned)
+    outcome = ReconcileOutcome(vanished=vanished)
+    if not vanished:
+        return outcome
+    if returned_in_window == 0:
+        outcome.guard = (f"window {date_from}..{date_to}: iiko returned no documents while we hold {len(held)}; "
+                         f"nothing deleted")
+        return outcome
+    share = len(vanished) / len(held)
+    if share > max_vanished_share:
+        outcome.guard = (f"window {date_from}..{date_to}: {len(vanished)} of {len(held)} documents "
+                         f"({share:.0%}) would vanish, above the {max_vanished_share:.0%} limit; nothing deleted")
+        return outcome
+    for start in range(0, len(vanished), 500):
+        chunk = vanished[start:start + 500]
+        outcome.deleted += conn.execute(inv.update().where(
+            inv.c.account_id == account_id, inv.c.external_system == external_system,
+            inv.c.external_id.in_(chunk)).values(is_deleted=True, deleted_at=now)).rowcount or 0
+    return outcome
+
+
+def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, date_to: date,
+                  invoices: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]],
+                  adapter_errors: Sequence[Any] = (), *, returned_ids: Collection[str],
+                  advance_watermark: bool, max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE,
+                  now: datetime | None = None) -> WindowOutcome:
+    """Upsert one window's invoices, reconcile its deletions and move the watermark, all in one transaction."""
+    account = uuid.UUID(str(account_id))
+    now = now or datetime.now(UTC)
+    with engine.begin() as conn:
+        result = upsert_invoices(engine, account, invoices, items, adapter_errors, now=now, conn=conn)
+        reconciled = reconcile_window(conn, account, date_from, date_to, returned_ids, len(invoices) +
+                                      len(adapter_errors), now=now, max_vanished_share=max_vanished_share)
+        result.deleted = reconciled.deleted
+        if advance_watermark:
+            current = _watermark(conn, account)
+            state.set_watermark(conn, account, ENTITY, max(current, date_to) if current else date_to)
+    return WindowOutcome(date_from, date_to, result, reconciled.guard)
+
+
+def _watermark(conn: Connection, account: uuid.UUID) -> date | None:
+    st = schema.sync_state
+    return conn.execute(sa.select(st.c.watermark).where(st.c.account_id == account, st.c.entity == ENTITY)
+                        ).scalar_one_or_none()
+
+
+def get_watermark(engine: Engine, account_id: uuid.UUID | str) -> date | None:
+    with engine.connect() as conn:
+        return _watermark(conn, uuid.UUID(str(account_id)))
+
+
+def merge_results(outcomes: Sequence[WindowOutcome]) -> SyncResult:
+    total = SyncResult(ENTITY)
+    for o in outcomes:
+        r = o.result
+        total.total += r.total
+        total.created += r.created
+        total.updated += r.updated
+        total.unchanged += r.unchanged
+        total.deleted += r.deleted
+        total.errors += r.errors
+        total.items_written += r.items_written
+        total.error_details += r.error_details
+    return total

@@ -5,9 +5,15 @@ import warnings
 import dagster as dg
 
 from iiko_pipeline.defs.assets import ENTITY_ASSETS
+from iiko_pipeline.defs.freshness import invoice_freshness_job, invoices_fresh
 from iiko_pipeline.defs.io_managers import ParquetFrameIOManager
-from iiko_pipeline.defs.jobs import sync_account_job
+from iiko_pipeline.defs.jobs import invoices_job, reference_data_job, sync_account_job
 from iiko_pipeline.defs.resources import IikoResource, WarehouseResource
+from iiko_pipeline.defs.schedules import (
+    invoice_freshness_schedule,
+    invoices_hourly_schedule,
+    reference_data_daily_schedule,
+)
 from iiko_pipeline.defs.sensors import account_discovery_sensor
 
 # Data versions on raw outputs are "beta" in 1.13; we rely on them knowingly, so keep the console quiet.
@@ -17,8 +23,10 @@ warehouse = WarehouseResource()
 
 defs = dg.Definitions(
     assets=ENTITY_ASSETS,
-    jobs=[sync_account_job],
+    asset_checks=[invoices_fresh],
+    jobs=[sync_account_job, invoices_job, reference_data_job, invoice_freshness_job],
     sensors=[account_discovery_sensor],
+    schedules=[invoices_hourly_schedule, reference_data_daily_schedule, invoice_freshness_schedule],
     resources={
         "warehouse": warehouse,
         "iiko": IikoResource(encryption_key=dg.EnvVar("CREDENTIAL_ENCRYPTION_KEY"), warehouse=warehouse),

@@ -1,0 +1,93 @@
+"""Schedules, freshness, instance config and failure handling (no retries for errors that cannot heal)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from iiko_pipeline.defs.resources import WarehouseResource
+from iiko_pipeline.warehouse.credentials import list_accounts, save_credentials
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _schedule_tick(p, name: str):
+    from iiko_pipeline.definitions import defs
+
+    schedule = defs.resolve_schedule_def(name)
+    ctx = dg.build_schedule_context(instance=p.instance, resources={"warehouse": WarehouseResource()},
+                                    scheduled_execution_time=datetime(2026, 11, 26, 9, 7, tzinfo=UTC),
+                                    repository_def=defs.get_repository_def())
+    return schedule.evaluate_tick(ctx)
+
+
+def test_schedules_fan_out_over_connected_account_partitions_only(pipeline, monkeypatch):
+    p = pipeline
+    p.connect()
+    disconnected = str(uuid.uuid4())  # a partition whose credentials were saved but never proved
+    save_credentials(p.engine, p.keyring, disconnected, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD)
+    p.instance.add_dynamic_partitions("accounts", [disconnected])
+    for name, prefix in (("invoices_hourly_schedule", "invoices"), ("reference_data_daily_schedule", "reference")):
+        data = _schedule_tick(p, name)
+        assert [r.partition_key for r in data.run_requests] == [p.account_id]
+        request = data.run_requests[0]
+        assert request.tags["iiko/account"] == p.account_id and request.run_key.startswith(f"{prefix}:")
+    monkeypatch.setenv("INTEGRATIONS_ENABLED", "false")
+    data = _schedule_tick(p, "invoices_hourly_schedule")
+    assert not data.run_requests and "INTEGRATIONS_ENABLED" in data.skip_message
+
+
+@pytest.mark.slow
+def test_freshness_check_warns_until_invoices_have_synced(pipeline):
+    from iiko_pipeline.definitions import defs
+
+    p = pipeline
+    p.connect()
+    job = defs.resolve_job_def("invoice_freshness_job")
+    before = job.execute_in_process(instance=p.instance).get_asset_check_evaluations()[0]
+    assert not before.passed and before.severity == dg.AssetCheckSeverity.WARN
+    assert p.account_id in str(before.metadata["failing_sample"].value)
+    assert p.sync(history_days=3).success
+    after = job.execute_in_process(instance=p.instance).get_asset_check_evaluations()[0]
+    assert after.passed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["module_blocked", "wrong_password"])
+def test_credential_and_licence_errors_fail_once_and_mark_the_account(pipeline, mode):
+    p = pipeline
+    assert p.connect().is_connected
+    if mode == "module_blocked":
+        p.emulator.state.configure(mode="module_blocked")
+    else:  # the password was changed in iiko after the account was connected
+        save_credentials(p.engine, p.keyring, p.account_id, "iiko", EMULATOR_LOGIN, "not-the-password",
+             base_url=p.emulator.url, connected_at=datetime.now(UTC))
+    outcome = p.sync(["suppliers"])
+    assert not outcome.success
+    run = p.instance.get_run_by_id(outcome.run_id)
+    records = p.instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_UP_FOR_RETRY)
+    assert records == []  # not retried: it cannot heal by itself
+    status = next(a for a in list_accounts(p.engine) if str(a.account_id) == p.account_id)
+    assert status.is_connected is False
+    assert ("not licensed" if mode == "module_blocked" else "wrong login or password") in status.connection_error
+    log = p.emulator.state.log.summary()
+    assert log["logins"] == log["logouts"]  # nothing leaked, even on failure
+
+
+def test_instance_configs_load_with_the_per_account_limit():
+    config = yaml.safe_load((ROOT / "dagster_home" / "dagster.yaml").read_text())
+    with dg.instance_for_test(overrides=config) as instance:
+        concurrency = instance.get_concurrency_config()
+        limits = concurrency.run_queue_config.tag_concurrency_limits
+        assert {"key": "iiko/account", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+        assert concurrency.pool_config.default_pool_limit == 1  # one iiko login (licence seat) at a time
+        assert instance.run_monitoring_enabled
+    production = yaml.safe_load((ROOT / "dagster_home" / "dagster.postgres.yaml").read_text())
+    pg = production["storage"]["postgres"]["postgres_db"]
+    assert pg["scheme"] == "postgresql+psycopg2" and all("env" in pg[k] for k in ("username", "password"))

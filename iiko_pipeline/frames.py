@@ -1,8 +1,10 @@
-"""Parsed frames: typed pandas DataFrames built from raw answers by an adapter.
+"""Parsed frames: typed pandas DataFrames built from raw answers by an adapter, one chunk per raw answer.
 
 The frame layer sits between the raw bytes and the warehouse so a user can see (and a check can count) what
-the adapter made of an answer before anything is written. Values stay typed (str GUIDs, Decimal, date,
-datetime, bool); `frame_records` turns pandas' missing markers back into None for the upsert.
+the adapter made of an answer before anything is written. It streams: a `FrameSet` yields one `ParsedFrame`
+per raw answer (one invoice window), so memory stays bounded by the largest window, not by the history.
+Values stay typed (str GUIDs, Decimal, date, datetime, bool); `frame_records` turns pandas' missing markers
+back into None for the upsert.
 """
 
 from __future__ import annotations
@@ -28,76 +30,111 @@ PARSERS: dict[str, Callable[[bytes], Iterator[dict[str, Any]]]] = {
 
 @dataclass
 class ParsedFrame:
-    """An adapter's output for one raw capture: rows, child rows (invoice lines) and rejected records."""
+    """The adapter's output for one raw answer: rows, child rows (invoice lines) and rejected records."""
 
     entity: str
     rows: pd.DataFrame
     children: pd.DataFrame = field(default_factory=pd.DataFrame)
     errors: list[dict[str, Any]] = field(default_factory=list)
     source_records: int = 0
+    label: str = ""  # the raw answer: the entity name, or "YYYY-MM-DD..YYYY-MM-DD" for an invoice window
     window_from: str | None = None
     window_to: str | None = None
-    windows: list[dict[str, str]] = field(default_factory=list)  # [{"label", "from", "to"}] in fetch order
-    failure: str | None = None
 
     @property
     def total(self) -> int:
         return len(self.rows) + len(self.errors)
 
+    @property
+    def external_ids(self) -> list[str]:
+        return list(self.rows["external_id"]) if "external_id" in self.rows else []
 
-WINDOW_COLUMN = "_window"
+
+@dataclass
+class FrameSet:
+    """All chunks of one frame asset. Chunks come from `chunks()`, lazily, in fetch order.
+
+    `summary` is filled as chunks are produced or read (counts, ids per chunk, errors), so checks and metadata
+    never need the rows themselves in memory.
+    """
+
+    entity: str
+    chunk_source: Callable[[], Iterator[ParsedFrame]]
+    window_from: str | None = None
+    window_to: str | None = None
+    failure: str | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def chunks(self) -> Iterator[ParsedFrame]:
+        return self.chunk_source()
+
+    @property
+    def windows(self) -> list[dict[str, Any]]:
+        return list(self.summary.get("chunks", []))
+
+    @property
+    def source_records(self) -> int:
+        return sum(c["source_records"] for c in self.windows)
+
+    @property
+    def row_count(self) -> int:
+        return sum(c["rows"] for c in self.windows)
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return [e for c in self.windows for e in c["errors"]]
+
+    @property
+    def returned_ids(self) -> set[str]:
+        """Every id the source returned in this capture, including records the adapter rejected."""
+        ids = {i for c in self.windows for i in c["ids"]}
+        return ids | {e["external_id"] for e in self.errors if e.get("external_id")}
 
 
-def build_frame(entity: str, capture: RawCapture, adapter: PosAdapter) -> ParsedFrame:
-    """Adapt every part; for windowed exports tag rows with their window and keep a document only once.
+def chunk_summary(frame: ParsedFrame) -> dict[str, Any]:
+    return {"label": frame.label, "from": frame.window_from, "to": frame.window_to, "rows": len(frame.rows),
+            "children": len(frame.children), "source_records": frame.source_records, "errors": frame.errors,
+            "ids": frame.external_ids}
 
-    A document re-dated between two window requests can appear in both: the first occurrence wins, as in
+
+def build_frames(entity: str, capture: RawCapture, adapter: PosAdapter) -> FrameSet:
+    """A lazy frame set over the capture's answers.
+
+    A document re-dated between two window requests can appear in two windows: the first occurrence wins, as in
     the client's own `incoming_invoices`.
     """
     parse = PARSERS[entity]
-    rows, children, errors, windows = [], [], [], []
-    source = 0
-    seen: set[str] = set()
-    for part, body in capture.read_parts():
-        records = list(parse(body))
-        source += len(records)
-        if capture.window_from:
-            fresh = []
-            for record in records:
-                ident = (record.get("id") or "").strip().lower()
-                if ident and ident in seen:
-                    continue
-                seen.add(ident)
-                fresh.append(record)
-            records = fresh
-            start, _, end = part.label.partition("..")
-            windows.append({"label": part.label, "from": start, "to": end})
-        batch: AdaptedBatch = getattr(adapter, entity)(records)
-        if capture.window_from:
-            for row in batch.rows:
-                row[WINDOW_COLUMN] = part.label
-        rows += batch.rows
-        children += batch.children
-        errors += [{**e.as_dict(), **({"window": part.label} if capture.window_from else {})} for e in batch.errors]
-    return ParsedFrame(
-        entity=entity,
-        rows=pd.DataFrame(rows),
-        children=pd.DataFrame(children),
-        errors=errors,
-        source_records=source,
-        window_from=capture.window_from,
-        window_to=capture.window_to,
-        windows=windows,
-        failure=capture.failure,
-    )
+    windowed = capture.window_from is not None
+
+    def chunks() -> Iterator[ParsedFrame]:
+        seen: set[str] = set()
+        for part, body in capture.read_parts():
+            records = list(parse(body))
+            source = len(records)
+            if windowed:
+                fresh = []
+                for record in records:
+                    ident = (record.get("id") or "").strip().lower()
+                    if ident and ident in seen:
+                        continue
+                    seen.add(ident)
+                    fresh.append(record)
+                records = fresh
+            start, _, end = part.label.partition("..") if windowed else (None, None, None)
+            batch: AdaptedBatch = getattr(adapter, entity)(records)
+            del records
+            yield ParsedFrame(
+                entity=entity, rows=pd.DataFrame(batch.rows), children=pd.DataFrame(batch.children),
+                errors=[{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors],
+                source_records=source, label=part.label, window_from=start or None, window_to=end or None)
+
+    return FrameSet(entity, chunks, capture.window_from, capture.window_to, capture.failure)
 
 
 def _clean(value: Any) -> Any:
-    if value is None:
+    if value is None or value is pd.NA or value is pd.NaT:
         return None
     if isinstance(value, float) and math.isnan(value):
-        return None
-    if value is pd.NaT:
         return None
     if isinstance(value, pd.Timestamp):
         return value.to_pydatetime()
@@ -109,9 +146,5 @@ def frame_records(df: pd.DataFrame) -> list[dict[str, Any]]:
     if df.empty:
         return []
     columns = list(df.columns)
-    out = []
-    for values in df.astype(object).itertuples(index=False, name=None):
-        out.append({c: (None if v is pd.NA else _clean(v)) for c, v in zip(columns, values, strict=True)})
-    return out
-
-
+    return [dict(zip(columns, map(_clean, values), strict=True))
+            for values in df.astype(object).itertuples(index=False, name=None)]

@@ -65,7 +65,7 @@ def write_raw(base_dir: Path, account_id: str, entity: str, label: str, body: by
     path = folder / f"{sha}.xml.gz"
     if not path.exists():
         tmp = path.with_suffix(".tmp")
-        with gzip.open(tmp, "wb", compresslevel=6) as fh:
+        with gzip.open(tmp, "wb", compresslevel=1) as fh:  # 4-5x faster than 6; XML still shrinks ~8x
             fh.write(body)
         tmp.replace(path)
     return RawPart(label=label, path=str(path), size=len(body), sha256=sha, records=records)

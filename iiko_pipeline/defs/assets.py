@@ -12,18 +12,20 @@ Tables chain restaurants -> stores -> suppliers -> invoices, because each refere
 
 import contextlib
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import sqlalchemy as sa
 
 from iiko_pipeline.adapters import IIKO_ADAPTER
 from iiko_pipeline.defs.constants import FRAMES_GROUP, IIKO_POOL, RAW_GROUP, TABLES_GROUP
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import IikoResource, WarehouseResource
-from iiko_pipeline.frames import WINDOW_COLUMN, ParsedFrame, build_frame, frame_records
+from iiko_pipeline.frames import FrameSet, ParsedFrame, build_frames, frame_records
 from iiko_pipeline.iiko import parsing
 from iiko_pipeline.iiko.errors import (
     IikoAuthError,
@@ -178,7 +180,7 @@ def raw_invoices(context: dg.AssetExecutionContext, config: InvoiceSyncConfig, i
         version = client.server_info().version
         for window in client.incoming_invoice_windows(date_from, date_to):
             body = window.response.body
-            records = sum(1 for _ in parsing.iter_invoice_documents(body))
+            records = _count_documents(body)
             label = f"{window.date_from.isoformat()}..{window.date_to.isoformat()}"
             parts.append(write_raw(_raw_dir(context), account, "invoices", label, body, records))
     except Exception as exc:
@@ -196,24 +198,20 @@ def raw_invoices(context: dg.AssetExecutionContext, config: InvoiceSyncConfig, i
     return output
 
 
+def _count_documents(body: bytes) -> int:
+    """Documents in an export answer, counted on the bytes: an independent count (no parser involved) for the
+    raw-vs-frame check, and no second parse of tens of megabytes."""
+    return body.count(b"<document>") + body.count(b"<document ")
+
+
 def _frame_asset(entity: str) -> dg.AssetsDefinition:
     @dg.asset(name=f"{entity}_frame", partitions_def=accounts_partitions_def, group_name=FRAMES_GROUP,
               kinds={"pandas", "parquet"}, io_manager_key="frame_io_manager",
               ins={"raw": dg.AssetIn(f"raw_{entity}")},
-              description=f"{entity} as typed rows produced by the iiko adapter, plus records it rejected.")
-    def frame_asset(context: dg.AssetExecutionContext, raw: RawCapture) -> dg.Output[ParsedFrame]:
-        frame = build_frame(entity, raw, IIKO_ADAPTER)
-        metadata: dict[str, Any] = {
-            "dagster/row_count": len(frame.rows),
-            "source_records": frame.source_records,
-            "rejected": len(frame.errors),
-            "skipped_other_types": frame.source_records - frame.total,
-        }
-        if len(frame.children):
-            metadata["line_items"] = len(frame.children)
-        if frame.errors:
-            metadata["error_details"] = dg.MetadataValue.json(frame.errors[:20])
-        return dg.Output(frame, metadata=metadata)
+              description=f"{entity} as typed rows produced by the iiko adapter, plus records it rejected "
+                          "(one Parquet chunk per raw answer; counts in the metadata).")
+    def frame_asset(context: dg.AssetExecutionContext, raw: RawCapture) -> dg.Output[FrameSet]:
+        return dg.Output(build_frames(entity, raw, IIKO_ADAPTER))  # streamed by the IO manager
 
     return frame_asset
 
@@ -228,14 +226,28 @@ CHECKS = {
 WARN_ONLY = {"deletions_guarded"}  # soft signals: shown in the UI, never block the run
 TABLE_DEPS = {"restaurants": [], "stores": ["restaurants"], "suppliers": ["stores"],
               "invoices": ["suppliers", "stores"]}
+PREVIEW_COLUMNS = ("external_id", "code", "name", "document_number", "document_date", "status")
 
 
-def _table_metadata(table_name: str, result: SyncResult, frame: ParsedFrame, engine_name: str,
+@dataclass
+class TableSync:
+    """What the table step learned while writing, for its metadata and checks."""
+
+    result: SyncResult
+    guards: list[str] = field(default_factory=list)
+    expected_lines: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
+    preview: str = ""
+
+
+def _preview(chunk: ParsedFrame) -> str:
+    cols = [c for c in PREVIEW_COLUMNS if c in chunk.rows.columns]
+    return chunk.rows[cols].head(5).astype(str).to_markdown(index=False) if cols and len(chunk.rows) else ""
+
+
+def _table_metadata(table_name: str, sync: TableSync, frame: FrameSet, engine_name: str,
                     table_rows: int) -> dict[str, Any]:
     table = schema.metadata.tables[table_name]
-    preview_cols = [c for c in ("external_id", "code", "name", "document_number", "document_date", "status")
-                    if c in frame.rows.columns]
-    preview = frame.rows[preview_cols].head(5).astype(str).to_markdown(index=False) if preview_cols else ""
+    result = sync.result
     metadata: dict[str, Any] = {
         **{k: v for k, v in result.as_dict().items() if k != "error_details"},
         "error_details": dg.MetadataValue.json(result.error_details[:50]),
@@ -244,18 +256,22 @@ def _table_metadata(table_name: str, result: SyncResult, frame: ParsedFrame, eng
         "dagster/column_schema": dg.TableSchema(columns=[
             dg.TableColumn(c.name, str(c.type), description=c.comment) for c in table.columns]),
         "warehouse": engine_name,
-        "preview": dg.MetadataValue.md(preview),
+        "preview": dg.MetadataValue.md(sync.preview),
     }
     if frame.window_from:
         metadata["window_from"], metadata["window_to"] = frame.window_from, frame.window_to
+        metadata["windows_committed"] = len(frame.windows)
     if table_name == "invoices":
         metadata["line_items_written"] = result.items_written
+    if sync.guards:
+        metadata["deletion_guard"] = dg.MetadataValue.md("\n".join(f"- {g}" for g in sync.guards))
     return metadata
 
 
-def _checks(entity: str, engine: Any, account: uuid.UUID, frame: ParsedFrame, result: SyncResult,
-            raw_records: int | None, guards: list[str] = ()) -> list[dg.AssetCheckResult]:
+def _checks(entity: str, engine: Any, account: uuid.UUID, frame: FrameSet, sync: TableSync,
+            raw_records: int | None) -> list[dg.AssetCheckResult]:
     table = schema.metadata.tables[entity]
+    result = sync.result
     out: list[dg.AssetCheckResult] = []
 
     def add(name: str, outcome: quality.CheckOutcome) -> None:
@@ -270,17 +286,17 @@ def _checks(entity: str, engine: Any, account: uuid.UUID, frame: ParsedFrame, re
             outcome = quality.CheckOutcome(outcome.passed and items.passed, outcome.failing + items.failing,
                                            outcome.sample + items.sample, f"{outcome.detail}; lines: {items.detail}")
         add("references_exist", outcome)
-    ids = list(frame.rows["external_id"]) if "external_id" in frame.rows else []
+    ids = [i for c in frame.windows for i in c["ids"]]
     rejected = {d["external_id"] for d in result.error_details if d.get("external_id")}
     expected_in_table = len([i for i in ids if i not in rejected])
     stored = quality.count_rows(engine, table, account, ids)
     consistent_raw = raw_records is None or raw_records == frame.source_records
     add("row_counts_agree", quality.CheckOutcome(
         passed=consistent_raw and stored == expected_in_table,
-        detail=f"raw {raw_records} records, frame {frame.source_records} read / {len(frame.rows)} rows "
+        detail=f"raw {raw_records} records, frame {frame.source_records} read / {frame.row_count} rows "
                f"/ {len(frame.errors)} rejected, table {stored} of {expected_in_table} expected"))
     if entity == "invoices":
-        add("line_sums_consistent", _line_sums(engine, account, frame, rejected))
+        add("line_sums_consistent", _line_sums(engine, account, sync.expected_lines, ids, rejected))
         add("statuses_known", quality.unknown_statuses(engine, account))
         committed = frame.windows[-1]["to"] if frame.windows else "nothing"
         add("export_complete", quality.CheckOutcome(
@@ -289,20 +305,16 @@ def _checks(entity: str, engine: Any, account: uuid.UUID, frame: ParsedFrame, re
             detail=f"iiko export failed after {len(frame.windows)} windows; committed through {committed}"
             if frame.failure else f"all {len(frame.windows)} windows exported and committed"))
         out.append(dg.AssetCheckResult(
-            check_name="deletions_guarded", passed=not guards, severity=dg.AssetCheckSeverity.WARN,
-            metadata={"account_id": str(account), "failing_count": len(guards), "failing_sample": list(guards)[:20],
-                      "detail": "; ".join(guards) if guards else "no deletion was withheld"}))
+            check_name="deletions_guarded", passed=not sync.guards, severity=dg.AssetCheckSeverity.WARN,
+            metadata={"account_id": str(account), "failing_count": len(sync.guards),
+                      "failing_sample": list(sync.guards)[:20],
+                      "detail": "; ".join(sync.guards) if sync.guards else "no deletion was withheld"}))
     return out
 
 
-def _line_sums(engine: Any, account: uuid.UUID, frame: ParsedFrame, rejected: set[str]) -> quality.CheckOutcome:
+def _line_sums(engine: Any, account: uuid.UUID, expected: dict[str, tuple[int, Decimal]], ids: list[str],
+               rejected: set[str]) -> quality.CheckOutcome:
     """Each stored invoice has exactly the lines the source gave it, and their sums add up to the same total."""
-    expected: dict[str, tuple[int, Decimal]] = {}
-    for item in frame_records(frame.children):
-        ext = item["invoice_external_id"]
-        count, total = expected.get(ext, (0, Decimal(0)))
-        expected[ext] = (count + 1, total + (item["sum"] or Decimal(0)))
-    ids = [i for i in frame.rows["external_id"]] if "external_id" in frame.rows else []
     stored = quality.line_totals(engine, account, ids)
     failing = []
     for ext in ids:
@@ -321,68 +333,72 @@ def _table_asset(entity: str) -> dg.AssetsDefinition:
               ins={"frame": dg.AssetIn(f"{entity}_frame"), "raw": dg.AssetIn(f"raw_{entity}")},
               deps=TABLE_DEPS[entity], check_specs=specs,
               description=f"`{entity}` in the warehouse, upserted from the frame (created/updated/unchanged).")
-    def table_asset(context: dg.AssetExecutionContext, frame: ParsedFrame, raw: RawCapture,
+    def table_asset(context: dg.AssetExecutionContext, frame: FrameSet, raw: RawCapture,
                     warehouse: WarehouseResource) -> dg.MaterializeResult:
         account = uuid.UUID(_account(context))
         engine = warehouse.get_engine()
         started = datetime.now(UTC)
-        rows = frame_records(frame.rows)
-        guards: list[str] = []
         try:
             if entity == "invoices":
-                result, guards = _commit_invoice_windows(engine, account, frame, raw, rows)
+                sync = _commit_invoice_windows(engine, account, frame, raw)
             else:
-                result = upsert_dimension(engine, entity, account, rows, _errors(frame))
+                sync = _upsert_dimension(engine, entity, account, frame)
         except Exception as exc:
             state.record_failure(engine, account, entity, context.run.run_id, f"{type(exc).__name__}: {exc}")
             raise
+        result = sync.result
         state.record_run(engine, account, entity, context.run.run_id, result, started)
         if frame.failure:
             state.record_failure(engine, account, entity, context.run.run_id, frame.failure)
         context.log.info(f"{entity} for account {account}: {result.as_dict() | {'error_details': result.errors}}")
         table_rows = _account_rows(engine, entity, account)
         return dg.MaterializeResult(
-            metadata=_table_metadata(entity, result, frame, engine.url.get_backend_name(), table_rows),
-            check_results=_checks(entity, engine, account, frame, result, raw.records, guards),
+            metadata=_table_metadata(entity, sync, frame, engine.url.get_backend_name(), table_rows),
+            check_results=_checks(entity, engine, account, frame, sync, raw.records),
         )
 
     return table_asset
 
 
-def _commit_invoice_windows(engine: Any, account: uuid.UUID, frame: ParsedFrame, raw: RawCapture,
-                            rows: list[dict[str, Any]]) -> tuple[SyncResult, list[str]]:
+def _upsert_dimension(engine: Any, entity: str, account: uuid.UUID, frame: FrameSet) -> TableSync:
+    """Dimensions are one answer each: small enough to upsert (and soft-delete against) as one batch."""
+    rows: list[dict[str, Any]] = []
+    errors: list[_Err] = []
+    preview = ""
+    for chunk in frame.chunks():
+        rows += frame_records(chunk.rows)
+        errors += [_Err(e) for e in chunk.errors]
+        preview = preview or _preview(chunk)
+    return TableSync(upsert_dimension(engine, entity, account, rows, errors), preview=preview)
+
+
+def _commit_invoice_windows(engine: Any, account: uuid.UUID, frame: FrameSet, raw: RawCapture) -> TableSync:
     """Commit window by window (each with its deletions and, when incremental, the watermark)."""
-    by_window: dict[str, list[dict[str, Any]]] = {}
-    window_of: dict[str, str] = {}
-    for row in rows:
-        label = row.pop(WINDOW_COLUMN, None) or ""
-        by_window.setdefault(label, []).append(row)
-        window_of[row["external_id"]] = label
-    items_by_window: dict[str, list[dict[str, Any]]] = {}
-    for item in frame_records(frame.children):
-        items_by_window.setdefault(window_of.get(item["invoice_external_id"], ""), []).append(item)
-    errors_by_window: dict[str, list[_Err]] = {}
-    for error in frame.errors:
-        errors_by_window.setdefault(error.get("window", ""), []).append(_Err(error))
-    returned = set(window_of) | {e["external_id"] for e in frame.errors if e.get("external_id")}
+    returned = frame.returned_ids  # a document that moved to another window of this run has not vanished
     outcomes = []
-    for window in frame.windows:
-        label = window["label"]
+    expected: dict[str, tuple[int, Decimal]] = {}
+    preview = ""
+    for chunk in frame.chunks():
+        items = frame_records(chunk.children)
+        for item in items:
+            count, total = expected.get(item["invoice_external_id"], (0, Decimal(0)))
+            expected[item["invoice_external_id"]] = (count + 1, total + (item["sum"] or Decimal(0)))
         outcomes.append(commit_window(
-            engine, account, date.fromisoformat(window["from"]), date.fromisoformat(window["to"]),
-            by_window.get(label, []), items_by_window.get(label, []), errors_by_window.get(label, []),
-            returned_ids=returned, advance_watermark=raw.mode == "incremental",
-            max_vanished_share=raw.max_vanished_share))
-    return merge_results(outcomes), [o.guard for o in outcomes if o.guard]
+            engine, account, date.fromisoformat(chunk.window_from), date.fromisoformat(chunk.window_to),
+            frame_records(chunk.rows), items, [_Err(e) for e in chunk.errors], returned_ids=returned,
+            advance_watermark=raw.mode == "incremental", max_vanished_share=raw.max_vanished_share))
+        preview = preview or _preview(chunk)
+    return TableSync(merge_results(outcomes), [o.guard for o in outcomes if o.guard], expected, preview)
 
 
 def _account_rows(engine: Any, entity: str, account: uuid.UUID) -> int:
-    import sqlalchemy as sa
-
+    """Live rows of this account (soft-deleted ones are kept but not counted)."""
     table = schema.metadata.tables[entity]
+    stmt = sa.select(sa.func.count()).select_from(table).where(table.c.account_id == account)
+    if "deleted_at" in table.c:
+        stmt = stmt.where(table.c.deleted_at.is_(None))
     with engine.connect() as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.account_id == account)
-                            ).scalar_one()
+        return conn.execute(stmt).scalar_one()
 
 
 class _Err:
@@ -393,10 +409,6 @@ class _Err:
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self._data)
-
-
-def _errors(frame: ParsedFrame) -> list[_Err]:
-    return [_Err(e) for e in frame.errors]
 
 
 ENTITY_ASSETS = [

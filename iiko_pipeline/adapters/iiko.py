@@ -7,7 +7,7 @@ carry `items` as a list of such dicts. Output rows use our column names and type
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from iiko_pipeline.adapters import values as v
@@ -49,6 +49,28 @@ def items_hash(items: Iterable[Row]) -> str:
     return digest.hexdigest()
 
 
+def _adapt(entity: str, records: Iterable[Mapping[str, Any]],
+           build: Callable[[Mapping[str, Any]], tuple[Row, list[Row]] | None],
+           describe: Callable[[Mapping[str, Any]], str]) -> AdaptedBatch:
+    """Map each record with `build` (None skips a record that is not of this entity); a record that fails
+    becomes a RecordError and the rest of the batch goes on."""
+    batch = AdaptedBatch()
+    for record in records:
+        try:
+            built = build(record)
+        except ValueError as exc:
+            batch.errors.append(RecordError(entity, v.text(record.get("id")), describe(record), str(exc)))
+            continue
+        if built is not None:
+            batch.rows.append(built[0])
+            batch.children.extend(built[1])
+    return batch
+
+
+def _of_type(record: Mapping[str, Any], wanted: str, default: str | None = None) -> bool:
+    return (v.text(record.get("type")) or default or "").upper() == wanted
+
+
 class IikoAdapter:
     """Maps iiko Server XML records to rows; see `PosAdapter`."""
 
@@ -56,83 +78,63 @@ class IikoAdapter:
 
     def restaurants(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
         """Restaurants are the corporate nodes of type DEPARTMENT; other node types are not restaurants."""
-        batch = AdaptedBatch()
-        for record in records:
-            if (v.text(record.get("type")) or "").upper() != "DEPARTMENT":
-                continue
-            try:
-                batch.rows.append({
-                    "external_id": v.guid(record.get("id"), required=True),
-                    "code": v.text(record.get("code")),
-                    "name": _name(record),
-                    "parent_external_id": v.guid(record.get("parentId"), field_name="parentId"),
-                    "taxpayer_id": v.text(record.get("taxpayerIdNumber")),
-                    "department_type": "DEPARTMENT",
-                })
-            except ValueError as exc:
-                batch.errors.append(RecordError("restaurants", v.text(record.get("id")),
-                                                f"department {_describe(record)}", str(exc)))
-        return batch
+        def build(record: Mapping[str, Any]) -> tuple[Row, list[Row]] | None:
+            if not _of_type(record, "DEPARTMENT"):
+                return None
+            return {
+                "external_id": v.guid(record.get("id"), required=True),
+                "code": v.text(record.get("code")),
+                "name": _name(record),
+                "parent_external_id": v.guid(record.get("parentId"), field_name="parentId"),
+                "taxpayer_id": v.text(record.get("taxpayerIdNumber")),
+                "department_type": "DEPARTMENT",
+            }, []
+
+        return _adapt("restaurants", records, build, lambda r: f"department {_describe(r)}")
 
     def stores(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
         """Stores link to their restaurant through parentId (checked against restaurants at upsert time)."""
-        batch = AdaptedBatch()
-        for record in records:
-            node_type = (v.text(record.get("type")) or "STORE").upper()
-            if node_type != "STORE":
-                continue
-            try:
-                batch.rows.append({
-                    "external_id": v.guid(record.get("id"), required=True),
-                    "restaurant_external_id": v.guid(record.get("parentId"), field_name="parentId"),
-                    "code": v.text(record.get("code")),
-                    "name": _name(record),
-                })
-            except ValueError as exc:
-                batch.errors.append(RecordError("stores", v.text(record.get("id")),
-                                                f"store {_describe(record)}", str(exc)))
-        return batch
+        def build(record: Mapping[str, Any]) -> tuple[Row, list[Row]] | None:
+            if not _of_type(record, "STORE", default="STORE"):
+                return None
+            return {
+                "external_id": v.guid(record.get("id"), required=True),
+                "restaurant_external_id": v.guid(record.get("parentId"), field_name="parentId"),
+                "code": v.text(record.get("code")),
+                "name": _name(record),
+            }, []
+
+        return _adapt("stores", records, build, lambda r: f"store {_describe(r)}")
 
     def suppliers(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
         """Deleted and internal (representsStore) suppliers are kept as flags, not dropped."""
-        batch = AdaptedBatch()
-        for record in records:
-            try:
-                represents_store = bool(v.boolean(record.get("representsStore"), field_name="representsStore"))
-                batch.rows.append({
-                    "external_id": v.guid(record.get("id"), required=True),
-                    "code": v.text(record.get("code")),
-                    "name": _name(record),
-                    "taxpayer_id": v.text(record.get("taxpayerIdNumber")),
-                    "note": v.text(record.get("note")),
-                    "is_deleted": bool(v.boolean(record.get("deleted"), field_name="deleted")),
-                    "represents_store": represents_store,
-                    "represented_store_external_id": v.guid(record.get("representedStoreId"),
-                                                            field_name="representedStoreId"),
-                    "is_employee": bool(v.boolean(record.get("employee"), field_name="employee")),
-                    "is_client": bool(v.boolean(record.get("client"), field_name="client")),
-                })
-            except ValueError as exc:
-                batch.errors.append(RecordError("suppliers", v.text(record.get("id")),
-                                                f"supplier {_describe(record)}", str(exc)))
-        return batch
+        def flag(record: Mapping[str, Any], tag: str) -> bool:
+            return bool(v.boolean(record.get(tag), field_name=tag))
+
+        def build(record: Mapping[str, Any]) -> tuple[Row, list[Row]]:
+            return {
+                "external_id": v.guid(record.get("id"), required=True),
+                "code": v.text(record.get("code")),
+                "name": _name(record),
+                "taxpayer_id": v.text(record.get("taxpayerIdNumber")),
+                "note": v.text(record.get("note")),
+                "is_deleted": flag(record, "deleted"),
+                "represents_store": flag(record, "representsStore"),
+                "represented_store_external_id": v.guid(record.get("representedStoreId"),
+                                                        field_name="representedStoreId"),
+                "is_employee": flag(record, "employee"),
+                "is_client": flag(record, "client"),
+            }, []
+
+        return _adapt("suppliers", records, build, lambda r: f"supplier {_describe(r)}")
 
     def invoices(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
         """Invoices keep every status; an invoice with one bad line is rejected whole, never stored partly."""
-        batch = AdaptedBatch()
-        for record in records:
-            try:
-                invoice, items = self._invoice(record)
-            except ValueError as exc:
-                batch.errors.append(RecordError(
-                    "invoices", v.text(record.get("id")),
-                    f"invoice {_describe(record, number_key='documentNumber')}"
-                    f" dated {v.text(record.get('dateIncoming')) or v.text(record.get('incomingDate'))}",
-                    str(exc)))
-                continue
-            batch.rows.append(invoice)
-            batch.children.extend(items)
-        return batch
+        def describe(record: Mapping[str, Any]) -> str:
+            dated = v.text(record.get("dateIncoming")) or v.text(record.get("incomingDate"))
+            return f"invoice {_describe(record, number_key='documentNumber')} dated {dated}"
+
+        return _adapt("invoices", records, self._invoice, describe)
 
     def _invoice(self, record: Mapping[str, Any]) -> tuple[Row, list[Row]]:
         external_id = v.guid(record.get("id"), required=True)

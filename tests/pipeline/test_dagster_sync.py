@@ -37,6 +37,15 @@ def _rows(engine, table, account):
             sa.select(table).where(table.c.account_id == uuid.UUID(account))).mappings()}
 
 
+def _row_versions(p):
+    """Each row's xmin (the transaction that last wrote it) on PostgreSQL; None on SQLite."""
+    if p.engine.dialect.name != "postgresql":
+        return None
+    with p.engine.connect() as conn:
+        return {name: dict(conn.execute(sa.text(f"SELECT id, xmin::text FROM {name}")).all())  # noqa: S608
+                for name in ("restaurants", "stores", "suppliers", "invoices", "invoice_items")}
+
+
 def _assert_warehouse_equals_truth(p):
     truth = _truth(p.emulator)
     restaurants = _rows(p.engine, schema.restaurants, p.account_id)
@@ -90,8 +99,11 @@ def test_first_sync_creates_everything_and_second_changes_nothing(pipeline):
         assert first.results[entity]["errors"] == 0, first.results[entity]
     _assert_warehouse_equals_truth(p)
 
+    versions_before = _row_versions(p)
     second = p.sync(**_window())
     assert second.success, second.failures
+    if versions_before is not None:  # PostgreSQL's own record: no row got a new version (xmin)
+        assert _row_versions(p) == versions_before
     for entity in ("restaurants", "stores", "suppliers", "invoices"):
         result = second.results[entity]
         assert (result["created"], result["updated"]) == (0, 0), (entity, result)

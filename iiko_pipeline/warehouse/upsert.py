@@ -14,6 +14,7 @@ The caller owns the transaction: one per table per account, so a batch lands who
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 from collections.abc import Iterable, Sequence
@@ -95,14 +96,16 @@ class Stage:
             self.conn.exec_driver_sql(f"ANALYZE {_q(self.conn, self.name)}")
 
     def _copy(self, rows: Sequence[dict[str, Any]]) -> None:
+        """COPY in text format; one converter per column, chosen from its type once, not per value."""
+        convert = [_converter(self.table.c[c].type) for c in self.columns]
+        pairs = list(zip(self.columns, convert, strict=True))
         buffer = io.StringIO()
         write = buffer.write
-        cols = self.columns
         for row in rows:
-            write("\t".join(_copy_text(row.get(c)) for c in cols))
+            write("\t".join([_NULL if (value := row.get(c)) is None else fn(value) for c, fn in pairs]))
             write("\n")
         buffer.seek(0)
-        quoted = ", ".join(_q(self.conn, c) for c in cols)
+        quoted = ", ".join(_q(self.conn, c) for c in self.columns)
         cursor = self.conn.connection.dbapi_connection.cursor()
         try:
             cursor.copy_expert(f"COPY {_q(self.conn, self.name)} ({quoted}) FROM STDIN", buffer)
@@ -113,20 +116,44 @@ class Stage:
         self.table.drop(self.conn)
 
 
-def _copy_text(value: Any) -> str:
-    """PostgreSQL COPY text format: \\N for NULL, backslash escapes for the separators."""
-    if value is None:
-        return "\\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value, "f")
+_NULL = "\\N"
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _text(value: Any) -> str:
+    """Free text: escape COPY's separators only when present (rare), so the common case is one scan."""
     text = str(value)
     if "\\" in text or "\t" in text or "\n" in text or "\r" in text:
-        text = text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return text.translate(_ESCAPES)
     return text
+
+
+def _boolean(value: Any) -> str:
+    return "t" if value else "f"
+
+
+def _isoformat(value: Any) -> str:
+    return value.isoformat()
+
+
+def _decimal(value: Any) -> str:
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+def _converter(sql_type: sa.types.TypeEngine) -> Any:
+    """COPY text for one column type (PostgreSQL parses numbers, dates and UUIDs from their plain text)."""
+    python_type = None
+    with contextlib.suppress(NotImplementedError):
+        python_type = sql_type.python_type
+    if python_type is bool:
+        return _boolean
+    if python_type in (datetime, date):
+        return _isoformat
+    if python_type is Decimal:
+        return _decimal
+    if python_type in (int, uuid.UUID):
+        return str
+    return _text
 
 
 def _q(conn: Connection, name: str) -> str:

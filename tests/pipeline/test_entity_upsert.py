@@ -151,3 +151,12 @@ def test_invoices_without_lines_and_empty_batches(db_url):
     assert (result.created, result.items_written) == (1, 0)
     nothing = upsert_invoices(engine, ACCOUNT, [], [], [])
     assert (nothing.total, nothing.created, nothing.errors) == (0, 0, 0)
+
+
+def test_text_with_copy_separators_round_trips(db_url):
+    engine = _engine(db_url)
+    tricky = 'Кафе\t"Уют"\nна углу \\ №1'
+    batch = IIKO_ADAPTER.restaurants([{"id": R1, "type": "DEPARTMENT", "name": tricky, "code": "a\\tb"}])
+    upsert_dimension(engine, "restaurants", ACCOUNT, batch.rows, batch.errors)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(schema.restaurants.c.name, schema.restaurants.c.code)).one() == (tricky, "a\\tb")

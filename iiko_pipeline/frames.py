@@ -9,7 +9,10 @@ back into None for the upsert.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from iiko_pipeline.adapters.base import AdaptedBatch, PosAdapter
+from iiko_pipeline.adapters.iiko import ADAPTER_VERSION
 from iiko_pipeline.iiko import parsing
 from iiko_pipeline.rawstore import RawCapture
 
@@ -40,6 +44,9 @@ class ParsedFrame:
     label: str = ""  # the raw answer: the entity name, or "YYYY-MM-DD..YYYY-MM-DD" for an invoice window
     window_from: str | None = None
     window_to: str | None = None
+    fingerprint: str | None = None  # of the whole raw answer this chunk belongs to
+    unchanged: bool = False  # the answer matched the last committed one: no rows, only its ids
+    known_ids: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -47,6 +54,8 @@ class ParsedFrame:
 
     @property
     def external_ids(self) -> list[str]:
+        if self.unchanged:
+            return list(self.known_ids)
         return list(self.rows["external_id"]) if "external_id" in self.rows else []
 
 
@@ -94,39 +103,74 @@ class FrameSet:
 def chunk_summary(frame: ParsedFrame) -> dict[str, Any]:
     return {"label": frame.label, "from": frame.window_from, "to": frame.window_to, "rows": len(frame.rows),
             "children": len(frame.children), "source_records": frame.source_records, "errors": frame.errors,
-            "ids": frame.external_ids}
+            "ids": frame.external_ids, "fingerprint": frame.fingerprint, "unchanged": frame.unchanged}
 
 
-def build_frames(entity: str, capture: RawCapture, adapter: PosAdapter) -> FrameSet:
-    """A lazy frame set over the capture's answers.
+def answer_fingerprint(raw_sha256: str) -> str:
+    """What identifies a committed answer: its bytes and the adapter version that turned them into rows."""
+    return hashlib.sha256(f"{ADAPTER_VERSION}:{raw_sha256}".encode()).hexdigest()
+
+
+_DOCUMENT_ID = re.compile(rb"<id>\s*([^<\s]+)\s*</id>")
+
+
+def document_ids(body: bytes) -> list[str]:
+    """Invoice ids straight from the bytes (only documents carry `<id>`; lines have none): enough to know which
+    documents an unchanged answer holds without parsing it."""
+    return [m.decode().lower() for m in _DOCUMENT_ID.findall(body)]
+
+
+def build_frames(entity: str, capture: RawCapture, adapter: PosAdapter, *,
+                 fingerprints: dict[tuple[str, str], str] | None = None,
+                 batch_documents: int = 2000) -> FrameSet:
+    """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records.
 
     A document re-dated between two window requests can appear in two windows: the first occurrence wins, as in
-    the client's own `incoming_invoices`.
+    the client's own `incoming_invoices`. A window whose fingerprint equals the last committed one becomes a
+    single `unchanged` chunk carrying only its document ids.
     """
     parse = PARSERS[entity]
     windowed = capture.window_from is not None
+    known = fingerprints or {}
 
     def chunks() -> Iterator[ParsedFrame]:
         seen: set[str] = set()
         for part, body in capture.read_parts():
-            records = list(parse(body))
-            source = len(records)
-            if windowed:
-                fresh = []
-                for record in records:
-                    ident = (record.get("id") or "").strip().lower()
-                    if ident and ident in seen:
-                        continue
-                    seen.add(ident)
-                    fresh.append(record)
-                records = fresh
             start, _, end = part.label.partition("..") if windowed else (None, None, None)
-            batch: AdaptedBatch = getattr(adapter, entity)(records)
-            del records
-            yield ParsedFrame(
-                entity=entity, rows=pd.DataFrame(batch.rows), children=pd.DataFrame(batch.children),
-                errors=[{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors],
-                source_records=source, label=part.label, window_from=start or None, window_to=end or None)
+            fingerprint = answer_fingerprint(part.sha256)
+            common = {"entity": entity, "label": part.label, "window_from": start or None,
+                      "window_to": end or None, "fingerprint": fingerprint}
+            if windowed and known.get((start, end)) == fingerprint:
+                ids = [i for i in document_ids(body) if i not in seen]
+                seen.update(ids)
+                yield ParsedFrame(rows=pd.DataFrame(), source_records=part.records, unchanged=True, known_ids=ids,
+                                  **common)
+                continue
+            records_iter = parse(body)
+            yielded = False
+            while True:
+                records = list(itertools.islice(records_iter, batch_documents if windowed else None))
+                if not records and yielded:
+                    break  # an empty answer still yields one empty chunk: its window must be reconciled
+                source = len(records)
+                if windowed:
+                    fresh = []
+                    for record in records:
+                        ident = (record.get("id") or "").strip().lower()
+                        if ident and ident in seen:
+                            continue
+                        seen.add(ident)
+                        fresh.append(record)
+                    records = fresh
+                batch: AdaptedBatch = getattr(adapter, entity)(records)
+                del records
+                yield ParsedFrame(
+                    rows=pd.DataFrame(batch.rows), children=pd.DataFrame(batch.children),
+                    errors=[{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors],
+                    source_records=source, **common)
+                yielded = True
+                if not windowed or not source:
+                    break
 
     return FrameSet(entity, chunks, capture.window_from, capture.window_to, capture.failure)
 

@@ -14,6 +14,9 @@ from iiko_pipeline.adapters import values as v
 from iiko_pipeline.adapters.base import AdaptedBatch, RecordError, Row
 
 EXTERNAL_SYSTEM = "iiko"
+#: Bump when a change here would map the same XML to different rows: it invalidates the skip of unchanged
+#: invoice windows (their fingerprints include this version), so the next run rewrites them.
+ADAPTER_VERSION = "1"
 INVOICE_STATUSES = frozenset({"NEW", "PROCESSED", "DELETED"})
 
 ITEM_COLUMNS = (

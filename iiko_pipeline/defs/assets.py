@@ -11,7 +11,9 @@ Tables chain restaurants -> stores -> suppliers -> invoices, because each refere
 
 
 import contextlib
+import itertools
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -39,7 +41,13 @@ from iiko_pipeline.services.connect import describe_failure
 from iiko_pipeline.warehouse import quality, schema, state
 from iiko_pipeline.warehouse.credentials import mark_connection
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension
-from iiko_pipeline.warehouse.invoice_windows import commit_window, get_watermark, merge_results
+from iiko_pipeline.warehouse.invoice_windows import (
+    WindowBatch,
+    commit_window,
+    get_watermark,
+    merge_results,
+    window_fingerprints,
+)
 
 IIKO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 NOT_RETRYABLE = (IikoAuthError, IikoBadRequestError, IikoLicenceBlockedError, IikoPermissionError)
@@ -59,6 +67,7 @@ class InvoiceSyncConfig(dg.Config):
     lookback_days: int = 14
     history_days: int = 90
     max_vanished_share: float = 0.2
+    reprocess_unchanged: bool = False  # parse and upsert windows even when iiko's answer did not change
 
     def window(self, watermark: date | None, today: date | None = None) -> tuple[date, date]:
         if self.mode not in ("incremental", "backfill"):
@@ -190,7 +199,8 @@ def raw_invoices(context: dg.AssetExecutionContext, config: InvoiceSyncConfig, i
         failure = f"{type(exc).__name__}: {exc}"
         context.log.warning(f"invoice export stopped after {len(parts)} windows: {failure}")
     capture = RawCapture("invoices", account, tuple(parts), date_from.isoformat(), date_to.isoformat(), failure,
-                         mode=config.mode, max_vanished_share=config.max_vanished_share)
+                         mode=config.mode, max_vanished_share=config.max_vanished_share,
+                         reprocess=config.reprocess_unchanged)
     output = _raw_output(capture, version)
     output.metadata["mode"] = dg.MetadataValue.text(config.mode)
     if failure:
@@ -210,8 +220,13 @@ def _frame_asset(entity: str) -> dg.AssetsDefinition:
               ins={"raw": dg.AssetIn(f"raw_{entity}")},
               description=f"{entity} as typed rows produced by the iiko adapter, plus records it rejected "
                           "(one Parquet chunk per raw answer; counts in the metadata).")
-    def frame_asset(context: dg.AssetExecutionContext, raw: RawCapture) -> dg.Output[FrameSet]:
-        return dg.Output(build_frames(entity, raw, IIKO_ADAPTER))  # streamed by the IO manager
+    def frame_asset(context: dg.AssetExecutionContext, raw: RawCapture,
+                    warehouse: WarehouseResource) -> dg.Output[FrameSet]:
+        fingerprints = {}
+        if raw.window_from and not raw.reprocess:  # skip windows whose answer was already committed as is
+            committed = window_fingerprints(warehouse.get_engine(), _account(context))
+            fingerprints = {(a.isoformat(), b.isoformat()): fp for (a, b), fp in committed.items()}
+        return dg.Output(build_frames(entity, raw, IIKO_ADAPTER, fingerprints=fingerprints))  # IO manager streams
 
     return frame_asset
 
@@ -296,7 +311,8 @@ def _checks(entity: str, engine: Any, account: uuid.UUID, frame: FrameSet, sync:
         detail=f"raw {raw_records} records, frame {frame.source_records} read / {frame.row_count} rows "
                f"/ {len(frame.errors)} rejected, table {stored} of {expected_in_table} expected"))
     if entity == "invoices":
-        add("line_sums_consistent", _line_sums(engine, account, sync.expected_lines, ids, rejected))
+        processed = [i for c in frame.windows if not c.get("unchanged") for i in c["ids"]]
+        add("line_sums_consistent", _line_sums(engine, account, sync.expected_lines, processed, rejected))
         add("statuses_known", quality.unknown_statuses(engine, account))
         committed = frame.windows[-1]["to"] if frame.windows else "nothing"
         add("export_complete", quality.CheckOutcome(
@@ -373,22 +389,38 @@ def _upsert_dimension(engine: Any, entity: str, account: uuid.UUID, frame: Frame
 
 
 def _commit_invoice_windows(engine: Any, account: uuid.UUID, frame: FrameSet, raw: RawCapture) -> TableSync:
-    """Commit window by window (each with its deletions and, when incremental, the watermark)."""
+    """Commit window by window (each with its deletions and, when incremental, the watermark); a window arrives
+    as several chunks, written in one transaction, so memory stays bounded by a chunk."""
     returned = frame.returned_ids  # a document that moved to another window of this run has not vanished
     outcomes = []
     expected: dict[str, tuple[int, Decimal]] = {}
-    preview = ""
-    for chunk in frame.chunks():
-        items = frame_records(chunk.children)
-        for item in items:
-            count, total = expected.get(item["invoice_external_id"], (0, Decimal(0)))
-            expected[item["invoice_external_id"]] = (count + 1, total + (item["sum"] or Decimal(0)))
-        outcomes.append(commit_window(
-            engine, account, date.fromisoformat(chunk.window_from), date.fromisoformat(chunk.window_to),
-            frame_records(chunk.rows), items, [_Err(e) for e in chunk.errors], returned_ids=returned,
-            advance_watermark=raw.mode == "incremental", max_vanished_share=raw.max_vanished_share))
-        preview = preview or _preview(chunk)
-    return TableSync(merge_results(outcomes), [o.guard for o in outcomes if o.guard], expected, preview)
+    preview: list[str] = []
+
+    def batches(chunks: list[ParsedFrame] | Iterator[ParsedFrame]) -> Iterator[WindowBatch]:
+        for chunk in chunks:
+            items = frame_records(chunk.children)
+            for item in items:
+                count, total = expected.get(item["invoice_external_id"], (0, Decimal(0)))
+                expected[item["invoice_external_id"]] = (count + 1, total + (item["sum"] or Decimal(0)))
+            if not preview:
+                preview.append(_preview(chunk))
+            yield WindowBatch(frame_records(chunk.rows), items, [_Err(e) for e in chunk.errors])
+
+    for _label, group in itertools.groupby(frame.chunks(), key=lambda c: c.label):
+        first = next(group)
+        window = (date.fromisoformat(first.window_from), date.fromisoformat(first.window_to))
+        common = {"returned_ids": returned, "advance_watermark": raw.mode == "incremental",
+                  "max_vanished_share": raw.max_vanished_share, "fingerprint": first.fingerprint}
+        if first.unchanged:
+            outcomes.append(commit_window(engine, account, *window, [], unchanged_documents=len(first.known_ids),
+                                          **common))
+        else:
+            # the rest of this group, consumed inside commit_window before groupby moves on
+            rest = itertools.chain([first], group)  # noqa: B031
+            outcomes.append(commit_window(engine, account, *window, batches(rest),
+                                          **common))
+    return TableSync(merge_results(outcomes), [o.guard for o in outcomes if o.guard], expected,
+                     preview[0] if preview else "")
 
 
 def _account_rows(engine: Any, entity: str, account: uuid.UUID) -> int:

@@ -56,7 +56,9 @@ class ParquetFrameIOManager(dg.ConfigurableIOManager):
                     entity=manifest["entity"], rows=pd.read_parquet(folder / f"{chunk['file']}.rows.parquet"),
                     children=pd.read_parquet(folder / f"{chunk['file']}.children.parquet"),
                     errors=chunk["errors"], source_records=chunk["source_records"], label=chunk["label"],
-                    window_from=chunk["from"], window_to=chunk["to"])
+                    window_from=chunk["from"], window_to=chunk["to"], fingerprint=chunk.get("fingerprint"),
+                    unchanged=bool(chunk.get("unchanged")),
+                    known_ids=chunk["ids"] if chunk.get("unchanged") else [])
 
         return FrameSet(manifest["entity"], chunks, manifest["window_from"], manifest["window_to"],
                         manifest["failure"], summary=manifest)
@@ -70,6 +72,7 @@ def _metadata(frames: FrameSet, folder: Path) -> dict[str, Any]:
         "rejected": len(errors),
         "skipped_other_records": frames.source_records - frames.row_count - len(errors),
         "chunks": len(frames.windows),
+        "unchanged_answers_skipped": sum(1 for c in frames.windows if c.get("unchanged")),
         "frame_path": dg.MetadataValue.path(str(folder)),
     }
     children = sum(c["children"] for c in frames.windows)

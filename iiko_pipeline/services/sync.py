@@ -35,7 +35,7 @@ def selection_for(entities: Sequence[str]) -> list[dg.AssetKey]:
 
 def invoice_run_config(date_from: str | None = None, date_to: str | None = None, *, mode: str | None = None,
                        history_days: int | None = None, lookback_days: int | None = None,
-                       max_vanished_share: float | None = None) -> dict:
+                       max_vanished_share: float | None = None, reprocess_unchanged: bool | None = None) -> dict:
     """Run config for `raw_invoices` (see `InvoiceSyncConfig`); dates alone mean a backfill of that range."""
     config: dict[str, Any] = {}
     if date_from:
@@ -45,7 +45,7 @@ def invoice_run_config(date_from: str | None = None, date_to: str | None = None,
     if mode or date_from:
         config["mode"] = mode or "backfill"
     for key, value in (("history_days", history_days), ("lookback_days", lookback_days),
-                       ("max_vanished_share", max_vanished_share)):
+                       ("max_vanished_share", max_vanished_share), ("reprocess_unchanged", reprocess_unchanged)):
         if value is not None:
             config[key] = value
     return {"ops": {"raw_invoices": {"config": config}}} if config else {}

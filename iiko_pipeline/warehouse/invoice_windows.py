@@ -9,7 +9,7 @@ that fails halfway leaves the warehouse and the watermark exactly at the last co
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -77,23 +77,66 @@ def reconcile_window(conn: Connection, account_id: uuid.UUID, date_from: date, d
     return outcome
 
 
+@dataclass
+class WindowBatch:
+    """Part of one window's documents (a window is written in several batches to bound memory)."""
+
+    invoices: Sequence[dict[str, Any]]
+    items: Sequence[dict[str, Any]]
+    errors: Sequence[Any] = ()
+
+
 def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, date_to: date,
-                  invoices: Sequence[dict[str, Any]], items: Sequence[dict[str, Any]],
-                  adapter_errors: Sequence[Any] = (), *, returned_ids: Collection[str],
-                  advance_watermark: bool, max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE,
-                  now: datetime | None = None) -> WindowOutcome:
-    """Upsert one window's invoices, reconcile its deletions and move the watermark, all in one transaction."""
+                  batches: Iterable[WindowBatch], *, returned_ids: Collection[str], advance_watermark: bool,
+                  max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE, fingerprint: str | None = None,
+                  unchanged_documents: int | None = None, now: datetime | None = None) -> WindowOutcome:
+    """Upsert one window's invoices, reconcile its deletions and move the watermark, all in one transaction.
+
+    `unchanged_documents` set means the answer's fingerprint matched the last committed one: nothing is
+    upserted or reconciled (the same bytes hold the same documents), only the watermark moves. Otherwise the
+    fingerprint is recorded, unless the window had rejected records or withheld deletions: those windows must
+    be processed again next time so their errors and warnings stay visible.
+    """
     account = uuid.UUID(str(account_id))
     now = now or datetime.now(UTC)
     with engine.begin() as conn:
-        result = upsert_invoices(engine, account, invoices, items, adapter_errors, now=now, conn=conn)
-        reconciled = reconcile_window(conn, account, date_from, date_to, returned_ids, len(invoices) +
-                                      len(adapter_errors), now=now, max_vanished_share=max_vanished_share)
-        result.deleted = reconciled.deleted
+        if unchanged_documents is not None:
+            result, guard = SyncResult(ENTITY, total=unchanged_documents, unchanged=unchanged_documents), None
+        else:
+            parts, returned_here = [], 0
+            for batch in batches:
+                parts.append(upsert_invoices(engine, account, batch.invoices, batch.items, batch.errors, now=now,
+                                             conn=conn))
+                returned_here += len(batch.invoices) + len(batch.errors)
+            result = _sum_results(parts)
+            reconciled = reconcile_window(conn, account, date_from, date_to, returned_ids, returned_here, now=now,
+                                          max_vanished_share=max_vanished_share)
+            result.deleted, guard = reconciled.deleted, reconciled.guard
+            clean = guard is None and not result.errors
+            _record_fingerprint(conn, account, date_from, date_to, fingerprint if clean else None, now)
         if advance_watermark:
             current = _watermark(conn, account)
             state.set_watermark(conn, account, ENTITY, max(current, date_to) if current else date_to)
-    return WindowOutcome(date_from, date_to, result, reconciled.guard)
+    return WindowOutcome(date_from, date_to, result, guard)
+
+
+def _record_fingerprint(conn: Connection, account: uuid.UUID, date_from: date, date_to: date,
+                        fingerprint: str | None, now: datetime) -> None:
+    sw = schema.sync_windows
+    key = (sw.c.account_id == account, sw.c.entity == ENTITY, sw.c.date_from == date_from, sw.c.date_to == date_to)
+    conn.execute(sw.delete().where(*key))
+    if fingerprint:
+        conn.execute(sw.insert().values(account_id=account, entity=ENTITY, date_from=date_from, date_to=date_to,
+                                        fingerprint=fingerprint, committed_at=now))
+
+
+def window_fingerprints(engine: Engine, account_id: uuid.UUID | str) -> dict[tuple[date, date], str]:
+    """The committed fingerprint of every window of this account's invoices."""
+    sw = schema.sync_windows
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(sw.c.date_from, sw.c.date_to, sw.c.fingerprint).where(
+            sw.c.account_id == uuid.UUID(str(account_id)), sw.c.entity == ENTITY)).all()
+    return {(r[0], r[1]): r[2] for r in rows}
 
 
 def _watermark(conn: Connection, account: uuid.UUID) -> date | None:
@@ -108,9 +151,12 @@ def get_watermark(engine: Engine, account_id: uuid.UUID | str) -> date | None:
 
 
 def merge_results(outcomes: Sequence[WindowOutcome]) -> SyncResult:
+    return _sum_results([o.result for o in outcomes])
+
+
+def _sum_results(results: Sequence[SyncResult]) -> SyncResult:
     total = SyncResult(ENTITY)
-    for o in outcomes:
-        r = o.result
+    for r in results:
         total.total += r.total
         total.created += r.created
         total.updated += r.updated

@@ -246,3 +246,15 @@ sync_runs = sa.Table(
 
 #: Synced entity tables in dependency order (parents first).
 ENTITY_TABLES: tuple[sa.Table, ...] = (restaurants, stores, suppliers, invoices, invoice_items)
+
+sync_windows = sa.Table(
+    "sync_windows",
+    metadata,
+    # The fingerprint of the answer last committed in full for one export window (see migration 0003).
+    sa.Column("account_id", sa.Uuid(), primary_key=True),
+    sa.Column("entity", sa.String(ENTITY_LEN), primary_key=True),
+    sa.Column("date_from", sa.Date(), primary_key=True),
+    sa.Column("date_to", sa.Date(), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("committed_at", UtcDateTime(), nullable=False),
+)

@@ -150,3 +150,34 @@ def test_backfill_resyncs_a_range_without_moving_the_watermark(pipeline):
     assert outcome.results["invoices"]["created"] == len(p.emulator.state.dataset.invoices(older_from, older_to))
     assert get_watermark(p.engine, p.account_id) == TODAY
     _assert_window_matches_truth(p, older_from, older_to)
+
+
+def _frame_metadata(p):
+    import dagster as dg
+
+    event = p.instance.get_latest_materialization_event(dg.AssetKey("invoices_frame"))
+    return {k: v.value for k, v in event.asset_materialization.metadata.items()}
+
+
+def test_unchanged_answers_are_skipped_and_a_change_is_not(pipeline):
+    p = pipeline
+    p.connect()
+    assert _incremental(p, ALL).success
+    assert _incremental(p).success  # a new window shape: processed, fingerprint recorded
+    quiet = _incremental(p)
+    assert quiet.success and _frame_metadata(p)["unchanged_answers_skipped"] == 1
+    result = quiet.results["invoices"]
+    window_docs = p.emulator.state.dataset.invoices(TODAY - timedelta(days=LOOKBACK), TODAY)
+    assert (result["created"], result["updated"], result["unchanged"]) == (0, 0, len(window_docs))
+
+    doc = next(d for d in window_docs if d.status != "DELETED")
+    p.emulator.state.dataset.edit_invoice(doc.id, {"comment": "изменено"})
+    changed = _incremental(p)
+    assert _frame_metadata(p)["unchanged_answers_skipped"] == 0
+    assert changed.results["invoices"]["updated"] == 1
+    assert _invoice_rows(p)[doc.id]["comment"] == "изменено"
+
+    assert _incremental(p).success and _frame_metadata(p)["unchanged_answers_skipped"] == 1
+    forced = p.sync(["invoices"], mode="incremental", lookback_days=LOOKBACK, reprocess_unchanged=True)
+    assert _frame_metadata(p)["unchanged_answers_skipped"] == 0  # parsed and compared again, on request
+    assert (forced.results["invoices"]["updated"], forced.results["invoices"]["unchanged"]) == (0, len(window_docs))

@@ -165,7 +165,12 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
         f" AND NOT EXISTS (SELECT 1 FROM {q(schema.stores.name)} st WHERE st.account_id = :account_id"
         f" AND st.external_system = :external_system AND st.external_id = i.store_external_id)"
     ).bindparams(*binds), params).all()
-    rejected = [Rejection(r[0], f"a line's store {r[1]} does not exist") for r in bad_lines]
+    unknown_stores: dict[str, list[str]] = {}
+    for invoice_id, store_id in bad_lines:  # one rejection per invoice, however many lines are affected
+        unknown_stores.setdefault(invoice_id, []).append(store_id)
+    rejected = [Rejection(i, f"line stores {', '.join(sorted(stores))} do not exist" if len(stores) > 1
+                          else f"a line's store {stores[0]} does not exist")
+                for i, stores in unknown_stores.items()]
     if bad_lines:
         ids = sorted({r[0] for r in bad_lines})
         conn.execute(sa.text(f"DELETE FROM {s} WHERE external_id IN :ids")

@@ -160,3 +160,16 @@ def test_text_with_copy_separators_round_trips(db_url):
     upsert_dimension(engine, "restaurants", ACCOUNT, batch.rows, batch.errors)
     with engine.connect() as conn:
         assert conn.execute(sa.select(schema.restaurants.c.name, schema.restaurants.c.code)).one() == (tricky, "a\\tb")
+
+
+def test_an_invoice_with_several_bad_lines_is_one_error(db_url):
+    engine = _engine(db_url)
+    _seed_dimensions(engine)
+    doc = _invoice("575a43c7-0000-4000-8000-00000000d0bb", [(1, "1", "10"), (2, "1", "10")])
+    doc["defaultStore"] = None
+    doc["items"][0]["store"] = "1239d270-0000-4000-8000-00000000aff1"
+    doc["items"][1]["store"] = "1239d270-0000-4000-8000-00000000aff2"
+    batch = IIKO_ADAPTER.invoices([doc])
+    result = upsert_invoices(engine, ACCOUNT, batch.rows, batch.children, batch.errors)
+    assert (result.total, result.errors) == (1, 1)
+    assert "aff1" in result.error_details[0]["reason"] and "aff2" in result.error_details[0]["reason"]

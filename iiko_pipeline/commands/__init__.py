@@ -3,6 +3,6 @@
 Heavy imports (dagster, pandas, SQLAlchemy) happen inside the handlers, so `iiko-pipeline emulator` starts fast.
 """
 
-from iiko_pipeline.commands import accounts, demo, dev, emulator, sync
+from iiko_pipeline.commands import accounts, api, demo, dev, emulator, sync
 
-REGISTRY = [emulator, accounts, sync, demo, dev]
+REGISTRY = [emulator, accounts, sync, demo, dev, api]

@@ -1,5 +1,6 @@
 """The one Definitions object Dagster loads (`dagster dev -m iiko_pipeline.definitions`)."""
 
+import os
 import warnings
 
 import dagster as dg
@@ -29,7 +30,8 @@ defs = dg.Definitions(
     schedules=[invoices_hourly_schedule, reference_data_daily_schedule, invoice_freshness_schedule],
     resources={
         "warehouse": warehouse,
-        "iiko": IikoResource(encryption_key=dg.EnvVar("CREDENTIAL_ENCRYPTION_KEY"), warehouse=warehouse),
+        "iiko": IikoResource(encryption_key=dg.EnvVar("CREDENTIAL_ENCRYPTION_KEY"), warehouse=warehouse,
+                             retry_base_delay=float(os.environ.get("IIKO_RETRY_BASE_DELAY_SECONDS", "0.5"))),
         "frame_io_manager": ParquetFrameIOManager(),
     },
     # One process, one iiko login per run: every step shares the resource (and its licence seat).

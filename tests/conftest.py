@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+# Retry waits sized for a test run, not for an outage: set before the Dagster definitions are imported.
+os.environ.setdefault("IIKO_STEP_RETRY_DELAY_SECONDS", "0.2")
+os.environ.setdefault("IIKO_RETRY_BASE_DELAY_SECONDS", "0.01")
+
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 

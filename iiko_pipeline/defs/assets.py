@@ -12,6 +12,7 @@ Tables chain restaurants -> stores -> suppliers -> invoices, because each refere
 
 import contextlib
 import itertools
+import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -49,7 +50,10 @@ from iiko_pipeline.warehouse.invoice_windows import (
     window_fingerprints,
 )
 
-IIKO_RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+# Step retries on top of the client's own (which already cover short blips): for outages of minutes.
+# IIKO_STEP_RETRY_DELAY_SECONDS tunes the first wait (read when the definitions load).
+IIKO_RETRY = dg.RetryPolicy(max_retries=2, delay=float(os.environ.get("IIKO_STEP_RETRY_DELAY_SECONDS", "10")),
+                            backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 NOT_RETRYABLE = (IikoAuthError, IikoBadRequestError, IikoLicenceBlockedError, IikoPermissionError)
 
 

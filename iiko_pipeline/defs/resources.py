@@ -66,6 +66,7 @@ class IikoResource(dg.ConfigurableResource):
     connect_timeout: float = 15.0
     read_timeout: float = 300.0
     max_attempts: int = 4
+    retry_base_delay: float = 0.5  # seconds before the first client retry; doubles (with jitter) after
     invoice_window_days: int = 7
 
     _stack: ExitStack | None = PrivateAttr(default=None)
@@ -93,7 +94,7 @@ class IikoResource(dg.ConfigurableResource):
 
     def settings(self) -> ClientSettings:
         return ClientSettings(connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
-                              retry=RetryPolicy(max_attempts=self.max_attempts),
+                              retry=RetryPolicy(max_attempts=self.max_attempts, base_delay=self.retry_base_delay),
                               invoice_window_days=self.invoice_window_days)
 
     def client_for(self, account_id: str) -> IikoClient:

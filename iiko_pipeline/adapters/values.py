@@ -24,12 +24,18 @@ def text(value: str | None) -> str | None:
     return value or None
 
 
+def _given(value: str | None, field_name: str, required: bool) -> str | None:
+    """The stripped text, None when absent or empty; a required value that is absent is an error."""
+    value = text(value)
+    if value is None and required:
+        raise ValueError(f"{field_name} is missing")
+    return value
+
+
 def guid(value: str | None, *, required: bool = False, field_name: str = "id") -> str | None:
     """A canonical lowercase GUID; the all-zero GUID means "none" in iiko."""
-    value = text(value)
+    value = _given(value, field_name, required)
     if value is None:
-        if required:
-            raise ValueError(f"{field_name} is missing")
         return None
     try:
         parsed = uuid.UUID(value)
@@ -44,10 +50,8 @@ def guid(value: str | None, *, required: bool = False, field_name: str = "id") -
 
 def decimal(value: str | None, *, field_name: str, required: bool = False) -> Decimal | None:
     """An exact decimal (iiko prints 9 fractional digits); floats would lose digits."""
-    value = text(value)
+    value = _given(value, field_name, required)
     if value is None:
-        if required:
-            raise ValueError(f"{field_name} is missing")
         return None
     try:
         number = Decimal(value)
@@ -74,10 +78,8 @@ def boolean(value: str | None, *, field_name: str, default: bool | None = False)
 
 
 def integer(value: str | None, *, field_name: str, required: bool = False) -> int | None:
-    value = text(value)
+    value = _given(value, field_name, required)
     if value is None:
-        if required:
-            raise ValueError(f"{field_name} is missing")
         return None
     try:
         return int(value)

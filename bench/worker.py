@@ -1,0 +1,594 @@
+"""One measured job in its own process: `python bench/worker.py SPEC.json OUT.json`.
+
+The parent (`run.py`) starts one child per measurement, so each peak RSS (`ru_maxrss`) belongs to the work
+being measured and nothing else. Tasks:
+
+- `floor`: the least work any loader must do: fetch the same windows, a plain hardened lxml parse, each line
+  item's leaf texts in document order as a text tuple, COPY (PostgreSQL) / executemany (SQLite) into an
+  unindexed table;
+- `naive`: the brief's recursive `xml_to_dict` plus a per-row SELECT, then INSERT or UPDATE, a commit per row,
+  on a sample of line items;
+- `layered`: the pipeline's own layer functions called directly, streaming window by window (client -> parser
+  -> adapter -> `commit_window`), timed per layer: this is where the fetch / parse / upsert split comes from;
+- `dagster`: `run_account_sync` (the Dagster path users get), timed per step from the run's event log;
+- `overhead`: a small account synced K times in one process, either through Dagster or directly.
+
+Every task may run under cProfile (`"profile": true`); the top functions are returned with the result.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import io
+import itertools
+import json
+import os
+import re
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import EMU_LOGIN, EMU_PASSWORD, Timer, cpu_seconds, peak_rss_mb
+
+PROCESS_STARTED = time.perf_counter()
+
+FLOOR_COLUMNS = 16  # the document id + at most 15 leaves per <item>
+
+
+def _client(spec: dict[str, Any]):
+    from iiko_pipeline.iiko import ClientSettings, IikoClient
+
+    settings = ClientSettings(read_timeout=600.0, invoice_window_days=spec.get("window_days", 7))
+    return IikoClient(spec["emu_url"], EMU_LOGIN, EMU_PASSWORD, settings=settings)
+
+
+def _dates(spec: dict[str, Any]) -> tuple[date, date]:
+    return date.fromisoformat(spec["date_from"]), date.fromisoformat(spec["date_to"])
+
+
+# ---------------------------------------------------------------------------------------------------- floor
+
+def floor_rows(body: bytes) -> list[tuple]:
+    """Each line item's leaf texts in document order, prefixed with its document's id, as a tuple."""
+    from lxml import etree
+
+    from iiko_pipeline.iiko.xml import HARDENED_OPTIONS
+
+    rows: list[tuple] = []
+    append = rows.append
+    pad = (None,) * FLOOR_COLUMNS
+    for _event, doc in etree.iterparse(io.BytesIO(body), events=("end",), tag="document", **HARDENED_OPTIONS):
+        doc_id = doc.findtext("id")
+        for item in doc.iterfind("items/item"):
+            row = (doc_id, *[leaf.text for leaf in item])
+            append(row + pad[len(row):])
+        doc.clear(keep_tail=False)
+        parent = doc.getparent()
+        while doc.getprevious() is not None:
+            del parent[0]
+    return rows
+
+
+def task_floor(spec: dict[str, Any]) -> dict[str, Any]:
+    t = Timer()
+    date_from, date_to = _dates(spec)
+    cols = ", ".join(f"c{i} text" for i in range(FLOOR_COLUMNS))
+    postgres = spec["db_url"].startswith("postgresql")
+    if postgres:
+        import psycopg2
+
+        conn = psycopg2.connect(spec["pg_dsn"])
+        cur = conn.cursor()
+        cur.execute(f"DROP TABLE IF EXISTS floor_items; CREATE TABLE floor_items ({cols})")
+        conn.commit()
+
+        def load(rows: list[tuple]) -> None:
+            buffer = io.StringIO()
+            csv.writer(buffer).writerows(rows)  # None -> unquoted empty field -> NULL in CSV COPY
+            buffer.seek(0)
+            cur.copy_expert("COPY floor_items FROM STDIN WITH (FORMAT csv)", buffer)
+            conn.commit()
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(spec["db_url"].removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("DROP TABLE IF EXISTS floor_items")
+        conn.execute(f"CREATE TABLE floor_items ({cols})")
+        insert = f"INSERT INTO floor_items VALUES ({', '.join('?' * FLOOR_COLUMNS)})"  # noqa: S608 - constant
+
+        def load(rows: list[tuple]) -> None:
+            conn.execute("BEGIN")
+            conn.executemany(insert, rows)
+            conn.execute("COMMIT")
+
+    items = windows = xml_bytes = 0
+    started = time.perf_counter()
+    with _client(spec) as client:
+        stream = iter(client.incoming_invoice_windows(date_from, date_to))
+        while True:
+            with t("fetch"):
+                window = next(stream, None)
+            if window is None:
+                break
+            body = window.response.body
+            windows += 1
+            xml_bytes += len(body)
+            with t("parse"):
+                rows = floor_rows(body)
+            del body, window
+            with t("load"):
+                load(rows)
+            items += len(rows)
+            del rows
+    wall = time.perf_counter() - started
+    conn.close()
+    return {"wall_s": wall, "items": items, "windows": windows, "xml_bytes": xml_bytes, "split_s": t.totals}
+
+
+# ---------------------------------------------------------------------------------------------------- naive
+
+def task_naive(spec: dict[str, Any]) -> dict[str, Any]:
+    """The brief's recursive xml_to_dict, then per row: SELECT, INSERT or UPDATE, COMMIT."""
+    import uuid
+
+    import sqlalchemy as sa
+    from lxml import etree
+
+    from iiko_pipeline.iiko.xml import hardened_parser, xml_to_dict
+    from iiko_pipeline.warehouse import schema
+    from iiko_pipeline.warehouse.engine import make_engine
+    from iiko_pipeline.warehouse.migrate import migrate
+
+    t = Timer()
+    date_from, date_to = _dates(spec)
+    with _client(spec) as client:  # the login stays out of the fetch time
+        fetch_started = time.perf_counter()
+        body = client.incoming_invoices_window(date_from, date_to).body
+        t.add("fetch", time.perf_counter() - fetch_started)
+    with t("parse"):
+        data = xml_to_dict(etree.fromstring(body, hardened_parser()))
+    docs = data.get("document") or []
+    docs = docs if isinstance(docs, list) else [docs]
+    window_items = sum(_naive_items_count(d) for d in docs)
+
+    engine = make_engine(spec["db_url"])
+    migrate(engine)
+    account = uuid.UUID(spec["account_id"])
+    inv, itm = schema.invoices, schema.invoice_items
+
+    def dec(value: Any) -> Decimal | None:
+        return Decimal(value) if isinstance(value, str) else None
+
+    sample = spec.get("sample_items", 5000)
+    done_items = done_docs = 0
+    with engine.connect() as conn, t("rows"):
+        for doc in docs:
+            if done_items >= sample:
+                break
+            ext = doc["id"].lower()
+            when = datetime.fromisoformat(doc["dateIncoming"][:19]) if doc.get("dateIncoming") else None
+            values = {"account_id": account, "external_system": "iiko", "external_id": ext,
+                      "document_number": doc.get("documentNumber"), "status": doc.get("status"),
+                      "date_incoming": when, "document_date": when.date() if when else date_from,
+                      "supplier_external_id": doc.get("supplier"), "comment": doc.get("comment"),
+                      "default_store_external_id": doc.get("defaultStore")}
+            found = conn.execute(sa.select(inv.c.id).where(
+                inv.c.account_id == account, inv.c.external_system == "iiko", inv.c.external_id == ext)).first()
+            if found is None:
+                invoice_id = conn.execute(inv.insert().values(**values).returning(inv.c.id)).scalar_one()
+            else:
+                invoice_id = found[0]
+                conn.execute(inv.update().where(inv.c.id == invoice_id).values(**values))
+            conn.commit()
+            done_docs += 1
+            items = (doc.get("items") or {}).get("item") or []
+            for item in items if isinstance(items, list) else [items]:
+                num = int(item["num"])
+                row = {"account_id": account, "invoice_id": invoice_id, "line_number": num,
+                       "product_external_id": item.get("product"), "product_article": item.get("productArticle"),
+                       "product_code": item.get("code"), "amount": dec(item.get("amount")),
+                       "actual_amount": dec(item.get("actualAmount")),
+                       "amount_unit_external_id": item.get("amountUnit"),
+                       "price": dec(item.get("price")), "price_without_vat": dec(item.get("priceWithoutVat")),
+                       "sum": dec(item.get("sum")), "vat_percent": dec(item.get("vatPercent")),
+                       "vat_sum": dec(item.get("vatSum")), "discount_sum": dec(item.get("discountSum")),
+                       "store_external_id": item.get("store"),
+                       "is_additional_expense": item.get("isAdditionalExpense") == "true"}
+                hit = conn.execute(sa.select(itm.c.id).where(itm.c.invoice_id == invoice_id,
+                                                             itm.c.line_number == num)).first()
+                if hit is None:
+                    conn.execute(itm.insert().values(**row))
+                else:
+                    conn.execute(itm.update().where(itm.c.id == hit[0]).values(**row))
+                conn.commit()
+                done_items += 1
+    engine.dispose()
+    parse_share = t.totals["parse"] * done_items / max(window_items, 1)
+    per_items_s = t.totals["rows"] + parse_share
+    return {"sample_items": done_items, "sample_documents": done_docs, "window_items": window_items,
+            "xml_bytes": len(body), "split_s": t.totals, "parse_share_s": parse_share,
+            "items_per_s": done_items / per_items_s if per_items_s else None}
+
+
+def _naive_items_count(doc: dict[str, Any]) -> int:
+    items = (doc.get("items") or {}).get("item") or []
+    return len(items) if isinstance(items, list) else 1
+
+
+# ---------------------------------------------------------------------------------------------------- layered
+
+def _commit_one_window(engine, account: str, window, body: bytes, seen: set[str], t: Timer, counts: dict[str, int],
+                       batch_documents: int):
+    """Parse, adapt and commit one export window through the layer functions.
+
+    Works with both shapes of `commit_window`: batches of at most `batch_documents` documents streamed into one
+    transaction (`commit_window(..., batches, ...)`, bounded memory), or one list per window (older code).
+    Parse and adapt time spent while `commit_window` pulls batches is taken out of the upsert time.
+    """
+    from iiko_pipeline.adapters import IIKO_ADAPTER
+    from iiko_pipeline.iiko import parsing
+    from iiko_pipeline.warehouse import invoice_windows as iw
+
+    records_iter = parsing.iter_invoice_documents(body, endpoint=window.response.endpoint)
+
+    def next_batch(size: int | None):
+        with t("parse"):
+            records = list(itertools.islice(records_iter, size))
+        fresh = []
+        for record in records:  # a document re-dated between two requests can come twice: first wins
+            ident = (record.get("id") or "").strip().lower()
+            if ident and ident in seen:
+                continue
+            seen.add(ident)
+            fresh.append(record)
+        with t("adapt"):
+            batch = IIKO_ADAPTER.invoices(fresh)
+        counts["documents"] += len(batch.rows)
+        counts["items"] += len(batch.children)
+        return len(records), batch
+
+    common = {"returned_ids": seen, "advance_watermark": True}
+    streamed = "batches" in inspect.signature(iw.commit_window).parameters
+    before = t.totals.get("parse", 0.0) + t.totals.get("adapt", 0.0)
+    started = time.perf_counter()
+    if streamed:
+        def batches():
+            while True:
+                source, batch = next_batch(batch_documents)
+                if not source:
+                    return
+                yield iw.WindowBatch(batch.rows, batch.children, batch.errors)
+
+        outcome = iw.commit_window(engine, account, window.date_from, window.date_to, batches(), **common)
+    else:
+        _source, batch = next_batch(None)
+        outcome = iw.commit_window(engine, account, window.date_from, window.date_to, batch.rows, batch.children,
+                                   batch.errors, **common)
+    inside = t.totals.get("parse", 0.0) + t.totals.get("adapt", 0.0) - before
+    t.add("upsert", time.perf_counter() - started - inside)
+    return outcome
+
+
+def direct_sync(spec: dict[str, Any], engine, t: Timer, date_from: date, date_to: date,
+                entities: tuple[str, ...] = ("restaurants", "stores", "suppliers", "invoices"),
+                batch_documents: int = 2000) -> dict[str, Any]:
+    """The pipeline's layer functions called directly, one window at a time (bounded memory)."""
+    from iiko_pipeline.adapters import IIKO_ADAPTER
+    from iiko_pipeline.iiko import parsing
+    from iiko_pipeline.warehouse.entities import upsert_dimension
+
+    account = spec["account_id"]
+    counts = {"documents": 0, "items": 0, "windows": 0, "xml_bytes": 0, "errors": 0, "created": 0, "updated": 0,
+              "unchanged": 0, "deleted": 0, "items_written": 0}
+    dims = (("restaurants", "departments", parsing.iter_corporate_items),
+            ("stores", "stores", parsing.iter_corporate_items),
+            ("suppliers", "suppliers", parsing.iter_suppliers))
+    with _client(spec) as client:
+        for entity, method, parse in dims:
+            if entity not in entities:
+                continue
+            with t("dims_fetch"):
+                body = getattr(client, method)().body
+            with t("dims_parse"):
+                batch = getattr(IIKO_ADAPTER, entity)(list(parse(body)))
+            with t("dims_upsert"):
+                upsert_dimension(engine, entity, account, batch.rows, batch.errors)
+        if "invoices" not in entities:
+            return counts
+        seen: set[str] = set()
+        stream = iter(client.incoming_invoice_windows(date_from, date_to))
+        while True:
+            with t("fetch"):
+                window = next(stream, None)
+            if window is None:
+                break
+            body = window.response.body
+            counts["windows"] += 1
+            counts["xml_bytes"] += len(body)
+            outcome = _commit_one_window(engine, account, window, body, seen, t, counts, batch_documents)
+            del body, window
+            r = outcome.result
+            counts["errors"] += r.errors
+            for key in ("created", "updated", "unchanged", "deleted", "items_written"):
+                counts[key] += getattr(r, key)
+    return counts
+
+
+def task_layered(spec: dict[str, Any]) -> dict[str, Any]:
+    from iiko_pipeline.warehouse.engine import make_engine
+    from iiko_pipeline.warehouse.migrate import migrate
+
+    engine = make_engine(spec["db_url"])
+    migrate(engine)
+    t = Timer()
+    date_from, date_to = _dates(spec)
+    started = time.perf_counter()
+    counts = direct_sync(spec, engine, t, date_from, date_to)
+    wall = time.perf_counter() - started
+    engine.dispose()
+    return {"wall_s": wall, **counts, "split_s": t.totals}
+
+
+# ---------------------------------------------------------------------------------------------------- dagster
+
+def _dagster_env(spec: dict[str, Any]) -> None:
+    os.environ["CREDENTIAL_ENCRYPTION_KEY"] = spec["encryption_key"]
+    os.environ["DATABASE_URL"] = spec["db_url"]
+    os.environ["DAGSTER_HOME"] = spec["dagster_home"]
+
+
+def _connect(spec: dict[str, Any], instance) -> dict[str, Any]:
+    from iiko_pipeline.services.connect import connect_account
+    from iiko_pipeline.warehouse.crypto import KeyRing
+    from iiko_pipeline.warehouse.engine import make_engine
+    from iiko_pipeline.warehouse.migrate import migrate
+
+    engine = make_engine(spec["db_url"])
+    migrate(engine)
+    result = connect_account(engine, KeyRing.from_env(), spec["account_id"], EMU_LOGIN, EMU_PASSWORD,
+                             spec["emu_url"],
+                             register_partition=lambda a: instance.add_dynamic_partitions("accounts", [a]))
+    engine.dispose()
+    if not result.is_connected:
+        raise RuntimeError(f"connect failed: {result.connection_error}")
+    return result.as_dict()
+
+
+def _run_config(rc: dict[str, Any]) -> dict:
+    from iiko_pipeline.services.sync import invoice_run_config
+
+    return invoice_run_config(rc.get("date_from"), rc.get("date_to"), mode=rc.get("mode"),
+                              history_days=rc.get("history_days"), lookback_days=rc.get("lookback_days"))
+
+
+def _step_times(instance, run_id: str) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Seconds per step (start -> success/failure) and each step's [start, end] epoch times, from the run's
+    own event log (a step still running has no end)."""
+    import dagster as dg
+
+    types = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE}
+    spans: dict[str, list[float]] = {}
+    for entry in instance.all_logs(run_id, of_type=types):
+        if entry.step_key is None:
+            continue
+        if entry.dagster_event.event_type == dg.DagsterEventType.STEP_START:
+            spans[entry.step_key] = [entry.timestamp]
+        elif entry.step_key in spans:
+            spans[entry.step_key] = [spans[entry.step_key][0], entry.timestamp]
+    durations = {k: round(v[1] - v[0], 3) for k, v in spans.items() if len(v) == 2}
+    return durations, spans
+
+
+def _dagster_run(instance, spec: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    from iiko_pipeline.services.sync import run_account_sync
+
+    started = time.perf_counter()
+    outcome = run_account_sync(instance, spec["account_id"], run["entities"], run_config=_run_config(run["config"]),
+                               log_level="WARNING")
+    wall = time.perf_counter() - started
+    durations, spans = _step_times(instance, outcome.run_id)
+    return {"wall_s": wall, "success": outcome.success, "run_id": outcome.run_id,
+            "results": outcome.results, "failures": outcome.failures[:20], "steps_s": durations, "steps_at": spans}
+
+
+def task_dagster(spec: dict[str, Any]) -> dict[str, Any]:
+    """Optional untimed pre-runs (e.g. reference data), then the measured `run_account_sync`."""
+    import dagster as dg
+
+    _dagster_env(spec)
+    with dg.instance_for_test(temp_dir=spec["dagster_home"]) as instance:
+        connected = _connect(spec, instance) if spec.get("connect") else None
+        pre = [_dagster_run(instance, spec, run) for run in spec.get("pre_runs", [])]
+        main = _dagster_run(instance, spec, spec["run"])
+    return {**main, "connected": connected, "pre_runs": pre}
+
+
+def task_postmortem(spec: dict[str, Any]) -> dict[str, Any]:
+    """The step spans of the newest run in a Dagster home (after the harness killed its process)."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = spec["dagster_home"]
+    with dg.instance_for_test(temp_dir=spec["dagster_home"]) as instance:
+        runs = instance.get_runs(limit=1)
+        if not runs:
+            return {"run_id": None, "steps_s": {}, "steps_at": {}}
+        durations, spans = _step_times(instance, runs[0].run_id)
+        return {"run_id": runs[0].run_id, "steps_s": durations, "steps_at": spans}
+
+
+# ---------------------------------------------------------------------------------------------------- overhead
+
+def task_overhead(spec: dict[str, Any]) -> dict[str, Any]:
+    """K syncs of one small account in one process: the first onboards, the rest are hourly-style runs.
+
+    `mode` "dagster": `run_account_sync` with every entity; "direct": the same steps through the layer functions.
+    """
+    from iiko_pipeline.warehouse.engine import make_engine
+    from iiko_pipeline.warehouse.invoice_windows import get_watermark
+    from iiko_pipeline.warehouse.migrate import migrate
+
+    imported = time.perf_counter()
+    runs: list[float] = []
+    date_to = date.fromisoformat(spec["date_to"])
+    lookback, history = spec.get("lookback_days", 14), spec["history_days"]
+    if spec["mode"] == "dagster":
+        import dagster as dg
+
+        _dagster_env(spec)
+        with dg.instance_for_test(temp_dir=spec["dagster_home"]) as instance:
+            imported = time.perf_counter()
+            _connect(spec, instance)
+            failures: list[str] = []
+            for _ in range(spec["runs"]):
+                run = _dagster_run(instance, spec, {
+                    "entities": ["restaurants", "stores", "suppliers", "invoices"],
+                    "config": {"mode": "incremental", "history_days": history, "lookback_days": lookback,
+                               "date_to": spec["date_to"]}})
+                runs.append(run["wall_s"])
+                failures += run["failures"]
+                if not run["success"]:
+                    failures.append(f"run {run['run_id']} failed")
+        return {"mode": "dagster", "import_s": imported - PROCESS_STARTED, "runs_s": runs, "failures": failures}
+    engine = make_engine(spec["db_url"])
+    migrate(engine)
+    imported = time.perf_counter()
+    for _ in range(spec["runs"]):
+        started = time.perf_counter()
+        watermark = get_watermark(engine, spec["account_id"])
+        date_from = (min(watermark, date_to) - timedelta(days=lookback) if watermark
+                     else date_to - timedelta(days=history - 1))
+        direct_sync(spec, engine, Timer(), date_from, date_to)
+        runs.append(time.perf_counter() - started)
+    engine.dispose()
+    return {"mode": "direct", "import_s": imported - PROCESS_STARTED, "runs_s": runs, "failures": []}
+
+
+# ---------------------------------------------------------------------------------------------------- SQL timing
+
+_SQL_STATS: dict[str, list[float]] = {}
+_STAGE = re.compile(r"(stage_\w+?_|ix_stage_\w+?_)[0-9a-f]{8}")
+_IN_LIST = re.compile(r"\((?:%\(\w+\)s|\?)(?:, (?:%\(\w+\)s|\?))+\)")
+
+
+def _normalise_sql(statement: str) -> str:
+    text = " ".join(statement.split())
+    text = _IN_LIST.sub("(…)", _STAGE.sub(r"\1*", text))
+    return text if len(text) <= 220 else text[:200] + " … " + text[-20:]
+
+
+def install_sql_timer() -> None:
+    """Time every statement SQLAlchemy sends (the warehouse's and Dagster's own storage alike), by template.
+    COPY through the raw psycopg2 cursor bypasses this; it shows in the Python profile and the layer split."""
+    import sqlalchemy as sa
+
+    @sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):
+        conn.info.setdefault("bench_started", []).append(time.perf_counter())
+
+    @sa.event.listens_for(sa.engine.Engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):
+        stack = conn.info.get("bench_started")
+        if not stack:
+            return
+        entry = _SQL_STATS.setdefault(_normalise_sql(statement), [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - stack.pop()
+
+    @sa.event.listens_for(sa.engine.Engine, "handle_error")
+    def _error(context):
+        stack = context.connection.info.get("bench_started") if context.connection is not None else None
+        if stack:
+            stack.pop()
+
+
+def sql_summary(top: int = 25) -> dict[str, Any]:
+    ranked = sorted(_SQL_STATS.items(), key=lambda kv: -kv[1][1])
+    return {"total_s": round(sum(v[1] for v in _SQL_STATS.values()), 3),
+            "statements": sum(int(v[0]) for v in _SQL_STATS.values()),
+            "top": [{"sql": k, "calls": int(v[0]), "seconds": round(v[1], 3)} for k, v in ranked[:top]]}
+
+
+# ---------------------------------------------------------------------------------------------------- main
+
+TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "floor": task_floor, "naive": task_naive, "layered": task_layered, "dagster": task_dagster,
+    "overhead": task_overhead, "postmortem": task_postmortem,
+}
+
+
+def _profiled(fn: Callable[[], dict[str, Any]], top: int = 30) -> dict[str, Any]:
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    result = profiler.runcall(fn)
+    stats = pstats.Stats(profiler)
+    total = stats.total_tt  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, name), (_cc, ncalls, tottime, cumtime, _who) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append({"function": f"{_short(filename)}:{line}({name})", "calls": ncalls,
+                     "tottime_s": round(tottime, 3), "cumtime_s": round(cumtime, 3)})
+    result["profile"] = {
+        "total_s": round(total, 3),
+        "by_tottime": sorted(rows, key=lambda r: -r["tottime_s"])[:top],
+        "by_cumtime": sorted(rows, key=lambda r: -r["cumtime_s"])[:top],
+        "by_cumtime_ours": sorted((r for r in rows if r["function"].startswith("iiko_pipeline/")),
+                                  key=lambda r: -r["cumtime_s"])[:top],
+        "callers_of_top": _callers(stats, rows, top=10),
+    }
+    return result
+
+
+def _callers(stats, rows: list[dict[str, Any]], top: int) -> dict[str, list[str]]:
+    """For the top functions by own time: their three heaviest callers (by cumulative time through them)."""
+    wanted = {r["function"] for r in sorted(rows, key=lambda r: -r["tottime_s"])[:top]}
+    out: dict[str, list[str]] = {}
+    for (filename, line, name), (_cc, _n, _tt, _ct, callers) in stats.stats.items():
+        key = f"{_short(filename)}:{line}({name})"
+        if key not in wanted:
+            continue
+        ranked = sorted(callers.items(), key=lambda kv: -kv[1][3])[:3]
+        out[key] = [f"{_short(f)}:{ln}({n}) {v[3]:.2f}s" for (f, ln, n), v in ranked]
+    return out
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "/work/main/", "lib/python3.11/"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
+
+
+def main() -> int:
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    out = Path(sys.argv[2])
+    cpu0 = cpu_seconds()
+    try:
+        task = TASKS[spec["task"]]
+        if spec["task"] in ("layered", "dagster", "overhead"):
+            install_sql_timer()
+        result = _profiled(lambda: task(spec)) if spec.get("profile") else task(spec)
+        result["ok"] = True
+        if _SQL_STATS:
+            result["sql"] = sql_summary()
+    except Exception as exc:
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
+    result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    result["cpu_s"] = round(cpu_seconds() - cpu0, 3)
+    result["process_s"] = round(time.perf_counter() - PROCESS_STARTED, 3)
+    out.write_text(json.dumps(result, ensure_ascii=False, indent=1, default=str))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

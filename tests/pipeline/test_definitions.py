@@ -1,0 +1,36 @@
+"""The code location loads the way `dagster dev` and the daemon load it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_definitions_load_with_the_expected_graph():
+    from iiko_pipeline.definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    for entity in ("restaurants", "stores", "suppliers", "invoices"):
+        assert {f"raw_{entity}", f"{entity}_frame", entity} <= keys
+    assert graph.get(dg.AssetKey("stores")).parent_keys >= {dg.AssetKey("restaurants")}
+    assert graph.get(dg.AssetKey("invoices")).parent_keys >= {dg.AssetKey("suppliers"), dg.AssetKey("stores")}
+    for job in ("sync_account_job", "invoices_job", "reference_data_job", "invoice_freshness_job"):
+        assert defs.resolve_job_def(job) is not None
+
+
+def test_dagster_cli_validates_the_code_location(tmp_path):
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    (tmp_path / "dagster.yaml").write_text((ROOT / "dagster_home" / "dagster.yaml").read_text())
+    dagster = Path(sys.executable).with_name("dagster")
+    done = subprocess.run([str(dagster), "definitions", "validate", "-m", "iiko_pipeline.definitions"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All code locations passed validation" in done.stdout + done.stderr

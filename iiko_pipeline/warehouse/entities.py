@@ -154,7 +154,7 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
     # A fixed column set: a window whose invoices carry no lines at all must still stage (and query) cleanly.
     item_cols = [c.name for c in item_t.columns if c.name not in ("id", "account_id", "invoice_id", "store_id")]
     item_stage = Stage(conn, item_t, item_cols, extra=[sa.Column("invoice_external_id", sa.String)])
-    item_stage.load(list(lines.values()), index_on=("invoice_external_id",))
+    item_stage.load(list(lines.values()), index_on=("invoice_external_id",), analyze=False)
     s, i = q(stage.name), q(item_stage.name)
     binds = [sa.bindparam("account_id", type_=inv_t.c.account_id.type), sa.bindparam("external_system")]
     params = {"account_id": account, "external_system": external_system}

@@ -247,6 +247,7 @@ def markdown(data: dict[str, Any], json_name: str) -> str:
     lines += _sql_section(data, backends)
     if data.get("profiles"):
         lines += _profile_section(data["profiles"])
+    lines += _code_versions(data)
     lines += _notes(data)
     return "\n".join(lines) + "\n"
 
@@ -488,6 +489,27 @@ def _profile_section(profiles: dict[str, Any]) -> list[str]:
     return out
 
 
+def _code_versions(data: dict[str, Any]) -> list[str]:
+    """Which commit each phase ran (the repository moves while a long run goes on)."""
+    seen: dict[str, list[str]] = {}
+
+    def visit(label: str, node: Any) -> None:
+        if isinstance(node, dict):
+            version = node.get("code_version")
+            if version and "ok" in node:
+                seen.setdefault(version, []).append(label)
+            for key, value in node.items():
+                if isinstance(value, dict) and key not in ("sql", "profile", "iiko", "results", "steps_s"):
+                    visit(f"{label}/{key}" if label else key, value)
+
+    visit("", {k: data.get(k) for k in ("overhead", "backends", "profiles")})
+    if len(seen) <= 1:
+        return []
+    out = ["## Code versions", "", "Commits landed while this run was going; each phase ran the code at its start:", ""]
+    out += [f"- `{version}`: {', '.join(labels)}" for version, labels in seen.items()]
+    return [*out, ""]
+
+
 def _notes(data: dict[str, Any]) -> list[str]:
     return [
         "## Method notes", "",
@@ -504,3 +526,26 @@ def _notes(data: dict[str, Any]) -> list[str]:
         "- Dagster overhead = (Dagster sync) - (the same layer functions called directly) for the same tiny "
         "account; 'fresh process' includes interpreter start and imports, as a production run worker pays them.",
     ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Re-render the markdown of a results JSON (e.g. after changing this module): `report.py RESULTS.json`."""
+    import json
+    import sys
+    from pathlib import Path
+
+    args = argv if argv is not None else sys.argv[1:]
+    for name in args:
+        path = Path(name)
+        data = json.loads(path.read_text())
+        data["derived"] = derive(data)
+        path.write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+        target = path.with_suffix(".md")
+        target.write_text(markdown(data, path.name if not path.name.startswith("latest") else
+                                   str(data.get("source_json", path.name))))
+        print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -187,6 +187,7 @@ class Bench:
         if emulator is not None:
             emulator.control.clear_log()
         emu_cpu0 = emulator.cpu() if emulator else None
+        head = code_version()
         log(f"{label}: start")
         started = time.perf_counter()
         timeline: list[list[float]] = []  # [epoch, RSS MB] about once a second
@@ -211,6 +212,7 @@ class Bench:
         result["parent_wall_s"] = round(wall, 3)
         result["rss_timeline"] = timeline
         result["account_id"] = spec.get("account_id")
+        result["code_version"] = head  # others commit during a long run: each phase says what it ran
         result["sampled_peak_rss_mb"] = round(sampled, 1)
         if emulator is not None:
             emu_cpu1 = emulator.cpu()
@@ -493,6 +495,13 @@ def machine_info(bench: Bench) -> dict[str, Any]:
         "postgresql": pg, "git_commit": commit,
         "git_uncommitted_files": len(dirty.splitlines()) if dirty is not None else None,
     }
+
+
+def code_version() -> str | None:
+    """HEAD plus a marker when pipeline files differ from it (read-only git calls)."""
+    head = _read_only_git(["git", "rev-parse", "--short", "HEAD"])
+    dirty = _read_only_git(["git", "status", "--porcelain", "--", "iiko_pipeline"])
+    return f"{head}+uncommitted" if head and dirty else head
 
 
 def _read_only_git(cmd: list[str]) -> str | None:

@@ -176,26 +176,28 @@ class IikoAdapter:
     @staticmethod
     def _item(invoice_external_id: str | None, item: Mapping[str, Any]) -> Row:
         num = v.integer(item.get("num"), field_name="item num", required=True)
-        where = f"line {num}"
-        return {
-            "invoice_external_id": invoice_external_id,
-            "line_number": num,
-            "product_external_id": v.guid(item.get("product"), field_name=f"{where} product"),
-            "product_article": v.text(item.get("productArticle")),
-            "product_code": v.text(item.get("code")),
-            "amount": v.decimal(item.get("amount"), field_name=f"{where} amount"),
-            "actual_amount": v.decimal(item.get("actualAmount"), field_name=f"{where} actualAmount"),
-            "amount_unit_external_id": v.guid(item.get("amountUnit"), field_name=f"{where} amountUnit"),
-            "price": v.decimal(item.get("price"), field_name=f"{where} price"),
-            "price_without_vat": v.decimal(item.get("priceWithoutVat"), field_name=f"{where} priceWithoutVat"),
-            "sum": v.decimal(item.get("sum"), field_name=f"{where} sum", required=True),
-            "vat_percent": v.decimal(item.get("vatPercent"), field_name=f"{where} vatPercent"),
-            "vat_sum": v.decimal(item.get("vatSum"), field_name=f"{where} vatSum"),
-            "discount_sum": v.decimal(item.get("discountSum"), field_name=f"{where} discountSum"),
-            "store_external_id": v.guid(item.get("store"), field_name=f"{where} store"),
-            "is_additional_expense": bool(v.boolean(item.get("isAdditionalExpense"),
-                                                    field_name=f"{where} isAdditionalExpense")),
-        }
+        try:  # field names are plain here and get their "line N" prefix only on the rare error (hot path)
+            return {
+                "invoice_external_id": invoice_external_id,
+                "line_number": num,
+                "product_external_id": v.guid(item.get("product"), field_name="product"),
+                "product_article": v.text(item.get("productArticle")),
+                "product_code": v.text(item.get("code")),
+                "amount": v.decimal(item.get("amount"), field_name="amount"),
+                "actual_amount": v.decimal(item.get("actualAmount"), field_name="actualAmount"),
+                "amount_unit_external_id": v.guid(item.get("amountUnit"), field_name="amountUnit"),
+                "price": v.decimal(item.get("price"), field_name="price"),
+                "price_without_vat": v.decimal(item.get("priceWithoutVat"), field_name="priceWithoutVat"),
+                "sum": v.decimal(item.get("sum"), field_name="sum", required=True),
+                "vat_percent": v.decimal(item.get("vatPercent"), field_name="vatPercent"),
+                "vat_sum": v.decimal(item.get("vatSum"), field_name="vatSum"),
+                "discount_sum": v.decimal(item.get("discountSum"), field_name="discountSum"),
+                "store_external_id": v.guid(item.get("store"), field_name="store"),
+                "is_additional_expense": bool(v.boolean(item.get("isAdditionalExpense"),
+                                                        field_name="isAdditionalExpense")),
+            }
+        except ValueError as exc:
+            raise ValueError(f"line {num} {exc}") from None
 
 
 IIKO_ADAPTER = IikoAdapter()

@@ -299,7 +299,8 @@ def _checks(entity: str, engine: Any, account: uuid.UUID, frame: FrameSet, sync:
 
     add("external_ids_unique", quality.duplicate_external_ids(engine, table, account))
     if "references_exist" in CHECKS[entity]:
-        outcome = quality.dangling_references(engine, entity, account)
+        lines_written = entity == "invoices" and bool(result.items_written or result.updated or result.created)
+        outcome = quality.dangling_references(engine, entity, account, scan_lines=lines_written)
         if entity == "invoices":
             items = quality.dangling_references(engine, "invoice_items", account)
             outcome = quality.CheckOutcome(outcome.passed and items.passed, outcome.failing + items.failing,
@@ -308,7 +309,7 @@ def _checks(entity: str, engine: Any, account: uuid.UUID, frame: FrameSet, sync:
     ids = [i for c in frame.windows for i in c["ids"]]
     rejected = {d["external_id"] for d in result.error_details if d.get("external_id")}
     expected_in_table = len([i for i in ids if i not in rejected])
-    stored = quality.count_rows(engine, table, account, ids)
+    stored = quality.count_rows(engine, table, account, ids, IIKO_ADAPTER.external_system)
     consistent_raw = raw_records is None or raw_records == frame.source_records
     add("row_counts_agree", quality.CheckOutcome(
         passed=consistent_raw and stored == expected_in_table,
@@ -335,7 +336,7 @@ def _checks(entity: str, engine: Any, account: uuid.UUID, frame: FrameSet, sync:
 def _line_sums(engine: Any, account: uuid.UUID, expected: dict[str, tuple[int, Decimal]], ids: list[str],
                rejected: set[str]) -> quality.CheckOutcome:
     """Each stored invoice has exactly the lines the source gave it, and their sums add up to the same total."""
-    stored = quality.line_totals(engine, account, ids)
+    stored = quality.line_totals(engine, account, ids, IIKO_ADAPTER.external_system)
     failing = []
     for ext in ids:
         if ext in rejected:

@@ -149,7 +149,8 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
                ParentRef("default_store_id", "default_store_external_id", schema.stores, "default store"))
     q = conn.dialect.identifier_preparer.quote
 
-    stage = Stage(conn, inv_t, _stage_columns(inv_t, invoices), extra=[sa.Column("replace_items", sa.Boolean)])
+    stage = Stage(conn, inv_t, _stage_columns(inv_t, invoices),
+                  extra=[sa.Column("replace_items", sa.Boolean), sa.Column("target_id", sa.BigInteger)])
     stage.load(invoices)
     # A fixed column set: a window whose invoices carry no lines at all must still stage (and query) cleanly.
     item_cols = [c.name for c in item_t.columns if c.name not in ("id", "account_id", "invoice_id", "store_id")]
@@ -178,28 +179,32 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
     rejected += reject_dangling(conn, stage, parents, account_id=account, external_system=external_system)
     conn.execute(sa.text(
         f"DELETE FROM {i} WHERE NOT EXISTS (SELECT 1 FROM {s} s WHERE s.external_id = {i}.invoice_external_id)"))
+    # The stage carries each invoice's warehouse id, so the line statements below join the small stage and never
+    # the whole `invoices` table (whose planner statistics lag behind a long backfill).
+    same_key = (f"t.account_id = :account_id AND t.external_system = :external_system"
+                f" AND t.external_id = {s}.external_id")
     conn.execute(sa.text(
-        f"UPDATE {s} SET replace_items = NOT EXISTS (SELECT 1 FROM {q(inv_t.name)} t WHERE t.account_id = :account_id"
-        f" AND t.external_system = :external_system AND t.external_id = {s}.external_id"
+        f"UPDATE {s} SET target_id = (SELECT t.id FROM {q(inv_t.name)} t WHERE {same_key}),"
+        f" replace_items = NOT EXISTS (SELECT 1 FROM {q(inv_t.name)} t WHERE {same_key}"
         f" AND t.items_hash = {s}.items_hash)"
     ).bindparams(*binds), params)
 
     outcome = merge_stage(conn, inv_t, stage, parents, account_id=account, external_system=external_system,
                           synced_at=now)
 
+    # Lines are replaced only for invoices that existed with other lines; new invoices have none to delete.
     conn.execute(sa.text(
-        f"DELETE FROM {q(item_t.name)} WHERE invoice_id IN (SELECT t.id FROM {q(inv_t.name)} t JOIN {s} s"
-        f" ON t.external_id = s.external_id WHERE t.account_id = :account_id AND t.external_system = :external_system"
-        f" AND s.replace_items)"
-    ).bindparams(*binds), params)
+        f"DELETE FROM {q(item_t.name)} WHERE invoice_id IN"
+        f" (SELECT target_id FROM {s} WHERE replace_items AND target_id IS NOT NULL)"))
+    conn.execute(sa.text(
+        f"UPDATE {s} SET target_id = (SELECT t.id FROM {q(inv_t.name)} t WHERE {same_key})"
+        f" WHERE target_id IS NULL").bindparams(*binds), params)
     copy_cols = [c for c in item_cols if c != "invoice_external_id"]
     insert_cols = ", ".join(q(c) for c in ["account_id", "invoice_id", "store_id", *copy_cols])
-    select_cols = ", ".join([":account_id", "t.id", "st.id", *[f"i.{q(c)}" for c in copy_cols]])
+    select_cols = ", ".join([":account_id", "s.target_id", "st.id", *[f"i.{q(c)}" for c in copy_cols]])
     inserted = conn.execute(sa.text(
         f"INSERT INTO {q(item_t.name)} ({insert_cols}) SELECT {select_cols} FROM {i} i"
         f" JOIN {s} s ON s.external_id = i.invoice_external_id AND s.replace_items"
-        f" JOIN {q(inv_t.name)} t ON t.account_id = :account_id AND t.external_system = :external_system"
-        f" AND t.external_id = i.invoice_external_id"
         f" LEFT JOIN {q(schema.stores.name)} st ON st.account_id = :account_id"
         f" AND st.external_system = :external_system AND st.external_id = i.store_external_id"
     ).bindparams(*binds), params)

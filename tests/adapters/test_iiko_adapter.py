@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -35,6 +36,26 @@ def test_decimals_are_exact_and_refuse_what_would_lose_digits():
         v.decimal("1,5", field_name="amount")
     with pytest.raises(ValueError, match="not a finite"):
         v.decimal("NaN", field_name="price")
+
+
+@pytest.mark.parametrize("raw", [
+    "0", "-0.000000000", "420.440000000", "1.5", "12345678901234567890.1", "+1.5", "1E+2", " 7.25 ", "1.10000000000"])
+def test_decimal_fast_path_gives_what_the_general_path_gives(raw):
+    """The regex fast path for plain decimals must not change a value (items_hash depends on it)."""
+    assert v.decimal(raw, field_name="sum") == Decimal(raw.strip())
+    assert str(v.decimal(raw, field_name="sum")) == str(Decimal(raw.strip()))
+
+
+@pytest.mark.parametrize("raw", [GUID, GUID.upper(), "{" + GUID + "}", GUID.replace("-", ""), "urn:uuid:" + GUID])
+def test_guid_fast_path_gives_what_the_general_path_gives(raw):
+    assert v.guid(raw) == str(uuid.UUID(raw))
+
+
+def test_guid_refuses_what_is_not_a_guid():
+    with pytest.raises(ValueError, match="store 'g0000000-0000-0000-0000-000000000000' is not a GUID"):
+        v.guid("g0000000-0000-0000-0000-000000000000", field_name="store")
+    with pytest.raises(ValueError, match="all-zero"):
+        v.guid("00000000-0000-0000-0000-000000000000", field_name="id", required=True)
 
 
 @pytest.mark.parametrize(("raw", "when", "offset"), [

@@ -173,3 +173,21 @@ def test_an_invoice_with_several_bad_lines_is_one_error(db_url):
     result = upsert_invoices(engine, ACCOUNT, batch.rows, batch.children, batch.errors)
     assert (result.total, result.errors) == (1, 1)
     assert "aff1" in result.error_details[0]["reason"] and "aff2" in result.error_details[0]["reason"]
+
+
+def test_line_totals_and_row_counts_read_what_was_stored(db_url):
+    """The numbers behind `line_sums_consistent` / `row_counts_agree`: exact sums on both backends (SQLite keeps
+    decimals as text), an invoice without lines counted as (0, 0), another external system's key not matched."""
+    from iiko_pipeline.warehouse import quality
+
+    engine = _engine(db_url)
+    _seed_dimensions(engine)
+    a, b, empty = (f"0a000000-0000-4000-8000-0000000000{n:02d}" for n in (1, 2, 3))
+    docs = [_invoice(a, [(1, "2.000000000", "101.400000000"), (2, "1", "0.1")]),
+            _invoice(b, [(1, "3", "0.2"), (2, "1", "0.3")]), _invoice(empty, [])]
+    batch = IIKO_ADAPTER.invoices(docs)
+    upsert_invoices(engine, ACCOUNT, batch.rows, batch.children, batch.errors)
+    totals = quality.line_totals(engine, ACCOUNT, [a, b, empty, "not-stored"])
+    assert totals == {a: (2, Decimal("101.5")), b: (2, Decimal("0.5")), empty: (0, Decimal(0))}
+    assert quality.count_rows(engine, schema.invoices, ACCOUNT, [a, b, empty, "not-stored"]) == 3
+    assert quality.count_rows(engine, schema.invoices, ACCOUNT, [a], external_system="other-pos") == 0

@@ -3,7 +3,7 @@
 For each entity (restaurants, stores, suppliers, invoices):
 - `raw_<entity>`: the iiko answers exactly as received, gzip on disk under the instance's storage; the
   SHA-256 of the bytes is the data version, so an unchanged answer is visible as such in the UI;
-- `<entity>_frame`: the adapter's typed DataFrame (Parquet via `frame_io_manager`) plus rejected records;
+- `<entity>_frame`: the adapter's typed Arrow table (Parquet via `frame_io_manager`) plus rejected records;
 - `<entity>`: the rows upserted into the warehouse table, returning the brief's sync result as metadata and
   the data-quality checks of the same step.
 Tables chain restaurants -> stores -> suppliers -> invoices, because each references the one before.
@@ -220,7 +220,7 @@ def _count_documents(body: bytes) -> int:
 
 def _frame_asset(entity: str) -> dg.AssetsDefinition:
     @dg.asset(name=f"{entity}_frame", partitions_def=accounts_partitions_def, group_name=FRAMES_GROUP,
-              kinds={"pandas", "parquet"}, io_manager_key="frame_io_manager",
+              kinds={"pyarrow", "parquet"}, io_manager_key="frame_io_manager",
               ins={"raw": dg.AssetIn(f"raw_{entity}")},
               description=f"{entity} as typed rows produced by the iiko adapter, plus records it rejected "
                           "(one Parquet chunk per raw answer; counts in the metadata).")
@@ -259,8 +259,10 @@ class TableSync:
 
 
 def _preview(chunk: ParsedFrame) -> str:
-    cols = [c for c in PREVIEW_COLUMNS if c in chunk.rows.columns]
-    return chunk.rows[cols].head(5).astype(str).to_markdown(index=False) if cols and len(chunk.rows) else ""
+    cols = [c for c in PREVIEW_COLUMNS if c in chunk.rows.column_names]
+    if not cols or not chunk.rows.num_rows:
+        return ""
+    return chunk.rows.select(cols).slice(0, 5).to_pandas().astype(str).to_markdown(index=False)
 
 
 def _table_metadata(table_name: str, sync: TableSync, frame: FrameSet, engine_name: str,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
+import pyarrow.parquet as pq
 
 from iiko_pipeline.frames import FrameSet, ParsedFrame, chunk_summary
 
@@ -35,8 +35,8 @@ class ParquetFrameIOManager(dg.ConfigurableIOManager):
         tmp.mkdir(parents=True)
         chunks = []
         for index, chunk in enumerate(obj.chunks()):
-            chunk.rows.to_parquet(tmp / f"{index:04d}.rows.parquet", index=False)
-            chunk.children.to_parquet(tmp / f"{index:04d}.children.parquet", index=False)
+            pq.write_table(chunk.rows, tmp / f"{index:04d}.rows.parquet")
+            pq.write_table(chunk.children, tmp / f"{index:04d}.children.parquet")
             chunks.append({**chunk_summary(chunk), "file": f"{index:04d}"})
         manifest = {"entity": obj.entity, "window_from": obj.window_from, "window_to": obj.window_to,
                     "failure": obj.failure, "chunks": chunks}
@@ -53,8 +53,8 @@ class ParquetFrameIOManager(dg.ConfigurableIOManager):
         def chunks():
             for chunk in manifest["chunks"]:
                 yield ParsedFrame(
-                    entity=manifest["entity"], rows=pd.read_parquet(folder / f"{chunk['file']}.rows.parquet"),
-                    children=pd.read_parquet(folder / f"{chunk['file']}.children.parquet"),
+                    entity=manifest["entity"], rows=pq.read_table(folder / f"{chunk['file']}.rows.parquet"),
+                    children=pq.read_table(folder / f"{chunk['file']}.children.parquet"),
                     errors=chunk["errors"], source_records=chunk["source_records"], label=chunk["label"],
                     window_from=chunk["from"], window_to=chunk["to"], fingerprint=chunk.get("fingerprint"),
                     unchanged=bool(chunk.get("unchanged")),

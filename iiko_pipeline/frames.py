@@ -124,7 +124,7 @@ def document_ids(body: bytes) -> list[str]:
 
 def build_frames(entity: str, capture: RawCapture, adapter: PosAdapter, *,
                  fingerprints: dict[tuple[str, str], str] | None = None,
-                 batch_documents: int = 2000) -> FrameSet:
+                 batch_documents: int = 1000) -> FrameSet:
     """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records.
 
     A document re-dated between two window requests can appear in two windows: the first occurrence wins, as in
@@ -137,18 +137,18 @@ def build_frames(entity: str, capture: RawCapture, adapter: PosAdapter, *,
 
     def chunks() -> Iterator[ParsedFrame]:
         seen: set[str] = set()
-        for part, body in capture.read_parts():
+        for part, stream in capture.stream_parts():
             start, _, end = part.label.partition("..") if windowed else (None, None, None)
             fingerprint = answer_fingerprint(part.sha256)
             common = {"entity": entity, "label": part.label, "window_from": start or None,
                       "window_to": end or None, "fingerprint": fingerprint}
             if windowed and known.get((start, end)) == fingerprint:
-                ids = [i for i in document_ids(body) if i not in seen]
+                ids = [i for i in document_ids(stream.read()) if i not in seen]
                 seen.update(ids)
                 yield ParsedFrame(rows=EMPTY, source_records=part.records, unchanged=True, known_ids=ids,
                                   **common)
                 continue
-            records_iter = parse(body)
+            records_iter = parse(stream)
             yielded = False
             while True:
                 records = list(itertools.islice(records_iter, batch_documents if windowed else None))
@@ -166,10 +166,10 @@ def build_frames(entity: str, capture: RawCapture, adapter: PosAdapter, *,
                     records = fresh
                 batch: AdaptedBatch = getattr(adapter, entity)(records)
                 del records
-                yield ParsedFrame(
-                    rows=to_table(batch.rows), children=to_table(batch.children),
-                    errors=[{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors],
-                    source_records=source, **common)
+                rows, children = to_table(batch.rows), to_table(batch.children)
+                errors = [{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors]
+                del batch  # only the Arrow tables travel on: the dicts would double the chunk's memory
+                yield ParsedFrame(rows=rows, children=children, errors=errors, source_records=source, **common)
                 yielded = True
                 if not windowed or not source:
                     break

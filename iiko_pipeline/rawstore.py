@@ -10,6 +10,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,12 @@ class RawCapture:
     def records(self) -> int:
         return sum(p.records for p in self.parts)
 
-    def read_parts(self) -> Iterator[tuple[RawPart, bytes]]:
+    def stream_parts(self) -> Iterator[tuple[RawPart, BinaryIO]]:
+        """Each part as an open decompressing stream, closed when the caller moves on: a parser reading it
+        holds a few KB of XML at a time instead of a whole window (tens of MB)."""
         for part in self.parts:
-            yield part, read_raw(part.path)
+            with gzip.open(part.path, "rb") as stream:
+                yield part, stream
 
 
 def write_raw(base_dir: Path, account_id: str, entity: str, label: str, body: bytes, records: int) -> RawPart:
@@ -70,8 +74,3 @@ def write_raw(base_dir: Path, account_id: str, entity: str, label: str, body: by
             fh.write(body)
         tmp.replace(path)
     return RawPart(label=label, path=str(path), size=len(body), sha256=sha, records=records)
-
-
-def read_raw(path: str) -> bytes:
-    with gzip.open(path, "rb") as fh:
-        return fh.read()

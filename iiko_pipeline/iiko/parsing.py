@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from io import BytesIO
-from typing import Any
+from typing import Any, BinaryIO
 
 from lxml import etree
 
@@ -30,6 +30,8 @@ SUPPLIERS_ROOT, SUPPLIERS_RECORD = "employees", "employee"
 INVOICES_ROOT, INVOICES_RECORD = "incomingInvoiceDtoes", "document"
 
 Record = dict[str, Any]
+# The XML as bytes, or a binary stream (e.g. a gzip file on disk): parsing a stream never holds the document.
+Source = bytes | BinaryIO
 
 
 def record_fields(element: etree._Element, *, skip: str | None = None) -> Record:
@@ -65,12 +67,13 @@ def _invoice_fields(element: etree._Element) -> Record:
     return record
 
 
-def _iter_records(body: bytes, root_tag: str, record_tag: str, build, endpoint: str | None
+def _iter_records(body: Source, root_tag: str, record_tag: str, build, endpoint: str | None
                   ) -> Iterator[Record]:
     """Yield ``build(element)`` for every ``record_tag`` element that is a direct child of ``root_tag``."""
     where = endpoint or f"<{root_tag} parser>"
     error: IikoResponseError | None = None
-    events = etree.iterparse(BytesIO(body), events=("end",), tag=record_tag, **HARDENED_OPTIONS)
+    stream = BytesIO(body) if isinstance(body, bytes | bytearray | memoryview) else body
+    events = etree.iterparse(stream, events=("end",), tag=record_tag, **HARDENED_OPTIONS)
     try:
         for _event, element in events:
             parent = element.getparent()
@@ -102,16 +105,16 @@ def _iter_records(body: bytes, root_tag: str, record_tag: str, build, endpoint: 
         raise error
 
 
-def iter_corporate_items(body: bytes, *, endpoint: str | None = None) -> Iterator[Record]:
+def iter_corporate_items(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:
     """Records of ``corporateItemDtoes/corporateItemDto`` (departments and stores)."""
     return _iter_records(body, CORPORATE_ROOT, CORPORATE_RECORD, record_fields, endpoint)
 
 
-def iter_suppliers(body: bytes, *, endpoint: str | None = None) -> Iterator[Record]:
+def iter_suppliers(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:
     """Records of ``employees/employee`` (suppliers; the nested ``<employee>`` flag stays a field)."""
     return _iter_records(body, SUPPLIERS_ROOT, SUPPLIERS_RECORD, record_fields, endpoint)
 
 
-def iter_invoice_documents(body: bytes, *, endpoint: str | None = None) -> Iterator[Record]:
+def iter_invoice_documents(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:
     """Records of ``incomingInvoiceDtoes/document``, each with ``"items"``: the dicts of ``items/item``."""
     return _iter_records(body, INVOICES_ROOT, INVOICES_RECORD, _invoice_fields, endpoint)

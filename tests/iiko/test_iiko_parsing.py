@@ -99,3 +99,18 @@ def test_many_records_stream_in_order() -> None:
         b"</employees>"
     ids = [r["id"] for r in iter_suppliers(body)]
     assert ids == [str(i) for i in range(5000)]
+
+
+def test_a_gzip_stream_parses_like_bytes_and_names_a_truncation(tmp_path) -> None:
+    """The frame step parses raw answers straight from their gzip files: same records, same errors."""
+    import gzip
+
+    whole, cut = tmp_path / "whole.xml.gz", tmp_path / "cut.xml.gz"
+    whole.write_bytes(gzip.compress(INVOICES))
+    cut.write_bytes(gzip.compress(INVOICES[: INVOICES.index(b"<documentNumber>1711")]))
+    with gzip.open(whole, "rb") as stream:
+        assert list(iter_invoice_documents(stream)) == list(iter_invoice_documents(INVOICES))
+    parsed = []
+    with gzip.open(cut, "rb") as stream, pytest.raises(IikoResponseError, match="malformed or truncated"):
+        parsed.extend(iter_invoice_documents(stream))
+    assert len(parsed) == 1

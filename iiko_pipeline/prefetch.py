@@ -1,0 +1,77 @@
+"""Read ahead one item of an iterator on a background thread.
+
+Why: a sync alternates between waiting on someone else and working itself. The raw step waits for iiko
+(the server renders a window) and then compresses and hashes what came; the table step reads and converts a
+chunk and then waits for the database to merge it. Each wait releases the GIL (sockets, zlib, hashlib,
+psycopg2, Arrow), so on a 2-core worker the next item can be produced while the current one is consumed.
+Depth 1 is deliberate: it bounds memory to one extra item (one window's answer, one chunk).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_DONE = object()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def prefetched(items: Iterable[T], *, name: str = "prefetch") -> Iterator[T]:
+    """Yield the items of `items` in order while the next one is produced on a thread.
+
+    An exception raised while producing is re-raised here, at the item where it happened, after the items
+    produced before it. If the consumer stops early (break, exception, close), the producer stops after the
+    item it is working on and its iterator is closed on its own thread.
+    """
+    handoff: queue.Queue[object] = queue.Queue(maxsize=1)
+    taken = threading.Semaphore(0)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        """Put one item and wait until the consumer takes it, so at most one item waits ahead of the consumer;
+        False when the consumer has gone."""
+        handoff.put(item)
+        while not taken.acquire(timeout=0.05):
+            if stop.is_set():
+                return False
+        return True
+
+    def produce() -> None:
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                if not hand_over(item):
+                    return
+            hand_over(_DONE)
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            hand_over(_Failure(error))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = handoff.get()
+            taken.release()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        with contextlib.suppress(queue.Empty):  # drop an item handed over but never taken
+            handoff.get_nowait()
+        worker.join()

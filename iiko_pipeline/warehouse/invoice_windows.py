@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from iiko_pipeline.warehouse import schema, state
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_invoices
+from iiko_pipeline.warehouse.upsert import refresh_statistics
 
 ENTITY = "invoices"
 DEFAULT_MAX_VANISHED_SHARE = 0.2
@@ -103,6 +104,7 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
         if unchanged_documents is not None:
             result, guard = SyncResult(ENTITY, total=unchanged_documents, unchanged=unchanged_documents), None
         else:
+            refresh_statistics(conn, (schema.invoices, schema.invoice_items))
             parts, returned_here = [], 0
             for batch in batches:
                 parts.append(upsert_invoices(engine, account, batch.invoices, batch.items, batch.errors, now=now,

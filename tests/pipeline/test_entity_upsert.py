@@ -206,3 +206,29 @@ def test_line_sum_check_names_an_invoice_whose_stored_lines_differ(db_url):
     assert _line_sum_failures(engine, ACCOUNT, expected, [a, b], rejected=set()) == [
         f"{b}: source 2 lines / 4, stored 1 lines / 2.000000000"]
     assert _line_sum_failures(engine, ACCOUNT, expected, [a, b], rejected={b}) == []
+
+
+def test_statistics_are_refreshed_once_a_table_has_grown(db_url):
+    """A backfill keeps PostgreSQL's planner statistics current itself (autovacuum may be off or late)."""
+    from iiko_pipeline.warehouse.upsert import refresh_statistics
+
+    engine = _engine(db_url)
+    _seed_dimensions(engine)
+    docs = [_invoice(f"0c000000-0000-4000-8000-{n:012d}", [(1, "1", "1"), (2, "2", "2")]) for n in range(600)]
+    batch = IIKO_ADAPTER.invoices(docs)
+    upsert_invoices(engine, ACCOUNT, batch.rows, batch.children, batch.errors)
+    tables = (schema.invoices, schema.invoice_items)
+    if engine.dialect.name != "postgresql":
+        with engine.begin() as conn:
+            assert refresh_statistics(conn, tables) == []  # SQLite plans these lookups by index without them
+        return
+    with engine.begin() as conn:  # the writing session's counters reach the statistics views at its next flush
+        conn.exec_driver_sql("SELECT pg_stat_force_next_flush()")
+    with engine.begin() as conn:
+        analysed = refresh_statistics(conn, tables)
+    assert analysed == ["invoice_items"]  # 1,200 new lines; 600 invoices are under the 1,000-change floor
+    with engine.connect() as conn:
+        tuples = conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE relname = 'invoice_items'").scalar()
+    assert tuples == 1200
+    with engine.begin() as conn:
+        assert refresh_statistics(conn, tables) == []  # nothing changed since

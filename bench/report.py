@@ -299,7 +299,7 @@ def _full_table(data: dict[str, Any], der: dict[str, Any], backends: list[str], 
                     [_f(_get(x, "full_steps", "raw_invoices"), "{:,.1f} s") for x in d]))
     out.append(_row("… of which iiko server time (emulator log: generation + render + send)",
                     [_f(_get(x, "full_steps", "of which iiko server time (emulator log)"), "{:,.1f} s") for x in d]))
-    out.append(_row("`invoices_frame` (parse + adapt + DataFrame + Parquet)",
+    out.append(_row("`invoices_frame` (parse + adapt + Arrow + Parquet)",
                     [_f(_get(x, "full_steps", "invoices_frame"), "{:,.1f} s") for x in d]))
     out.append(_row("`invoices` (Parquet read + upsert per window + checks)",
                     [_f(_get(x, "full_steps", "invoices"), "{:,.1f} s") for x in d]))

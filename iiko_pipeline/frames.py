@@ -26,7 +26,7 @@ from iiko_pipeline.rawstore import RawCapture
 
 EMPTY = pa.table({})
 
-PARSERS: dict[str, Callable[[bytes], Iterator[dict[str, Any]]]] = {
+PARSERS: dict[str, Callable[[parsing.Source], Iterator[dict[str, Any]]]] = {
     "restaurants": parsing.iter_corporate_items,
     "stores": parsing.iter_corporate_items,
     "suppliers": parsing.iter_suppliers,

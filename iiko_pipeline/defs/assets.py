@@ -409,26 +409,21 @@ def _commit_invoice_windows(engine: Any, account: uuid.UUID, frame: FrameSet, ra
     line_sum_failures: list[str] = []
     preview: list[str] = []
 
-    def batches(chunks: Iterator[tuple[ParsedFrame, WindowBatch]]) -> Iterator[WindowBatch]:
-        for chunk, batch in chunks:
+    def batches(chunks: Iterator[ParsedFrame]) -> Iterator[WindowBatch]:
+        for chunk in chunks:
             window_ids.extend(chunk.external_ids)
-            for item in batch.items:
+            items = frame_records(chunk.children)
+            for item in items:
                 count, total = expected.get(item["invoice_external_id"], (0, Decimal(0)))
                 expected[item["invoice_external_id"]] = (count + 1, total + (item["sum"] or Decimal(0)))
             if not preview:
                 preview.append(_preview(chunk))
-            yield batch
-
-    def read(chunk: ParsedFrame) -> tuple[ParsedFrame, WindowBatch]:
-        return chunk, WindowBatch(frame_records(chunk.rows), frame_records(chunk.children),
-                                  [_Err(e) for e in chunk.errors])
+            yield WindowBatch(frame_records(chunk.rows), items, [_Err(e) for e in chunk.errors])
 
     # (Reading the next chunk on a thread while the database merges this one was measured: no faster on 2 cores,
-    # one more chunk in memory.)
-    chunks = (read(chunk) for chunk in frame.chunks())
-    for _label, group in itertools.groupby(chunks, key=lambda pair: pair[0].label):
-        first_pair = next(group)
-        first = first_pair[0]
+    # one more chunk in memory; see iiko_pipeline.prefetch.)
+    for _label, group in itertools.groupby(frame.chunks(), key=lambda c: c.label):
+        first = next(group)
         window = (date.fromisoformat(first.window_from), date.fromisoformat(first.window_to))
         common = {"returned_ids": returned, "advance_watermark": raw.mode == "incremental",
                   "max_vanished_share": raw.max_vanished_share, "fingerprint": first.fingerprint}
@@ -437,7 +432,7 @@ def _commit_invoice_windows(engine: Any, account: uuid.UUID, frame: FrameSet, ra
                                           **common))
         else:
             # the rest of this group, consumed inside commit_window before groupby moves on
-            rest = itertools.chain([first_pair], group)  # noqa: B031
+            rest = itertools.chain([first], group)  # noqa: B031
             outcome = commit_window(engine, account, *window, batches(rest), **common)
             outcomes.append(outcome)
             rejected = {d["external_id"] for d in outcome.result.error_details if d.get("external_id")}

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from iiko_pipeline.warehouse import schema, state
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_invoices
-from iiko_pipeline.warehouse.upsert import refresh_statistics
+from iiko_pipeline.warehouse.upsert import id_chunks, refresh_statistics
 
 ENTITY = "invoices"
 DEFAULT_MAX_VANISHED_SHARE = 0.2
@@ -70,8 +70,7 @@ def reconcile_window(conn: Connection, account_id: uuid.UUID, date_from: date, d
         outcome.guard = (f"window {date_from}..{date_to}: {len(vanished)} of {len(held)} documents "
                          f"({share:.0%}) would vanish, above the {max_vanished_share:.0%} limit; nothing deleted")
         return outcome
-    for start in range(0, len(vanished), 500):
-        chunk = vanished[start:start + 500]
+    for chunk in id_chunks(vanished, 500):
         outcome.deleted += conn.execute(inv.update().where(
             inv.c.account_id == account_id, inv.c.external_system == external_system,
             inv.c.external_id.in_(chunk)).values(is_deleted=True, deleted_at=now)).rowcount or 0

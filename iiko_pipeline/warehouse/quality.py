@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from iiko_pipeline.warehouse import schema
+from iiko_pipeline.warehouse.upsert import id_chunks
 
 SAMPLE = 20
 KNOWN_INVOICE_STATUSES = ("NEW", "PROCESSED", "DELETED")
@@ -78,10 +79,7 @@ def dangling_references(engine: Engine, table_name: str, account_id: uuid.UUID, 
     return outcome
 
 
-def _chunks(ids: Iterable[str], size: int = 1000) -> Iterable[list[str]]:
-    items = list(ids)
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+LOOKUP_CHUNK = 1000  # ids per key lookup of the checks
 
 
 def count_rows(engine: Engine, table: sa.Table, account_id: uuid.UUID, external_ids: Iterable[str],
@@ -90,7 +88,7 @@ def count_rows(engine: Engine, table: sa.Table, account_id: uuid.UUID, external_
     index lookup: without it the account's whole index range is scanned per chunk (quadratic over a backfill)."""
     total = 0
     with engine.connect() as conn:
-        for chunk in _chunks(external_ids):
+        for chunk in id_chunks(external_ids, LOOKUP_CHUNK):
             total += conn.execute(sa.select(sa.func.count()).select_from(table).where(
                 table.c.account_id == account_id, table.c.external_system == external_system,
                 table.c.external_id.in_(chunk))).scalar_one()
@@ -116,7 +114,7 @@ def line_totals(engine: Engine, account_id: uuid.UUID, external_ids: Iterable[st
     joined = inv.join(items, items.c.invoice_id == inv.c.id, isouter=True)
     aggregate = engine.dialect.name == "postgresql"
     with engine.connect() as conn:
-        for chunk in _chunks(external_ids):
+        for chunk in id_chunks(external_ids, LOOKUP_CHUNK):
             where = (inv.c.account_id == account_id, inv.c.external_system == external_system,
                      inv.c.external_id.in_(chunk))
             if aggregate:

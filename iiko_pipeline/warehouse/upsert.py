@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import io
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -58,6 +58,13 @@ class UpsertOutcome:
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
     written_ids: dict[str, int] = field(default_factory=dict)  # external_id -> id of created or updated rows
+
+
+def id_chunks(ids: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Ids in lists of at most `size`, for `IN (...)` lookups that stay within every backend's parameter limit."""
+    items = list(ids)
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def dedupe_last(rows: Iterable[dict[str, Any]], key: str = "external_id") -> tuple[list[dict[str, Any]], int]:

@@ -30,6 +30,21 @@ from iiko_pipeline.warehouse.upsert import (
 
 ENTITIES = ("restaurants", "stores", "suppliers", "invoices")
 
+#: What an entity's rows reference, directly or through those rows: synced (successfully) before it. An
+#: invoice names a supplier and stores; a store names its restaurant.
+PREREQUISITES: dict[str, tuple[str, ...]] = {
+    "restaurants": (),
+    "stores": ("restaurants",),
+    "suppliers": (),
+    "invoices": ("restaurants", "stores", "suppliers"),
+}
+
+
+def with_prerequisites(entities: Sequence[str]) -> list[str]:
+    """The entities plus everything they reference, in dependency order."""
+    wanted = {e for entity in entities for e in (entity, *PREREQUISITES[entity])}
+    return [e for e in ENTITIES if e in wanted]
+
 
 @dataclass
 class SyncResult:
@@ -44,6 +59,8 @@ class SyncResult:
     errors: int = 0
     error_details: list[dict[str, Any]] = field(default_factory=list)
     items_written: int = 0
+    # records rejected because a row they reference is missing: external id -> the missing row's table
+    reference_rejections: dict[str, str] = field(default_factory=dict)
 
     def brief(self) -> dict[str, Any]:
         """Exactly the keys the brief's API returns."""
@@ -111,10 +128,8 @@ def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, r
     result.created, result.updated, result.unchanged = outcome.created, outcome.updated, outcome.unchanged
     result.error_details = _error_details(entity, adapter_errors, rejected)
     result.errors = len(result.error_details)
+    result.reference_rejections = {r.external_id: r.parent for r in rejected}
     return result
-
-
-INVOICE_PARENTS_LABELS = {"supplier_external_id": "supplier", "default_store_external_id": "default store"}
 
 
 def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Sequence[dict[str, Any]],
@@ -170,7 +185,7 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
     for invoice_id, store_id in bad_lines:  # one rejection per invoice, however many lines are affected
         unknown_stores.setdefault(invoice_id, []).append(store_id)
     rejected = [Rejection(i, f"line stores {', '.join(sorted(stores))} do not exist" if len(stores) > 1
-                          else f"a line's store {stores[0]} does not exist")
+                          else f"a line's store {stores[0]} does not exist", schema.stores.name)
                 for i, stores in unknown_stores.items()]
     if bad_lines:
         ids = sorted({r[0] for r in bad_lines})
@@ -215,4 +230,5 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
     result.created, result.updated, result.unchanged = outcome.created, outcome.updated, outcome.unchanged
     result.error_details = _error_details("invoices", adapter_errors, rejected)
     result.errors = len(result.error_details)
+    result.reference_rejections = {r.external_id: r.parent for r in rejected}
     return result

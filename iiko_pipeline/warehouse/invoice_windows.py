@@ -2,8 +2,9 @@
 
 iiko's export filters by document date and carries no revision, so the only correct incremental sync is to
 re-read a sliding window and reconcile it (docs: iiko-server-api.md §8). Each window is one transaction:
-its upsert, its deletion reconciliation and (for incremental runs) the watermark move together, so a run
-that fails halfway leaves the warehouse and the watermark exactly at the last committed window.
+its upsert, its deletion reconciliation, the documents it could not store (`pending`) and (for incremental
+runs) the watermark move together, so a run that fails halfway leaves the warehouse and the watermark exactly
+at the last committed window, and a document that could not be stored is never behind the watermark unseen.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from iiko_pipeline.warehouse import schema, state
+from iiko_pipeline.warehouse import pending, schema, state
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_invoices
 from iiko_pipeline.warehouse.upsert import id_chunks, refresh_statistics
 
@@ -96,6 +97,10 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
     upserted or reconciled (the same bytes hold the same documents), only the watermark moves. Otherwise the
     fingerprint is recorded, unless the window had rejected records or withheld deletions: those windows must
     be processed again next time so their errors and warnings stay visible.
+
+    Rejected documents are recorded as pending (with their date and reason) in the same transaction, and
+    pending documents that are stored now, or that a trusted re-export no longer holds, are cleared: the
+    watermark may then move past the window without losing them (see `pending`).
     """
     account = uuid.UUID(str(account_id))
     now = now or datetime.now(UTC)
@@ -104,21 +109,57 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
             result, guard = SyncResult(ENTITY, total=unchanged_documents, unchanged=unchanged_documents), None
         else:
             refresh_statistics(conn, (schema.invoices, schema.invoice_items))
+            tracked = pending.has_pending(conn, account, ENTITY)  # else no stored id needs looking up
             parts, returned_here = [], 0
+            rejected: list[pending.PendingDocument] = []
+            stored: list[str] = []
             for batch in batches:
-                parts.append(upsert_invoices(engine, account, batch.invoices, batch.items, batch.errors, now=now,
-                                             conn=conn))
+                part = upsert_invoices(engine, account, batch.invoices, batch.items, batch.errors, now=now,
+                                       conn=conn)
+                parts.append(part)
                 returned_here += len(batch.invoices) + len(batch.errors)
+                new = rejected_documents(batch, part, date_from, date_to)
+                rejected += new
+                if tracked:
+                    keys = {d.external_id for d in new}
+                    stored += [row["external_id"] for row in batch.invoices if row["external_id"] not in keys]
             result = _sum_results(parts)
             reconciled = reconcile_window(conn, account, date_from, date_to, returned_ids, returned_here, now=now,
                                           max_vanished_share=max_vanished_share)
             result.deleted, guard = reconciled.deleted, reconciled.guard
+            if tracked:
+                pending.resolve(conn, account, ENTITY, stored)
+                if guard is None:
+                    pending.drop_vanished(conn, account, ENTITY, date_from, date_to, returned_ids,
+                                          keep={d.external_id for d in rejected})
+            pending.record(conn, account, ENTITY, rejected, now)
             clean = guard is None and not result.errors
             _record_fingerprint(conn, account, date_from, date_to, fingerprint if clean else None, now)
         if advance_watermark:
             current = _watermark(conn, account)
             state.set_watermark(conn, account, ENTITY, max(current, date_to) if current else date_to)
     return WindowOutcome(date_from, date_to, result, guard)
+
+
+def rejected_documents(batch: WindowBatch, result: SyncResult, date_from: date,
+                       date_to: date) -> list[pending.PendingDocument]:
+    """The batch's documents that were not stored, as pending entries: the adapter's rejections (bad data,
+    dated by their window) and the warehouse's (a missing parent, dated by the document)."""
+    adapter_errors = len(batch.errors)
+    out = [pending.PendingDocument(pending.pending_key(d.get("external_id"), str(d.get("record") or "")),
+                                   date_from, date_to, pending.DATA, str(d.get("reason") or ""))
+           for d in result.error_details[:adapter_errors]]
+    missing = set(result.reference_rejections)
+    if missing:
+        reasons = {d.get("external_id"): str(d.get("reason") or "")
+                   for d in result.error_details[adapter_errors:]}
+        for row in batch.invoices:
+            ext = row["external_id"]
+            if ext in missing:
+                day = row["document_date"]
+                out.append(pending.PendingDocument(ext, day, day, pending.REFERENCE, reasons.get(ext, "")))
+                missing.discard(ext)
+    return out
 
 
 def _record_fingerprint(conn: Connection, account: uuid.UUID, date_from: date, date_to: date,
@@ -166,4 +207,5 @@ def _sum_results(results: Sequence[SyncResult]) -> SyncResult:
         total.errors += r.errors
         total.items_written += r.items_written
         total.error_details += r.error_details
+        total.reference_rejections.update(r.reference_rejections)
     return total

@@ -128,3 +128,40 @@ def line_totals(engine: Engine, account_id: uuid.UUID, external_ids: Iterable[st
                 count, total = out.get(ext, (0, Decimal(0)))
                 out[ext] = (count + 1, total + (line_sum or 0)) if line_id is not None else (count, total)
     return out
+
+
+DEFAULT_MAX_REJECTED_SHARE = 0.5
+
+
+def rejections_within_limit(result: Any, max_share: float = DEFAULT_MAX_REJECTED_SHARE) -> CheckOutcome:
+    """Did the step store what iiko returned? Fails when every record, or more than `max_share` of them, was
+    rejected: a run that stored nothing must not look green. The detail says why, in words a person can act on
+    (a missing parent means the reference data must sync first)."""
+    total, errors = result.total, result.errors
+    if not errors:
+        return CheckOutcome(True, detail=f"all {total} {result.entity} stored" if total else "nothing returned")
+    share = errors / total if total else 1.0
+    passed = errors < total and share <= max_share
+    parts = []
+    by_parent: dict[str, int] = {}
+    for parent in result.reference_rejections.values():
+        by_parent[parent] = by_parent.get(parent, 0) + 1
+    if by_parent:
+        named = " / ".join(sorted(by_parent))
+        parts.append(f"{sum(by_parent.values())} reference {named} we do not hold: sync reference data first")
+    refused = errors - sum(by_parent.values())
+    if refused:
+        parts.append(f"{refused} refused by the adapter (bad data from iiko; see error_details)")
+    limit = "every record" if not passed and errors == total else f"more than {max_share:.0%}"
+    verdict = "" if passed else f" ({limit} rejected: failing)"
+    detail = f"{errors} of {total} {result.entity} not stored{verdict}: " + "; ".join(parts)
+    sample = [f"{d.get('external_id')}: {d.get('reason')}" for d in result.error_details[:SAMPLE]]
+    return CheckOutcome(passed, failing=errors, sample=sample, detail=detail)
+
+
+def pending_documents(rows: list[dict[str, Any]], entity: str) -> CheckOutcome:
+    """Documents iiko returned that are not stored yet (they are retried; see `pending`)."""
+    sample = [f"{r['external_id']} ({r['date_from']}, {r['attempts']} attempts): {r['reason']}" for r in rows[:SAMPLE]]
+    detail = (f"{len(rows)} {entity} returned by iiko but not stored yet; retried by later runs"
+              if rows else f"no {entity} waiting to be stored")
+    return CheckOutcome(not rows, failing=len(rows), sample=sample, detail=detail)

@@ -44,6 +44,7 @@ class ParentRef:
 class Rejection:
     external_id: str
     reason: str
+    parent: str = ""  # the table of the missing row ("suppliers"), for a summary a person can act on
 
 
 @dataclass
@@ -201,7 +202,7 @@ def reject_dangling(conn: Connection, stage: Stage, parents: Sequence[ParentRef]
             sa.text(f"SELECT external_id, {ext} FROM {s} WHERE {missing}").bindparams(*binds), params
         ).all()
         if found:
-            rejected += [Rejection(row[0], f"{ref.label} {row[1]} does not exist") for row in found]
+            rejected += [Rejection(row[0], f"{ref.label} {row[1]} does not exist", ref.parent.name) for row in found]
             conn.execute(sa.text(f"DELETE FROM {s} WHERE {missing}").bindparams(*binds), params)
     return rejected
 

@@ -31,7 +31,7 @@ from iiko_pipeline.api.errors import ApiError, not_found
 from iiko_pipeline.api.openapi import PREFIX, spec
 from iiko_pipeline.api.runs import AccountBusyError, SyncGuard, iiko_failure, one_run_at_a_time
 from iiko_pipeline.api.security import GuardMiddleware, check_token
-from iiko_pipeline.defs.constants import ENTITIES
+from iiko_pipeline.defs.constants import ENTITIES, TRIGGER_TAG
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.iiko import ClientSettings
 from iiko_pipeline.services.connect import IntegrationsDisabledError, connect_account
@@ -43,8 +43,6 @@ from iiko_pipeline.warehouse.state import get_state
 
 logger = logging.getLogger("iiko_pipeline.api")
 
-#: Tag on runs started through the API (besides the account tag every run carries), for the UI's filters.
-TRIGGER_TAG = "iiko/trigger"
 BRIEF_RESULT_KEYS = ("total", "created", "updated", "errors", "error_details")
 #: Threads for syncs (one runs at a time, see runs.one_run_at_a_time; the others wait their turn in them).
 SYNC_THREADS = 4
@@ -185,6 +183,12 @@ async def sync(request: Request, ctx: ApiContext) -> Response:
     if reason is not None:
         logger.warning("account %s: %s sync run %s failed at iiko: %s", account, entity, outcome.run_id, reason)
         raise ApiError(502, f"iiko failed: {reason}", extra={"run_id": outcome.run_id})
+    if outcome.rejected:  # the run worked, but stored too little of what iiko returned: the account's state
+        detail = "; ".join(f"{e}: {d}" for e, d in outcome.rejected.items())
+        logger.warning("account %s: %s sync run %s stored too little: %s", account, entity, outcome.run_id, detail)
+        brief = {k: result.get(k, [] if k == "error_details" else 0) for k in BRIEF_RESULT_KEYS} if result else {}
+        raise ApiError(409, f"the sync stored too little of what iiko returned: {detail}",
+                       extra={"run_id": outcome.run_id, **brief})
     failures = "; ".join(f.splitlines()[0][:300] for f in outcome.failures) or "no result for the entity"
     logger.warning("account %s: %s sync run %s failed: %s", account, entity, outcome.run_id, failures)
     raise ApiError(500, f"the sync run failed: {failures} (details in the Dagster UI, run {outcome.run_id})",

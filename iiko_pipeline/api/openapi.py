@@ -191,7 +191,11 @@ def spec() -> dict[str, Any]:
                     "200": _json(_ref("SyncResult"), "The brief's sync result plus the Dagster run id."),
                     "500": _json(_ref("SyncFailure"), "The run failed for a reason other than iiko."),
                     "502": _json(_ref("SyncFailure"), "The run failed because of iiko (the connection error)."),
-                    **_COMMON, **_NOT_FOUND, **_BUSY, **_VALIDATION, **_BODY_ERRORS, **_DISABLED,
+                    **_COMMON, **_NOT_FOUND, **_VALIDATION, **_BODY_ERRORS, **_DISABLED,
+                    "409": _json(_ref("SyncFailure"),
+                                 "A sync of this account is already running (`run_id` names it), or the run stored "
+                                 "too little of what iiko returned (every record, or more than half, rejected: "
+                                 "`detail` says why, e.g. reference data missing; the brief's counts are included)."),
                 },
             }},
             PREFIX: {

@@ -15,15 +15,9 @@ from functools import lru_cache
 
 import dagster as dg
 
-from iiko_pipeline.defs.constants import ACCOUNT_TAG, IIKO_POOL
+from iiko_pipeline.defs.constants import IIKO_POOL
+from iiko_pipeline.defs.onboarding import running_run
 
-IN_PROGRESS = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 _IIKO_ERROR_NAME = re.compile(r"\bIiko\w*Error\b")
 
 # Runs started in this process, one at a time. Dagster 1.13 calls logging.config.dictConfig whenever a run
@@ -55,9 +49,7 @@ class SyncGuard:
         self._lock = threading.Lock()
 
     def running_run(self, account: str) -> dg.DagsterRun | None:
-        records = self.instance.get_run_records(
-            dg.RunsFilter(tags={ACCOUNT_TAG: account}, statuses=IN_PROGRESS), limit=1)
-        return records[0].dagster_run if records else None
+        return running_run(self.instance, account)
 
     def is_busy(self, account: str) -> bool:
         with self._lock:

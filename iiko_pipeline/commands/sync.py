@@ -49,5 +49,7 @@ def backfill(args: argparse.Namespace) -> int:
 
 def _report(outcome) -> int:
     _common.print_json({"run_id": outcome.run_id, "success": outcome.success, **outcome.results,
+                        **({"synced_first": outcome.prerequisites} if outcome.prerequisites else {}),
+                        **({"not_stored": outcome.rejected} if outcome.rejected else {}),
                         **({"failures": outcome.failures} if outcome.failures else {})})
     return 0 if outcome.success else 1

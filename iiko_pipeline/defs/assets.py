@@ -40,9 +40,9 @@ from iiko_pipeline.iiko.errors import (
 from iiko_pipeline.prefetch import prefetched
 from iiko_pipeline.rawstore import RawCapture, RawPart, write_raw
 from iiko_pipeline.services.connect import describe_failure
-from iiko_pipeline.warehouse import quality, schema, state
+from iiko_pipeline.warehouse import pending, quality, schema, state
 from iiko_pipeline.warehouse.credentials import mark_connection
-from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension
+from iiko_pipeline.warehouse.entities import PREREQUISITES, SyncResult, upsert_dimension
 from iiko_pipeline.warehouse.invoice_windows import (
     WindowBatch,
     commit_window,
@@ -101,6 +101,12 @@ class InvoiceSyncConfig(dg.Config):
         return self.mode == "incremental"
 
 
+class TableSyncConfig(dg.Config):
+    """How much of what iiko returned may be rejected before the table step (and so the run) fails."""
+
+    max_rejected_share: float = quality.DEFAULT_MAX_REJECTED_SHARE
+
+
 def _account(context: dg.AssetExecutionContext) -> str:
     return str(uuid.UUID(context.partition_key))
 
@@ -157,11 +163,12 @@ def _raw_dimension(entity: str) -> dg.AssetsDefinition:
     method, parse = RAW_FETCH[entity]
 
     @dg.asset(name=f"raw_{entity}", partitions_def=accounts_partitions_def, group_name=RAW_GROUP, pool=IIKO_POOL,
-              kinds={"xml"}, retry_policy=IIKO_RETRY, io_manager_key="io_manager",
+              kinds={"xml"}, retry_policy=IIKO_RETRY, io_manager_key="io_manager", deps=list(PREREQUISITES[entity]),
               description=f"The iiko answer for {entity} exactly as received (gzip on disk).")
     def raw_asset(context: dg.AssetExecutionContext, iiko: IikoResource,
                   warehouse: WarehouseResource) -> dg.Output[RawCapture]:
         account = _account(context)
+        _require_prerequisites(warehouse.get_engine(), account, entity)
         try:
             client = iiko.client_for(account)
             version = client.server_info().version
@@ -176,24 +183,36 @@ def _raw_dimension(entity: str) -> dg.AssetsDefinition:
     return raw_asset
 
 
+# Raw steps depend on the tables their entity references: in a run that syncs those too they are written first,
+# so the prerequisite check and the due pending documents see this run's reference data.
 @dg.asset(name="raw_invoices", partitions_def=accounts_partitions_def, group_name=RAW_GROUP, pool=IIKO_POOL,
-          kinds={"xml"}, retry_policy=IIKO_RETRY, deps=["raw_suppliers"],
+          kinds={"xml"}, retry_policy=IIKO_RETRY, deps=list(PREREQUISITES["invoices"]),
           description="Incoming invoice exports, one answer per window of at most 7 days, exactly as received.")
 def raw_invoices(context: dg.AssetExecutionContext, config: InvoiceSyncConfig, iiko: IikoResource,
                  warehouse: WarehouseResource) -> dg.Output[RawCapture]:
     """Fetch windows in date order. If a later window fails, keep the ones already fetched (so they can be
     committed and the watermark can move) and record the failure; the invoices table step then fails the run.
+
+    An incremental run first re-reads the dates of documents that are due for a retry (rejected earlier, e.g.
+    for a supplier we did not hold yet), however far behind the lookback they lie.
     """
     account = _account(context)
-    date_from, date_to = config.window(get_watermark(warehouse.get_engine(), account))
+    engine = warehouse.get_engine()
+    _require_prerequisites(engine, account, "invoices")
+    date_from, date_to = config.window(get_watermark(engine, account))
+    retry = _retry_ranges(engine, account, date_from) if config.advances_watermark else []
+    if retry:
+        context.log.info(f"re-reading {len(retry)} date range(s) with documents not stored yet: "
+                         + ", ".join(f"{a}..{b}" for a, b in retry))
     parts: list[RawPart] = []
     failure = None
     version = None
     try:
         client = iiko.client_for(account)
         version = client.server_info().version
+        windows = itertools.chain(*(client.incoming_invoice_windows(a, b) for a, b in [*retry, (date_from, date_to)]))
         # the next window is requested while this one is counted, hashed and compressed to disk
-        for window in prefetched(client.incoming_invoice_windows(date_from, date_to), name="iiko-fetch"):
+        for window in prefetched(windows, name="iiko-fetch"):
             body = window.response.body
             records = _count_documents(body)
             label = f"{window.date_from.isoformat()}..{window.date_to.isoformat()}"
@@ -204,14 +223,35 @@ def raw_invoices(context: dg.AssetExecutionContext, config: InvoiceSyncConfig, i
             raise
         failure = f"{type(exc).__name__}: {exc}"
         context.log.warning(f"invoice export stopped after {len(parts)} windows: {failure}")
+    date_from = min([date_from, *(a for a, _ in retry)])
     capture = RawCapture("invoices", account, tuple(parts), date_from.isoformat(), date_to.isoformat(), failure,
                          mode=config.mode, max_vanished_share=config.max_vanished_share,
                          reprocess=config.reprocess_unchanged)
     output = _raw_output(capture, version)
     output.metadata["mode"] = dg.MetadataValue.text(config.mode)
+    output.metadata["retried_ranges"] = dg.MetadataValue.text(", ".join(f"{a}..{b}" for a, b in retry) or "none")
     if failure:
         output.metadata["failure"] = dg.MetadataValue.text(failure)
     return output
+
+
+def _require_prerequisites(engine: Any, account: str, entity: str) -> None:
+    """Refuse to sync an entity whose references have never synced: every record would be rejected as dangling
+    and the run would store nothing (an invoice names a supplier and stores, a store its restaurant)."""
+    missing = state.never_synced(engine, account, PREREQUISITES[entity])
+    if missing:
+        reason = (f"{', '.join(missing)} of account {account} never synced, and {entity} reference them: sync "
+                  f"them first (sync_account_job, or `iiko-pipeline sync {account}`); nothing was fetched")
+        state.record_failure(engine, uuid.UUID(account), entity, None, reason)
+        raise dg.Failure(reason, allow_retries=False)
+
+
+def _retry_ranges(engine: Any, account: str, before: date) -> list[tuple[date, date]]:
+    """Dates before this run's range that hold due pending documents (see `warehouse.pending`)."""
+    synced = state.last_successes(engine, [account]).get(account, {})
+    references = [synced[e] for e in PREREQUISITES["invoices"] if e in synced]
+    return pending.due_ranges(engine, account, "invoices", before=before,
+                              references_synced_at=max(references) if references else None)
 
 
 def _count_documents(body: bytes) -> int:
@@ -238,13 +278,14 @@ def _frame_asset(entity: str) -> dg.AssetsDefinition:
 
 
 CHECKS = {
-    "restaurants": ["external_ids_unique", "row_counts_agree"],
-    "stores": ["external_ids_unique", "references_exist", "row_counts_agree"],
-    "suppliers": ["external_ids_unique", "row_counts_agree"],
-    "invoices": ["external_ids_unique", "references_exist", "row_counts_agree", "line_sums_consistent",
-                 "statuses_known", "export_complete", "deletions_guarded"],
+    "restaurants": ["records_stored", "external_ids_unique", "row_counts_agree"],
+    "stores": ["records_stored", "external_ids_unique", "references_exist", "row_counts_agree"],
+    "suppliers": ["records_stored", "external_ids_unique", "row_counts_agree"],
+    "invoices": ["records_stored", "external_ids_unique", "references_exist", "row_counts_agree",
+                 "line_sums_consistent", "statuses_known", "export_complete", "deletions_guarded",
+                 "documents_pending"],
 }
-WARN_ONLY = {"deletions_guarded"}  # soft signals: shown in the UI, never block the run
+WARN_ONLY = {"deletions_guarded", "documents_pending"}  # soft signals: shown in the UI, never block the run
 TABLE_DEPS = {"restaurants": [], "stores": ["restaurants"], "suppliers": ["stores"],
               "invoices": ["suppliers", "stores"]}
 PREVIEW_COLUMNS = ("external_id", "code", "name", "document_number", "document_date", "status")
@@ -292,15 +333,17 @@ def _table_metadata(table_name: str, sync: TableSync, frame: FrameSet, engine_na
 
 
 def _checks(entity: str, engine: Any, account: uuid.UUID, frame: FrameSet, sync: TableSync,
-            raw_records: int | None) -> list[dg.AssetCheckResult]:
+            raw_records: int | None, stored: quality.CheckOutcome) -> list[dg.AssetCheckResult]:
     table = schema.metadata.tables[entity]
     result = sync.result
     out: list[dg.AssetCheckResult] = []
 
     def add(name: str, outcome: quality.CheckOutcome) -> None:
-        out.append(dg.AssetCheckResult(check_name=name, passed=outcome.passed, metadata={
+        severity = dg.AssetCheckSeverity.WARN if name in WARN_ONLY else dg.AssetCheckSeverity.ERROR
+        out.append(dg.AssetCheckResult(check_name=name, passed=outcome.passed, severity=severity, metadata={
             "account_id": str(account), **outcome.metadata()}))
 
+    add("records_stored", stored)
     add("external_ids_unique", quality.duplicate_external_ids(engine, table, account))
     if "references_exist" in CHECKS[entity]:
         lines_written = entity == "invoices" and bool(result.items_written or result.updated or result.created)
@@ -334,6 +377,7 @@ def _checks(entity: str, engine: Any, account: uuid.UUID, frame: FrameSet, sync:
             metadata={"account_id": str(account), "failing_count": len(sync.guards),
                       "failing_sample": list(sync.guards)[:20],
                       "detail": "; ".join(sync.guards) if sync.guards else "no deletion was withheld"}))
+        add("documents_pending", quality.pending_documents(pending.list_pending(engine, account, entity), entity))
     return out
 
 
@@ -358,7 +402,7 @@ def _table_asset(entity: str) -> dg.AssetsDefinition:
               ins={"frame": dg.AssetIn(f"{entity}_frame"), "raw": dg.AssetIn(f"raw_{entity}")},
               deps=TABLE_DEPS[entity], check_specs=specs,
               description=f"`{entity}` in the warehouse, upserted from the frame (created/updated/unchanged).")
-    def table_asset(context: dg.AssetExecutionContext, frame: FrameSet, raw: RawCapture,
+    def table_asset(context: dg.AssetExecutionContext, config: TableSyncConfig, frame: FrameSet, raw: RawCapture,
                     warehouse: WarehouseResource) -> dg.MaterializeResult:
         account = uuid.UUID(_account(context))
         engine = warehouse.get_engine()
@@ -372,14 +416,18 @@ def _table_asset(entity: str) -> dg.AssetsDefinition:
             state.record_failure(engine, account, entity, context.run.run_id, f"{type(exc).__name__}: {exc}")
             raise
         result = sync.result
-        state.record_run(engine, account, entity, context.run.run_id, result, started)
+        stored = quality.rejections_within_limit(result, config.max_rejected_share)
+        state.record_run(engine, account, entity, context.run.run_id, result, started,
+                         error=None if stored.passed else stored.detail)
+        if not stored.passed:
+            context.log.error(f"{entity} for account {account}: {stored.detail}")
         if frame.failure:
             state.record_failure(engine, account, entity, context.run.run_id, frame.failure)
         context.log.info(f"{entity} for account {account}: {result.as_dict() | {'error_details': result.errors}}")
         table_rows = _account_rows(engine, entity, account)
         return dg.MaterializeResult(
             metadata=_table_metadata(entity, sync, frame, engine.url.get_backend_name(), table_rows),
-            check_results=_checks(entity, engine, account, frame, sync, raw.records),
+            check_results=_checks(entity, engine, account, frame, sync, raw.records, stored),
         )
 
     return table_asset

@@ -1,6 +1,7 @@
 """Names shared by assets, jobs, sensors and the instance config (dagster_home/dagster.yaml)."""
 
 ACCOUNT_TAG = "iiko/account"  # the per-account run limit in dagster.yaml keys on this tag
+TRIGGER_TAG = "iiko/trigger"  # who asked for the run: "onboarding" (the discovery sensor), "api", ...
 IIKO_POOL = "iiko_api"  # one iiko login (licence seat) at a time
 ENTITIES = ("restaurants", "stores", "suppliers", "invoices")
 RAW_GROUP = "iiko_raw"

@@ -1,16 +1,24 @@
-"""Sensors: notice connected accounts that are not partitions yet, add them and onboard each once."""
+"""Sensors: onboard every connected account that has never synced completely, and keep partitions in step.
 
+However an account was connected (CLI, API, another process), its first run is the whole chain in dependency
+order (restaurants -> stores -> suppliers -> invoices), started within one sensor interval.
+"""
+
+import os
 
 import dagster as dg
 
 from iiko_pipeline.defs.constants import ACCOUNT_TAG
 from iiko_pipeline.defs.jobs import sync_account_job
+from iiko_pipeline.defs.onboarding import not_fully_synced, onboarding_request
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import WarehouseResource
 from iiko_pipeline.warehouse.credentials import connected_account_ids
 from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, integrations_enabled
 
 DISABLED_REASON = f"{INTEGRATIONS_ENABLED_ENV} is false: integrations are switched off for this deployment"
+#: How often the sensor looks for accounts to onboard (read when the definitions load).
+DISCOVERY_INTERVAL_SECONDS = int(os.environ.get("IIKO_DISCOVERY_INTERVAL_SECONDS", "60"))
 
 
 def run_tags(account_id: str) -> dict[str, str]:
@@ -18,17 +26,31 @@ def run_tags(account_id: str) -> dict[str, str]:
     return {ACCOUNT_TAG: account_id}
 
 
-@dg.sensor(job=sync_account_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Adds a partition for every newly connected account and requests its onboarding once.")
+@dg.sensor(job=sync_account_job, minimum_interval_seconds=DISCOVERY_INTERVAL_SECONDS,
+           default_status=dg.DefaultSensorStatus.RUNNING,
+           description="Onboards every connected account that has never synced all its entities (one run of the "
+                       "whole chain; retried after a failure), and adds missing account partitions.")
 def account_discovery_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
     if not integrations_enabled():
         return dg.SkipReason(DISABLED_REASON)
-    connected = [str(a) for a in connected_account_ids(warehouse.get_engine())]
+    engine = warehouse.get_engine()
+    connected = [str(a) for a in connected_account_ids(engine)]
     known = set(context.instance.get_dynamic_partitions(accounts_partitions_def.name))
     new = sorted(a for a in connected if a not in known)
-    if not new:
-        return dg.SkipReason(f"no new accounts ({len(connected)} connected, all partitions exist)")
+    waiting = not_fully_synced(engine, connected)
+    requests, later = [], []
+    for account in sorted(waiting):
+        request = onboarding_request(context.instance, account)
+        if isinstance(request, dg.RunRequest):
+            requests.append(request)
+            context.log.info(f"onboarding {account}: never synced {', '.join(waiting[account])}")
+        else:
+            later.append(request)
+    if not requests and not new:
+        detail = f"; waiting: {'; '.join(later)}" if later else ""
+        return dg.SkipReason(f"no account to onboard ({len(connected)} connected, {len(waiting)} not fully "
+                             f"synced){detail}")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=a, run_key=f"onboard:{a}", tags=run_tags(a)) for a in new],
-        dynamic_partitions_requests=[accounts_partitions_def.build_add_request(new)],
+        run_requests=requests,
+        dynamic_partitions_requests=[accounts_partitions_def.build_add_request(new)] if new else [],
     )

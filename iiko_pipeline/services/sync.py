@@ -11,7 +11,10 @@ import dagster as dg
 
 from iiko_pipeline.defs.constants import ENTITIES
 from iiko_pipeline.defs.partitions import accounts_partitions_def
+from iiko_pipeline.defs.resources import WarehouseResource
 from iiko_pipeline.defs.sensors import run_tags
+from iiko_pipeline.warehouse.entities import with_prerequisites
+from iiko_pipeline.warehouse.state import never_synced
 
 RESULT_KEYS = ("total", "created", "updated", "unchanged", "deleted", "errors")
 
@@ -22,6 +25,10 @@ class AccountSyncOutcome:
     success: bool
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    # entities whose table step stored too little of what iiko returned (the `records_stored` check), and why
+    rejected: dict[str, str] = field(default_factory=dict)
+    # entities synced first because the requested ones reference them and they had never synced
+    prerequisites: list[str] = field(default_factory=list)
 
 
 def selection_for(entities: Sequence[str]) -> list[dg.AssetKey]:
@@ -57,6 +64,10 @@ def run_account_sync(instance: dg.DagsterInstance, account_id: str, entities: Se
     from iiko_pipeline.definitions import defs
 
     account = str(uuid.UUID(account_id))
+    # An entity whose references never synced would store nothing: sync those first, in the same run.
+    missing = never_synced(WarehouseResource().get_engine(), account,
+                           [e for e in with_prerequisites(entities) if e not in entities])
+    entities = [e for e in ENTITIES if e in entities or e in missing]
     instance.add_dynamic_partitions(accounts_partitions_def.name, [account])
     job = defs.resolve_job_def("sync_account_job")
     if "invoices" not in entities and run_config:
@@ -66,7 +77,7 @@ def run_account_sync(instance: dg.DagsterInstance, account_id: str, entities: Se
         instance=instance, partition_key=account, tags={**run_tags(account), **(extra_tags or {})},
         run_config=run_config, asset_selection=selection_for(entities), raise_on_error=False,
     )
-    outcome = AccountSyncOutcome(run_id=result.run_id, success=result.success)
+    outcome = AccountSyncOutcome(run_id=result.run_id, success=result.success, prerequisites=missing)
     for event in result.get_asset_materialization_events():
         key = event.asset_key.to_user_string()
         if key not in entities:
@@ -80,6 +91,13 @@ def run_account_sync(instance: dg.DagsterInstance, account_id: str, entities: Se
             error = event.step_failure_data.error
             outcome.failures.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
     for evaluation in result.get_asset_check_evaluations():
-        if not evaluation.passed:
-            outcome.failures.append(f"check {evaluation.asset_key.to_user_string()}.{evaluation.check_name} failed")
+        if evaluation.passed:
+            continue
+        entity = evaluation.asset_key.to_user_string()
+        detail = evaluation.metadata.get("detail")
+        text = f"check {entity}.{evaluation.check_name} failed" + (f": {detail.value}" if detail else "")
+        if evaluation.severity == dg.AssetCheckSeverity.ERROR:
+            outcome.failures.append(text)
+        if evaluation.check_name == "records_stored" and detail:
+            outcome.rejected[entity] = str(detail.value)
     return outcome

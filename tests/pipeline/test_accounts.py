@@ -70,28 +70,54 @@ def test_integrations_disabled_refuses_connect_and_sensor_skips(pipeline, monkey
     assert not data.run_requests and "INTEGRATIONS_ENABLED" in data.skip_message
 
 
-def test_sensor_adds_exactly_new_accounts_and_onboards_each_once(pipeline):
+def _tick(p):
     from iiko_pipeline.definitions import defs
+
+    sensor = defs.resolve_sensor_def("account_discovery_sensor")
+    return sensor.evaluate_tick(dg.build_sensor_context(instance_ref=p.instance.get_ref(), definitions=defs,
+                                                        resources=_resources()))
+
+
+def _onboarding_run(p, account: str, status: dg.DagsterRunStatus) -> str:
+    run = dg.DagsterRun(job_name="sync_account_job", run_id=str(uuid.uuid4()), status=status,
+                        tags={"iiko/account": account, "iiko/trigger": "onboarding"})
+    p.instance.add_run(run)
+    return run.run_id
+
+
+def test_sensor_onboards_every_connected_account_that_never_synced(pipeline, monkeypatch):
+    """Onboarding keys on "never synced", not on "no partition yet": connect adds the partition itself."""
     from iiko_pipeline.warehouse.credentials import save_credentials
+    from iiko_pipeline.warehouse.entities import ENTITIES, SyncResult
+    from iiko_pipeline.warehouse.state import record_run
 
     p = pipeline
-    p.connect()  # already a partition: not new
+    p.connect()  # connected here: it already has its partition, and still needs onboarding
     other = [str(uuid.uuid4()) for _ in range(2)]
     for account in other:  # connected through another process: credentials but no partition
         save_credentials(p.engine, p.keyring, account, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD,
                          base_url=p.emulator.url, connected_at=_now())
-    sensor = defs.resolve_sensor_def("account_discovery_sensor")
-    ctx = dg.build_sensor_context(instance_ref=p.instance.get_ref(), definitions=defs, resources=_resources())
-    data = sensor.evaluate_tick(ctx)
-    assert sorted(r.partition_key for r in data.run_requests) == sorted(other)
-    assert {r.run_key for r in data.run_requests} == {f"onboard:{a}" for a in other}
-    assert all(r.tags["iiko/account"] == r.partition_key for r in data.run_requests)
+    data = _tick(p)
+    everyone = sorted([p.account_id, *other])
+    assert sorted(r.partition_key for r in data.run_requests) == everyone
+    assert {r.run_key for r in data.run_requests} == {f"onboard:{a}:0" for a in everyone}
+    assert all(r.tags.items() >= {"iiko/account": r.partition_key, "iiko/trigger": "onboarding"}.items()
+               for r in data.run_requests)
     added = [k for req in data.dynamic_partitions_requests for k in req.partition_keys]
     assert sorted(added) == sorted(other)
     p.instance.add_dynamic_partitions("accounts", added)  # what the daemon does with the request
-    again = sensor.evaluate_tick(dg.build_sensor_context(instance_ref=p.instance.get_ref(), definitions=defs,
-                                                          resources=_resources()))
+
+    synced, queued, failed = everyone
+    for entity in ENTITIES:  # a complete sync (by any path) means onboarded
+        record_run(p.engine, uuid.UUID(synced), entity, "r", SyncResult(entity), _now())
+    _onboarding_run(p, queued, dg.DagsterRunStatus.STARTED)  # never twice at once
+    _onboarding_run(p, failed, dg.DagsterRunStatus.FAILURE)  # a failed attempt waits before the next
+    again = _tick(p)
     assert not again.run_requests
+    assert "is started" in again.skip_message and "next attempt in" in again.skip_message
+    monkeypatch.setenv("IIKO_ONBOARDING_RETRY_SECONDS", "0")
+    retry = _tick(p)
+    assert [(r.partition_key, r.run_key) for r in retry.run_requests] == [(failed, f"onboard:{failed}:1")]
 
 
 def test_secrets_never_reach_dagster_home_or_the_warehouse(pipeline, monkeypatch, tmp_path):

@@ -12,6 +12,8 @@ import yaml
 
 from iiko_pipeline.defs.resources import WarehouseResource
 from iiko_pipeline.warehouse.credentials import list_accounts, save_credentials
+from iiko_pipeline.warehouse.entities import SyncResult
+from iiko_pipeline.warehouse.state import record_run
 from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +35,11 @@ def test_schedules_fan_out_over_connected_account_partitions_only(pipeline, monk
     disconnected = str(uuid.uuid4())  # a partition whose credentials were saved but never proved
     save_credentials(p.engine, p.keyring, disconnected, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD)
     p.instance.add_dynamic_partitions("accounts", [disconnected])
+    # Invoices wait until the account's reference data has synced (the discovery sensor onboards it whole).
+    waiting = _schedule_tick(p, "invoices_hourly_schedule")
+    assert not waiting.run_requests and "1 waiting for their reference data" in waiting.skip_message
+    for entity in ("restaurants", "stores", "suppliers"):
+        record_run(p.engine, uuid.UUID(p.account_id), entity, "r", SyncResult(entity), datetime.now(UTC))
     for name, prefix in (("invoices_hourly_schedule", "invoices"), ("reference_data_daily_schedule", "reference")):
         data = _schedule_tick(p, name)
         assert [r.partition_key for r in data.run_requests] == [p.account_id]

@@ -1,0 +1,80 @@
+"""Which connected accounts still need their first complete sync, and whether one of their runs is going.
+
+Onboarding keys on the warehouse's sync state ("has every entity ever synced successfully?"), not on whether
+the account has a partition: `connect` adds the partition itself, from any process, so "no partition yet"
+would miss every account connected through the CLI or the API. An account is onboarded once all its entities
+have synced; a failed onboarding is retried after `IIKO_ONBOARDING_RETRY_SECONDS` (default 600).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import dagster as dg
+from sqlalchemy.engine import Engine
+
+from iiko_pipeline.defs.constants import ACCOUNT_TAG, ENTITIES, TRIGGER_TAG
+from iiko_pipeline.warehouse.entities import PREREQUISITES
+from iiko_pipeline.warehouse.state import last_successes
+
+ONBOARDING = "onboarding"
+IN_PROGRESS = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+def retry_after_seconds() -> float:
+    return float(os.environ.get("IIKO_ONBOARDING_RETRY_SECONDS", "600"))
+
+
+def not_fully_synced(engine: Engine, accounts: Sequence[str]) -> dict[str, list[str]]:
+    """Accounts with entities that never synced successfully: {account: [entity, ...]} (one query)."""
+    done = last_successes(engine, accounts)
+    out = {}
+    for account in accounts:
+        missing = [e for e in ENTITIES if e not in done.get(account, {})]
+        if missing:
+            out[account] = missing
+    return out
+
+
+def lacking_prerequisites(engine: Engine, accounts: Sequence[str], entity: str) -> set[str]:
+    """Accounts for which a sync of `entity` would be refused: something it references never synced."""
+    done = last_successes(engine, accounts)
+    return {a for a in accounts if any(p not in done.get(a, {}) for p in PREREQUISITES[entity])}
+
+
+def running_run(instance: dg.DagsterInstance, account: str) -> dg.DagsterRun | None:
+    """A run of the account that is queued or going, if any (every run we launch carries the account tag)."""
+    records = instance.get_run_records(dg.RunsFilter(tags={ACCOUNT_TAG: account}, statuses=IN_PROGRESS), limit=1)
+    return records[0].dagster_run if records else None
+
+
+def onboarding_attempts(instance: dg.DagsterInstance, account: str) -> list[dg.RunRecord]:
+    """The account's onboarding runs, newest first."""
+    return list(instance.get_run_records(dg.RunsFilter(tags={ACCOUNT_TAG: account, TRIGGER_TAG: ONBOARDING})))
+
+
+def onboarding_request(instance: dg.DagsterInstance, account: str, now: datetime | None = None,
+                       ) -> dg.RunRequest | str:
+    """The run request that onboards the account now, or why not now (a run is going, or the last attempt
+    ended less than the retry interval ago). The run key counts attempts, so a repeated tick asks once."""
+    running = running_run(instance, account)
+    if running is not None:
+        return f"{account}: run {running.run_id} is {running.status.value.lower()}"
+    attempts = onboarding_attempts(instance, account)
+    if attempts:
+        last = attempts[0]
+        ended = last.end_time or last.update_timestamp.timestamp()
+        wait = retry_after_seconds() - ((now or datetime.now(UTC)).timestamp() - ended)
+        if wait > 0:
+            return f"{account}: last onboarding run {attempts[0].dagster_run.run_id} " \
+                   f"{attempts[0].dagster_run.status.value.lower()}; next attempt in {wait:.0f} s"
+    return dg.RunRequest(partition_key=account, run_key=f"onboard:{account}:{len(attempts)}",
+                         tags={ACCOUNT_TAG: account, TRIGGER_TAG: ONBOARDING})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,13 +22,14 @@ def run(args: argparse.Namespace) -> int:
 
     ensure_demo_key()
     _common.instance()  # sets DAGSTER_HOME and creates the folder
-    exe = shutil.which("iiko-pipeline") or sys.argv[0]
-    emulator = subprocess.Popen([exe, "emulator", "--port", str(DEMO_PORT), "--login", DEMO_LOGIN,
-                                 "--password", DEMO_PASSWORD, "--scale", args.scale, "--seed", "1"])
-    dagster = shutil.which("dagster") or "dagster"
+    # This interpreter's own environment, not whatever PATH finds: `make dev` runs without an activated venv.
+    emulator = subprocess.Popen([sys.executable, "-m", "iiko_pipeline.cli", "emulator", "--port", str(DEMO_PORT),
+                                 "--login", DEMO_LOGIN, "--password", DEMO_PASSWORD, "--scale", args.scale,
+                                 "--seed", "1"])
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     try:
-        return subprocess.call([dagster, "dev", "-m", "iiko_pipeline.definitions", "-h", "127.0.0.1",
-                                "-p", str(args.port)], env=os.environ.copy())
+        return subprocess.call([sys.executable, "-m", "dagster", "dev", "-m", "iiko_pipeline.definitions",
+                                "-h", "127.0.0.1", "-p", str(args.port)], env=env)
     except KeyboardInterrupt:
         return 0
     finally:

@@ -128,8 +128,9 @@ def test_invoice_dates_may_come_in_the_query_string(api):
     window = _window(2)
     response = api.sync("invoices", params=window)
     assert response.status_code == 200, response.text
-    # total counts the exported documents; without synced suppliers and stores they are rejected as errors
+    # the account's first invoice sync brings its never-synced reference data along: nothing is rejected
     assert response.json()["total"] == _truth(api.emulator, window)["invoices"]
+    assert response.json()["errors"] == 0
     run = api.instance.get_run_by_id(response.json()["run_id"])
     config = run.run_config["ops"]["raw_invoices"]["config"]
     assert (config["date_from"], config["date_to"]) == (window["from"], window["to"])
@@ -185,3 +186,23 @@ def test_an_invoice_export_failing_part_way_answers_502(api):
     assert "HTTP 500" in response.json()["detail"] and "incomingInvoice" in response.json()["detail"]
     run = api.instance.get_run_by_id(response.json()["run_id"])
     assert run.status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_sync_that_stored_too_little_answers_409_with_the_reason_and_the_counts(api):
+    assert api.connect().status_code == 200
+    window = _window(2)
+    assert api.sync("invoices", json=window).status_code == 200
+    ds = api.emulator.state.dataset
+    stranger = ds.add_supplier({"name": "ООО «Незнакомец»", "code": "X-1"})
+    docs = ds.invoices(date.fromisoformat(window["from"]), date.fromisoformat(window["to"]))
+    for doc in docs:  # every document now names a supplier we do not hold
+        ds.edit_invoice(doc.id, {"supplier_id": stranger.id})
+    response = api.sync("invoices", json=window)
+    assert response.status_code == 409, response.text
+    data = response.json()
+    assert "sync reference data first" in data["detail"] and data["run_id"]
+    assert (data["total"], data["errors"], data["created"]) == (len(docs), len(docs), 0)
+    assert api.instance.get_run_by_id(data["run_id"]).status == dg.DagsterRunStatus.FAILURE
+    assert api.sync("suppliers").status_code == 200
+    again = api.sync("invoices", json=window)
+    assert again.status_code == 200 and again.json()["errors"] == 0, again.text

@@ -58,6 +58,12 @@ def _counts(engine, account: uuid.UUID) -> dict[str, int]:
     return out
 
 
+def _finished(account: str) -> bool:
+    with dg.DagsterInstance.get() as instance:
+        return any(r.status == dg.DagsterRunStatus.SUCCESS
+                   for r in instance.get_runs(dg.RunsFilter(tags={"iiko/account": account})))
+
+
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def test_the_daemon_alone_onboards_a_cli_connected_account_completely(emulator, tmp_path, monkeypatch, request,
                                                                        backend):
@@ -97,13 +103,16 @@ def test_the_daemon_alone_onboards_a_cli_connected_account_completely(emulator, 
                     "suppliers": len(ds.suppliers()), "invoices": len(truth)}
         deadline = time.monotonic() + DEADLINE_S
         counts: dict[str, int] = {}
+        finished = False
         while time.monotonic() < deadline and daemon.poll() is None:
             counts = _counts(engine, uuid.UUID(account))
-            if counts == expected:
+            finished = _finished(account)
+            if counts == expected and finished:  # the tables fill before the run's last checks end
                 break
             time.sleep(3)
-        assert counts == expected, (f"after {DEADLINE_S} s: {counts}, expected {expected}; daemon log:\n"
-                                    + log_path.read_text()[-6000:])
+        assert counts == expected and finished, (
+            f"after {DEADLINE_S} s: {counts}, expected {expected}, run finished {finished}; daemon log:\n"
+            + log_path.read_text()[-6000:])
 
         inv = schema.invoices
         with engine.connect() as conn:

@@ -279,3 +279,31 @@ sync_pending = sa.Table(
     sa.Column("first_seen_at", UtcDateTime(), nullable=False),
     sa.Column("last_attempt_at", UtcDateTime(), nullable=False),
 )
+
+account_run_locks = sa.Table(
+    "account_run_locks",
+    metadata,
+    # At most one sync run per account across every process (API, CLI, Dagster run workers): the primary key
+    # makes taking it one atomic INSERT. A run that dies leaves its row behind, so the holder ("hostname:pid")
+    # refreshes heartbeat_at and a stale row can be taken over (run_locks.py, migration 0005).
+    sa.Column("account_id", sa.Uuid(), primary_key=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("holder", sa.Text(), nullable=False),
+    sa.Column("acquired_at", UtcDateTime(), nullable=False),
+    sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
+)
+
+iiko_sessions = sa.Table(
+    "iiko_sessions",
+    metadata,
+    # The iiko token of each run's live login, encrypted (crypto.py envelope bound to the account and to the
+    # purpose "iiko-session"), so whoever recovers a run that died logs it out instead of leaving the customer's
+    # licence seat taken until the token expires (sessions.py, migration 0005). Deleted after logout.
+    sa.Column("account_id", sa.Uuid(), primary_key=True),
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    # In the clear for inspection; the recoverer uses the copy sealed with the token.
+    sa.Column("base_url", sa.Text(), nullable=False),
+    sa.Column("token_ciphertext", sa.LargeBinary(), nullable=False),
+    sa.Column("key_id", sa.String(KEY_ID_LEN), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)

@@ -122,8 +122,13 @@ class IikoClient:
     """
 
     def __init__(self, base_url: str, login: str, password: str, settings: ClientSettings | None = None,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None,
+                 on_token: Callable[[str | None], None] | None = None) -> None:
+        """`on_token` is told each new session token after a login and None after the logout, so a caller can
+        keep the live token where a recovering process finds it (encrypted: it is a secret) and free the seat
+        if this process dies (see `release_session`)."""
         self._settings = settings or ClientSettings()
+        self._on_token = on_token
         self._base = self._normalise_base(base_url)
         self._login_name = login
         self._pass_hash = password_hash(password)  # the plain password is not kept
@@ -238,6 +243,8 @@ class IikoClient:
             raw = self._perform(self._auth_call("get"))
         self._token = token_answer(raw, endpoint="auth")
         log.info("logged in to %s as %r (one API licence seat taken)", self._display_base, self._login_name)
+        if self._on_token is not None:
+            self._on_token(self._token)
 
     def _logout_locked(self) -> None:
         token = self._token
@@ -248,6 +255,9 @@ class IikoClient:
         finally:
             self._token = None
             self._forget_cookie()
+            if self._on_token is not None:
+                with contextlib.suppress(Exception):  # the seat is freed; a stale escrow only costs a no-op logout
+                    self._on_token(None)
 
     def _logout_token(self, token: str) -> None:
         """GET ``/logout?key=``, then a POST form as fallback; 401 means the token is already gone."""
@@ -276,6 +286,19 @@ class IikoClient:
                 "logout from %s failed (%s); the seat stays taken until the token expires (~1 h)",
                 self._display_base, self._scrub(str(last)),
             )
+
+    @classmethod
+    def release_session(cls, base_url: str, token: str, settings: ClientSettings | None = None) -> None:
+        """Log out a session token this process did not log in (one left by a process that died), so its
+        licence seat is free at once instead of when the token expires (an hour by default). Best effort:
+        an expired token is already free; failures are logged without the token."""
+        client = cls(base_url, "-", "-", settings=settings)
+        client._token = token  # scrubbed from every message, as for our own sessions
+        try:
+            client._logout_token(token)
+        finally:
+            client._token = None
+            client._session.close()
 
     def _forget_cookie(self) -> None:
         """Drop the ``key`` cookie the server set at login (it holds the token)."""

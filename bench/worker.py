@@ -19,17 +19,17 @@ Every task may run under cProfile (`"profile": true`); the top functions are ret
 from __future__ import annotations
 
 import csv
-import inspect
 import io
-import itertools
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -227,101 +227,86 @@ def _naive_items_count(doc: dict[str, Any]) -> int:
 
 # ---------------------------------------------------------------------------------------------------- layered
 
-def _commit_one_window(engine, account: str, window, body: bytes, seen: set[str], t: Timer, counts: dict[str, int],
-                       batch_documents: int):
-    """Parse, adapt and commit one export window through the layer functions.
+def _timed_parser(parse: Callable, t: Timer) -> Callable:
+    """The spec's parser, with the time spent producing records counted as `parse`."""
+    def parser(source):
+        records = iter(parse(source))
+        while True:
+            with t("parse"):
+                record = next(records, None)
+            if record is None:
+                return
+            yield record
+    return parser
 
-    Works with both shapes of `commit_window`: batches of at most `batch_documents` documents streamed into one
-    transaction (`commit_window(..., batches, ...)`, bounded memory), or one list per window (older code).
-    Parse and adapt time spent while `commit_window` pulls batches is taken out of the upsert time.
-    """
-    from iiko_pipeline.adapters import IIKO_ADAPTER
-    from iiko_pipeline.iiko import parsing
-    from iiko_pipeline.warehouse import invoice_windows as iw
 
-    records_iter = parsing.iter_invoice_documents(body, endpoint=window.response.endpoint)
-
-    def next_batch(size: int | None):
-        with t("parse"):
-            records = list(itertools.islice(records_iter, size))
-        fresh = []
-        for record in records:  # a document re-dated between two requests can come twice: first wins
-            ident = (record.get("id") or "").strip().lower()
-            if ident and ident in seen:
-                continue
-            seen.add(ident)
-            fresh.append(record)
+def _timed_adapter(adapt: Callable, t: Timer) -> Callable:
+    def adapter(records):
         with t("adapt"):
-            batch = IIKO_ADAPTER.invoices(fresh)
-        counts["documents"] += len(batch.rows)
-        counts["items"] += len(batch.children)
-        return len(records), batch
-
-    common = {"returned_ids": seen, "advance_watermark": True}
-    streamed = "batches" in inspect.signature(iw.commit_window).parameters
-    before = t.totals.get("parse", 0.0) + t.totals.get("adapt", 0.0)
-    started = time.perf_counter()
-    if streamed:
-        def batches():
-            while True:
-                source, batch = next_batch(batch_documents)
-                if not source:
-                    return
-                yield iw.WindowBatch(batch.rows, batch.children, batch.errors)
-
-        outcome = iw.commit_window(engine, account, window.date_from, window.date_to, batches(), **common)
-    else:
-        _source, batch = next_batch(None)
-        outcome = iw.commit_window(engine, account, window.date_from, window.date_to, batch.rows, batch.children,
-                                   batch.errors, **common)
-    inside = t.totals.get("parse", 0.0) + t.totals.get("adapt", 0.0) - before
-    t.add("upsert", time.perf_counter() - started - inside)
-    return outcome
+            return adapt(records)
+    return adapter
 
 
-def direct_sync(spec: dict[str, Any], engine, t: Timer, date_from: date, date_to: date,
-                entities: tuple[str, ...] = ("restaurants", "stores", "suppliers", "invoices"),
-                batch_documents: int = 2000) -> dict[str, Any]:
-    """The pipeline's layer functions called directly, one window at a time (bounded memory)."""
-    from iiko_pipeline.adapters import IIKO_ADAPTER
-    from iiko_pipeline.iiko import parsing
-    from iiko_pipeline.warehouse.entities import upsert_dimension
+def direct_sync(spec: dict[str, Any], engine, t: Timer, date_from: date | None, date_to: date,
+                entities: tuple[str, ...] | None = None, history_days: int | None = None,
+                lookback_days: int | None = None) -> dict[str, Any]:
+    """The sync core's own steps, called directly without Dagster: fetch raw -> frames (spooled to Parquet, as
+    the Dagster path does) -> write, entity by entity. Parser and adapter are timed inside the frame step;
+    `upsert` is the write step minus the parse/adapt it pulls. A None `date_from` means incremental from the
+    watermark (the hourly run)."""
+    from iiko_pipeline.core import steps
+    from iiko_pipeline.core.policy import WindowPolicy, WritePolicy
+    from iiko_pipeline.core.specs import REGISTRY
+    from iiko_pipeline.framestore import read_frames, write_frames
+    from iiko_pipeline.iiko import ClientSettings, IikoClient
 
     account = spec["account_id"]
+    work = Path(spec["work_dir"]) if spec.get("work_dir") else Path(tempfile.mkdtemp(prefix="bench-direct-"))
     counts = {"documents": 0, "items": 0, "windows": 0, "xml_bytes": 0, "errors": 0, "created": 0, "updated": 0,
               "unchanged": 0, "deleted": 0, "items_written": 0}
-    dims = (("restaurants", "departments", parsing.iter_corporate_items),
-            ("stores", "stores", parsing.iter_corporate_items),
-            ("suppliers", "suppliers", parsing.iter_suppliers))
-    with _client(spec) as client:
-        for entity, method, parse in dims:
-            if entity not in entities:
+    window = {"mode": "incremental", "date_to": date_to.isoformat()}
+    if date_from is not None:
+        window["date_from"] = date_from.isoformat()
+    if history_days is not None:
+        window["history_days"] = history_days
+    if lookback_days is not None:
+        window["lookback_days"] = lookback_days
+    with IikoClient(spec["emu_url"], EMU_LOGIN, EMU_PASSWORD, settings=ClientSettings()) as client:
+        for entity in REGISTRY:
+            if entities is not None and entity.name not in entities:
                 continue
-            with t("dims_fetch"):
-                body = getattr(client, method)().body
-            with t("dims_parse"):
-                batch = getattr(IIKO_ADAPTER, entity)(list(parse(body)))
-            with t("dims_upsert"):
-                upsert_dimension(engine, entity, account, batch.rows, batch.errors)
-        if "invoices" not in entities:
-            return counts
-        seen: set[str] = set()
-        stream = iter(client.incoming_invoice_windows(date_from, date_to))
-        while True:
-            with t("fetch"):
-                window = next(stream, None)
-            if window is None:
-                break
-            body = window.response.body
-            counts["windows"] += 1
-            counts["xml_bytes"] += len(body)
-            outcome = _commit_one_window(engine, account, window, body, seen, t, counts, batch_documents)
-            del body, window
-            r = outcome.result
+            prefix = "" if entity.windowed else "dims_"
+            policy = WindowPolicy(**window) if entity.windowed else None
+            with t(f"{prefix}fetch"):
+                raw = steps.fetch_raw(entity, lambda: client, engine, account, work / "raw", policy)
+            before = t.totals.get("parse", 0.0) + t.totals.get("adapt", 0.0)
+            started = time.perf_counter()
+            lazy = steps.frames(entity, raw, engine, account, parse=_timed_parser(entity.parse, t),
+                                adapt=_timed_adapter(getattr(steps.ADAPTER, entity.adapt), t))
+            folder = work / "frames" / entity.name / account
+            write_frames(lazy, folder)
+            written = steps.write(entity, engine, account_uuid(account), read_frames(folder), raw, WritePolicy(), None)
+            inside = t.totals.get("parse", 0.0) + t.totals.get("adapt", 0.0) - before
+            t.add(f"{prefix}upsert", time.perf_counter() - started - inside)
+            if not entity.windowed:
+                continue
+            r = written.result
+            counts["windows"] += len(raw.capture.parts)
+            counts["xml_bytes"] += raw.capture.size
+            counts["documents"] += lazy.row_count
+            counts["items"] += sum(c["children"] for c in lazy.chunk_summaries)
             counts["errors"] += r.errors
             for key in ("created", "updated", "unchanged", "deleted", "items_written"):
                 counts[key] += getattr(r, key)
+    if not spec.get("work_dir"):
+        shutil.rmtree(work, ignore_errors=True)
     return counts
+
+
+def account_uuid(account: str):
+    import uuid
+
+    return uuid.UUID(account)
 
 
 def task_layered(spec: dict[str, Any]) -> dict[str, Any]:
@@ -434,7 +419,6 @@ def task_overhead(spec: dict[str, Any]) -> dict[str, Any]:
     `mode` "dagster": `run_account_sync` with every entity; "direct": the same steps through the layer functions.
     """
     from iiko_pipeline.warehouse.engine import make_engine
-    from iiko_pipeline.warehouse.invoice_windows import get_watermark
     from iiko_pipeline.warehouse.migrate import migrate
 
     imported = time.perf_counter()
@@ -464,10 +448,7 @@ def task_overhead(spec: dict[str, Any]) -> dict[str, Any]:
     imported = time.perf_counter()
     for _ in range(spec["runs"]):
         started = time.perf_counter()
-        watermark = get_watermark(engine, spec["account_id"])
-        date_from = (min(watermark, date_to) - timedelta(days=lookback) if watermark
-                     else date_to - timedelta(days=history - 1))
-        direct_sync(spec, engine, Timer(), date_from, date_to)
+        direct_sync(spec, engine, Timer(), None, date_to, history_days=history, lookback_days=lookback)
         runs.append(time.perf_counter() - started)
     engine.dispose()
     return {"mode": "direct", "import_s": imported - PROCESS_STARTED, "runs_s": runs, "failures": []}

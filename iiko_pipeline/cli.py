@@ -1,4 +1,4 @@
-"""`iiko-pipeline`: the command line. Each sub-command lives in `iiko_pipeline.commands`."""
+"""`iiko-pipeline`: connect iiko Server accounts, sync them into the warehouse; the demo, the API, the emulator."""
 
 from __future__ import annotations
 

@@ -6,15 +6,11 @@ import warnings
 import dagster as dg
 
 from iiko_pipeline.defs.assets import ENTITY_ASSETS
-from iiko_pipeline.defs.freshness import invoice_freshness_job, invoices_fresh
+from iiko_pipeline.defs.freshness import FRESHNESS_CHECKS, freshness_job
 from iiko_pipeline.defs.io_managers import ParquetFrameIOManager
-from iiko_pipeline.defs.jobs import invoices_job, reference_data_job, sync_account_job
-from iiko_pipeline.defs.resources import IikoResource, WarehouseResource
-from iiko_pipeline.defs.schedules import (
-    invoice_freshness_schedule,
-    invoices_hourly_schedule,
-    reference_data_daily_schedule,
-)
+from iiko_pipeline.defs.jobs import GROUP_JOBS, sync_account_job
+from iiko_pipeline.defs.resources import AccountGuardResource, IikoResource, WarehouseResource
+from iiko_pipeline.defs.schedules import GROUP_SCHEDULES, freshness_schedule
 from iiko_pipeline.defs.sensors import account_discovery_sensor
 
 # Data versions on raw outputs are "beta" in 1.13; we rely on them knowingly, so keep the console quiet.
@@ -24,14 +20,15 @@ warehouse = WarehouseResource()
 
 defs = dg.Definitions(
     assets=ENTITY_ASSETS,
-    asset_checks=[invoices_fresh],
-    jobs=[sync_account_job, invoices_job, reference_data_job, invoice_freshness_job],
+    asset_checks=FRESHNESS_CHECKS,
+    jobs=[sync_account_job, *GROUP_JOBS.values(), freshness_job],
     sensors=[account_discovery_sensor],
-    schedules=[invoices_hourly_schedule, reference_data_daily_schedule, invoice_freshness_schedule],
+    schedules=[*GROUP_SCHEDULES, freshness_schedule],
     resources={
         "warehouse": warehouse,
         "iiko": IikoResource(encryption_key=dg.EnvVar("CREDENTIAL_ENCRYPTION_KEY"), warehouse=warehouse,
                              retry_base_delay=float(os.environ.get("IIKO_RETRY_BASE_DELAY_SECONDS", "0.5"))),
+        "guard": AccountGuardResource(encryption_key=dg.EnvVar("CREDENTIAL_ENCRYPTION_KEY"), warehouse=warehouse),
         "frame_io_manager": ParquetFrameIOManager(),
     },
     # One process, one iiko login per run: every step shares the resource (and its licence seat).

@@ -19,19 +19,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from iiko_pipeline.adapters.base import AdaptedBatch, PosAdapter
+from iiko_pipeline.adapters.base import AdaptedBatch
 from iiko_pipeline.adapters.iiko import ADAPTER_VERSION
 from iiko_pipeline.iiko import parsing
 from iiko_pipeline.rawstore import RawCapture
 
 EMPTY = pa.table({})
 
-PARSERS: dict[str, Callable[[parsing.Source], Iterator[dict[str, Any]]]] = {
-    "restaurants": parsing.iter_corporate_items,
-    "stores": parsing.iter_corporate_items,
-    "suppliers": parsing.iter_suppliers,
-    "invoices": parsing.iter_invoice_documents,
-}
+Parser = Callable[[parsing.Source], Iterator[dict[str, Any]]]
 
 
 @dataclass
@@ -80,25 +75,34 @@ class FrameSet:
         return self.chunk_source()
 
     @property
-    def windows(self) -> list[dict[str, Any]]:
+    def chunk_summaries(self) -> list[dict[str, Any]]:
+        """One summary per chunk (a raw answer, or up to 1,000 documents of one export window)."""
         return list(self.summary.get("chunks", []))
 
     @property
+    def answers(self) -> list[dict[str, Any]]:
+        """One summary per raw answer (an export window), from its first chunk: windows, not chunks."""
+        seen: dict[str, dict[str, Any]] = {}
+        for chunk in self.chunk_summaries:
+            seen.setdefault(chunk["label"], chunk)
+        return list(seen.values())
+
+    @property
     def source_records(self) -> int:
-        return sum(c["source_records"] for c in self.windows)
+        return sum(c["source_records"] for c in self.chunk_summaries)
 
     @property
     def row_count(self) -> int:
-        return sum(c["rows"] for c in self.windows)
+        return sum(c["rows"] for c in self.chunk_summaries)
 
     @property
     def errors(self) -> list[dict[str, Any]]:
-        return [e for c in self.windows for e in c["errors"]]
+        return [e for c in self.chunk_summaries for e in c["errors"]]
 
     @property
     def returned_ids(self) -> set[str]:
         """Every id the source returned in this capture, including records the adapter rejected."""
-        ids = {i for c in self.windows for i in c["ids"]}
+        ids = {i for c in self.chunk_summaries for i in c["ids"]}
         return ids | {e["external_id"] for e in self.errors if e.get("external_id")}
 
 
@@ -122,7 +126,7 @@ def document_ids(body: bytes) -> list[str]:
     return [m.decode().lower() for m in _DOCUMENT_ID.findall(body)]
 
 
-def build_frames(entity: str, capture: RawCapture, adapter: PosAdapter, *,
+def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callable[[list], AdaptedBatch], *,
                  fingerprints: dict[tuple[str, str], str] | None = None,
                  batch_documents: int = 1000) -> FrameSet:
     """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records.
@@ -131,7 +135,6 @@ def build_frames(entity: str, capture: RawCapture, adapter: PosAdapter, *,
     the client's own `incoming_invoices`. A window whose fingerprint equals the last committed one becomes a
     single `unchanged` chunk carrying only its document ids.
     """
-    parse = PARSERS[entity]
     windowed = capture.window_from is not None
     known = fingerprints or {}
 
@@ -164,7 +167,7 @@ def build_frames(entity: str, capture: RawCapture, adapter: PosAdapter, *,
                         seen.add(ident)
                         fresh.append(record)
                     records = fresh
-                batch: AdaptedBatch = getattr(adapter, entity)(records)
+                batch: AdaptedBatch = adapt(records)
                 del records
                 rows, children = to_table(batch.rows), to_table(batch.children)
                 errors = [{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors]

@@ -34,9 +34,6 @@ class RawCapture:
     window_from: str | None = None
     window_to: str | None = None
     failure: str | None = None  # set when a later window could not be fetched: the parts are a prefix
-    mode: str = "full"  # invoices: "incremental" (moves the watermark) or "backfill" (does not)
-    max_vanished_share: float = 0.2
-    reprocess: bool = False  # ignore committed fingerprints: parse and upsert every window again
 
     @property
     def sha256(self) -> str:

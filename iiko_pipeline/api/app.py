@@ -1,14 +1,18 @@
 """The Starlette app: the brief's integration endpoints over the existing connect and sync use cases.
 
-Blocking work (iiko logins, SQL, Dagster runs) runs in Starlette's thread pool, so one slow sync does not
-stall other requests. A sync is a Dagster run of the account's partition (`run_account_sync`), visible in the
-Dagster UI, and answers the brief's sync result with the run id once the run has ended.
+Blocking work (iiko logins, SQL) runs in Starlette's thread pool, so one slow request does not stall others.
+A sync is a Dagster run of the account's partition in a process of its own (`services.launcher`), visible in
+the Dagster UI; syncs of different accounts run side by side, and the account's lock (in the warehouse,
+shared by every process) refuses a second sync of a busy account with 409 and the run that holds it. The
+answer is the brief's sync result with the run id once the run has ended, or, with `Prefer: respond-async`,
+202 and the run id at once (`GET .../runs/{run_id}` then tells how it went).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -29,13 +33,17 @@ from starlette.routing import Route
 from iiko_pipeline.api import validation
 from iiko_pipeline.api.errors import ApiError, not_found
 from iiko_pipeline.api.openapi import PREFIX, spec
-from iiko_pipeline.api.runs import AccountBusyError, SyncGuard, iiko_failure, one_run_at_a_time
 from iiko_pipeline.api.security import GuardMiddleware, check_token
-from iiko_pipeline.defs.constants import ENTITIES, TRIGGER_TAG
+from iiko_pipeline.core.specs import ENTITY_NAMES
+from iiko_pipeline.core.specs import spec as entity_spec
+from iiko_pipeline.defs.constants import ACCOUNT_TAG, TRIGGER_TAG
+from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.iiko import ClientSettings
 from iiko_pipeline.services.connect import IntegrationsDisabledError, connect_account
-from iiko_pipeline.services.sync import AccountSyncOutcome, invoice_run_config, run_account_sync
+from iiko_pipeline.services.launcher import AccountBusyError, Launch, ensure_idle, settle, start_sync, wait
+from iiko_pipeline.services.sync import AccountSyncOutcome, invoice_run_config, read_outcome
+from iiko_pipeline.warehouse import run_locks
 from iiko_pipeline.warehouse.credentials import IIKO, AccountStatus, delete_credentials, list_accounts
 from iiko_pipeline.warehouse.crypto import KeyRing
 from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, integrations_enabled
@@ -44,19 +52,23 @@ from iiko_pipeline.warehouse.state import get_state
 logger = logging.getLogger("iiko_pipeline.api")
 
 BRIEF_RESULT_KEYS = ("total", "created", "updated", "errors", "error_details")
-#: Threads for syncs (one runs at a time, see runs.one_run_at_a_time; the others wait their turn in them).
-SYNC_THREADS = 4
+#: Threads that wait for sync runs (each run works in its own process; a waiting thread only polls it).
+SYNC_THREADS = 64
+#: The entity an API sync was asked for (the run may sync never-synced references too).
+REQUESTED_TAG = "iiko/requested"
 
 
 class ApiContext:
-    """What the handlers share: the Dagster instance, the warehouse, the key ring and the sync guard."""
+    """What the handlers share: the Dagster instance, the warehouse, the key ring and the runs started async."""
 
     def __init__(self, instance: dg.DagsterInstance, engine_source: Callable[[], Engine], keyring: KeyRing,
                  connect_settings: ClientSettings | None) -> None:
         self.instance = instance
         self.keyring = keyring
         self.connect_settings = connect_settings
-        self.guard = SyncGuard(instance)
+        self._watched: dict[str, Launch] = {}
+        self._watch_lock = threading.Lock()
+        self._watcher: threading.Thread | None = None
         self._engine_source = engine_source
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
@@ -80,6 +92,28 @@ class ApiContext:
 
     def register_partition(self, account: str) -> None:
         self.instance.add_dynamic_partitions(accounts_partitions_def.name, [account])
+
+    def watch(self, launch: Launch) -> None:
+        """Settle an async run as soon as its process ends (a run whose process died is marked failed and its
+        account freed at once, without waiting for anyone to ask)."""
+        with self._watch_lock:
+            self._watched[launch.run_id] = launch
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._settle_loop, name="api-run-watcher", daemon=True)
+                self._watcher.start()
+
+    def _settle_loop(self) -> None:
+        while True:
+            time.sleep(0.5)
+            with self._watch_lock:
+                ended = [launch for launch in self._watched.values() if launch.process.poll() is not None]
+                for launch in ended:
+                    del self._watched[launch.run_id]
+            for launch in ended:
+                try:
+                    settle(self.instance, self.engine, self.keyring, launch)
+                except Exception:
+                    logger.exception("settling run %s failed", launch.run_id)
 
 
 Handler = Callable[[Request, ApiContext], Awaitable[Response]]
@@ -151,48 +185,90 @@ async def connect(request: Request, ctx: ApiContext) -> Response:
     return JSONResponse(answer, status_code=502)
 
 
+def sync_answer(account: str, entity: str, outcome: AccountSyncOutcome) -> tuple[int, dict[str, Any]]:
+    """The status code and body a finished sync run answers with (also what `GET .../runs/{id}` reports).
+
+    200 with the brief's result; 502 when iiko failed (the failed step said so: its failure kind); 409 when
+    the run stored too little of what iiko returned (the account's state, e.g. reference data missing, with the
+    brief's counts); 500 for anything else (ours)."""
+    result = outcome.results.get(entity)
+    brief = {k: result.get(k, [] if k == "error_details" else 0) for k in BRIEF_RESULT_KEYS} if result else {}
+    if outcome.success and result is not None:
+        logger.info("account %s: %s synced in run %s", account, entity, outcome.run_id)
+        return 200, {**brief, "run_id": outcome.run_id}
+    failure = outcome.iiko_failure()
+    if failure is not None:
+        logger.warning("account %s: %s sync run %s failed at iiko: %s", account, entity, outcome.run_id, failure)
+        return 502, {"detail": f"iiko failed: {failure}", "run_id": outcome.run_id}
+    if outcome.rejected:
+        detail = "; ".join(f"{e}: {d}" for e, d in outcome.rejected.items())
+        logger.warning("account %s: %s sync run %s stored too little: %s", account, entity, outcome.run_id, detail)
+        return 409, {"detail": f"the sync stored too little of what iiko returned: {detail}",
+                     "run_id": outcome.run_id, **brief}
+    failures = "; ".join(f.splitlines()[0][:300] for f in outcome.failures) or "no result for the entity"
+    logger.warning("account %s: %s sync run %s failed: %s", account, entity, outcome.run_id, failures)
+    return 500, {"detail": f"the sync run failed: {failures} (details in the Dagster UI, run {outcome.run_id})",
+                 "run_id": outcome.run_id}
+
+
+def _prefers_async(request: Request) -> bool:
+    return any(p.strip().lower() == "respond-async" for p in request.headers.get("prefer", "").split(","))
+
+
 async def sync(request: Request, ctx: ApiContext) -> Response:
     account = validation.account_id(request.path_params["account_id"])
     entity = validation.entity(request.path_params["entity"])
-    query = validation.no_query(request, validation.INVOICE_FIELDS if entity == "invoices" else ())
+    query = validation.no_query(request, validation.WINDOW_FIELDS if entity_spec(entity).windowed else ())
     window = validation.sync_request(entity, await validation.json_object(request, required=False), query)
 
-    def work() -> AccountSyncOutcome:
+    def start() -> Launch:
         _require_enabled()
         if ctx.account(account) is None:
             raise not_found(account)
-        ctx.guard.ensure_idle(account)
-        with one_run_at_a_time():
-            ctx.guard.ensure_idle(account)  # again: a run may have started elsewhere while this one waited
-            run_config = invoice_run_config(window.date_from, window.date_to) if entity == "invoices" else {}
-            return run_account_sync(ctx.instance, account, [entity], run_config=run_config,
-                                    extra_tags={TRIGGER_TAG: "api"})
+        run_config = invoice_run_config(window.date_from, window.date_to) if entity_spec(entity).windowed else {}
+        return start_sync(ctx.instance, ctx.engine, ctx.keyring, account, [entity], run_config=run_config,
+                          extra_tags={TRIGGER_TAG: "api", REQUESTED_TAG: entity})
 
     try:
-        with ctx.guard.claim(account):
-            # Syncs take their own threads (a few), so waiting syncs never starve the other endpoints.
-            outcome = await anyio.to_thread.run_sync(work, limiter=ctx.sync_limiter())
+        launch = await run_in_threadpool(start)
     except AccountBusyError as exc:
         raise ApiError(409, str(exc), extra={"run_id": exc.run_id} if exc.run_id else None) from None
-    result = outcome.results.get(entity)
-    if outcome.success and result is not None:
-        logger.info("account %s: %s synced in run %s", account, entity, outcome.run_id)
-        return JSONResponse({**{k: result.get(k, [] if k == "error_details" else 0) for k in BRIEF_RESULT_KEYS},
-                             "run_id": outcome.run_id})
-    reason = await run_in_threadpool(iiko_failure, ctx.instance, outcome.run_id)
-    if reason is not None:
-        logger.warning("account %s: %s sync run %s failed at iiko: %s", account, entity, outcome.run_id, reason)
-        raise ApiError(502, f"iiko failed: {reason}", extra={"run_id": outcome.run_id})
-    if outcome.rejected:  # the run worked, but stored too little of what iiko returned: the account's state
-        detail = "; ".join(f"{e}: {d}" for e, d in outcome.rejected.items())
-        logger.warning("account %s: %s sync run %s stored too little: %s", account, entity, outcome.run_id, detail)
-        brief = {k: result.get(k, [] if k == "error_details" else 0) for k in BRIEF_RESULT_KEYS} if result else {}
-        raise ApiError(409, f"the sync stored too little of what iiko returned: {detail}",
-                       extra={"run_id": outcome.run_id, **brief})
-    failures = "; ".join(f.splitlines()[0][:300] for f in outcome.failures) or "no result for the entity"
-    logger.warning("account %s: %s sync run %s failed: %s", account, entity, outcome.run_id, failures)
-    raise ApiError(500, f"the sync run failed: {failures} (details in the Dagster UI, run {outcome.run_id})",
-                   extra={"run_id": outcome.run_id})
+    if _prefers_async(request):
+        ctx.watch(launch)
+        url = f"{PREFIX.format(account_id=account)}/runs/{launch.run_id}"
+        return JSONResponse({"run_id": launch.run_id, "status": "STARTING", "status_url": url}, status_code=202,
+                            headers={"Location": url, "Preference-Applied": "respond-async"})
+    outcome = await anyio.to_thread.run_sync(lambda: wait(ctx.instance, ctx.engine, ctx.keyring, launch),
+                                             limiter=ctx.sync_limiter())
+    code, body = sync_answer(account, entity, outcome)
+    if code == 200:
+        return JSONResponse(body)
+    raise ApiError(code, body.pop("detail"), extra=body)
+
+
+async def run_status(request: Request, ctx: ApiContext) -> Response:
+    account = validation.account_id(request.path_params["account_id"])
+    run_id = validation.account_id(request.path_params["run_id"], field="run_id")
+    validation.no_query(request)
+
+    def work() -> dict[str, Any]:
+        run = ctx.instance.get_run_by_id(run_id)
+        if run is None or run.tags.get(ACCOUNT_TAG) != account:
+            holder = run_locks.current(ctx.engine, account)
+            if run is None and holder is not None and holder.run_id == run_id:  # its process is starting
+                return {"run_id": run_id, "account_id": account, "status": "STARTING", "done": False}
+            raise ApiError(404, f"account {account} has no run {run_id}")
+        entity = run.tags.get(REQUESTED_TAG)
+        body: dict[str, Any] = {"run_id": run_id, "account_id": account, "entity": entity,
+                                "status": run.status.value, "done": run.status not in IN_PROGRESS}
+        if body["done"] and entity:
+            outcome = read_outcome(ctx.instance, run_id, run.status == dg.DagsterRunStatus.SUCCESS, [entity])
+            code, answer = sync_answer(account, entity, outcome)
+            body["http_status"] = code
+            body["result" if code == 200 else "error"] = answer
+        return body
+
+    return JSONResponse(await run_in_threadpool(work))
 
 
 async def status(request: Request, ctx: ApiContext) -> Response:
@@ -204,17 +280,21 @@ async def status(request: Request, ctx: ApiContext) -> Response:
         if row is None:
             raise not_found(account)
         state = get_state(ctx.engine, uuid.UUID(account))
-        running = ctx.guard.running_run(account)
+        try:
+            ensure_idle(ctx.instance, ctx.engine, ctx.keyring, account)  # also takes back a dead run's account
+            running = None
+        except AccountBusyError as busy:
+            running = busy.run_id
         entities = {}
-        for name in [*ENTITIES, *sorted(set(state) - set(ENTITIES))]:
+        for name in [*ENTITY_NAMES, *sorted(set(state) - set(ENTITY_NAMES))]:
             st = state.get(name, {})
             entities[name] = {"last_success_at": _iso(st.get("last_success_at")), "last_run_id": st.get("last_run_id"),
                               "last_error": st.get("last_error"), "watermark": _iso(st.get("watermark"))}
         return {
             "account_id": account, "integration_type": row.integration_type, "is_connected": row.is_connected,
             "last_connected_at": _iso(row.last_connected_at), "connection_error": row.connection_error,
-            "base_url": row.base_url, "sync_running": running is not None or ctx.guard.is_busy(account),
-            "running_run_id": running.run_id if running is not None else None, "entities": entities,
+            "base_url": row.base_url, "sync_running": running is not None, "running_run_id": running,
+            "entities": entities,
         }
 
     return JSONResponse(await run_in_threadpool(work))
@@ -226,12 +306,11 @@ async def disconnect(request: Request, ctx: ApiContext) -> Response:
     await validation.json_object(request, required=False)  # tolerated when empty, refused when malformed
 
     def work() -> bool:
-        ctx.guard.ensure_idle(account)
+        ensure_idle(ctx.instance, ctx.engine, ctx.keyring, account)
         return delete_credentials(ctx.engine, account, IIKO)
 
     try:
-        with ctx.guard.claim(account):
-            existed = await run_in_threadpool(work)
+        existed = await run_in_threadpool(work)
     except AccountBusyError as exc:
         raise ApiError(409, f"cannot disconnect while a sync runs: {exc}",
                        extra={"run_id": exc.run_id} if exc.run_id else None) from None
@@ -266,6 +345,7 @@ def routes() -> list[Route]:
         Route("/openapi.json", _endpoint(openapi), methods=["GET"]),
         Route(f"{PREFIX}/connect", _endpoint(connect), methods=["POST"]),
         Route(f"{PREFIX}/sync/{{entity}}", _endpoint(sync), methods=["POST"]),
+        Route(f"{PREFIX}/runs/{{run_id}}", _endpoint(run_status), methods=["GET"]),
         Route(PREFIX, _endpoint(integration), methods=["GET", "DELETE"]),
     ]
 

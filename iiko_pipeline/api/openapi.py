@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from iiko_pipeline.defs.constants import ENTITIES
+from iiko_pipeline.core.specs import ENTITY_NAMES as ENTITIES
+from iiko_pipeline.core.specs import windowed_specs
 
 PREFIX = "/api/v1/accounts/{account_id}/integrations/iiko"
 
 _ACCOUNT_PARAM = {"name": "account_id", "in": "path", "required": True, "description": "The account's UUID.",
                   "schema": {"type": "string", "format": "uuid"}}
+_DATED = " and ".join(s.name for s in windowed_specs()).capitalize()
 _ENTITY_PARAM = {"name": "entity", "in": "path", "required": True, "schema": {"type": "string", "enum": list(ENTITIES)}}
 
 
@@ -87,7 +89,7 @@ _SCHEMAS: dict[str, Any] = {
     },
     "SyncRequest": {
         "type": "object", "additionalProperties": False,
-        "description": "Invoices only: the document dates to export (the same may be given as query "
+        "description": f"{_DATED} only: the document dates to export (the same may be given as query "
                        "parameters `from` and `to`, but not both ways). Other entities take no body.",
         "properties": {"from": {"type": ["string", "null"], "format": "date"},
                        "to": {"type": ["string", "null"], "format": "date"}},
@@ -128,7 +130,7 @@ _SCHEMAS: dict[str, Any] = {
             "sync_running": {"type": "boolean"},
             "running_run_id": {"type": ["string", "null"]},
             "entities": {"type": "object", "additionalProperties": _ref("EntityState"),
-                         "description": "Last sync per entity: restaurants, stores, suppliers, invoices."},
+                         "description": f"Last sync per entity: {', '.join(ENTITIES)}."},
         },
     },
     "Disconnected": {
@@ -139,6 +141,23 @@ _SCHEMAS: dict[str, Any] = {
                        "disconnected": {"type": "boolean", "const": True}},
     },
     "Health": {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
+    "SyncStarted": {
+        "type": "object", "required": ["run_id", "status", "status_url"],
+        "properties": {"run_id": {"type": "string", "format": "uuid"}, "status": {"type": "string"},
+                       "status_url": {"type": "string", "description": "GET it for the run's status and result."}},
+    },
+    "RunStatus": {
+        "type": "object", "required": ["run_id", "account_id", "status", "done"],
+        "properties": {
+            "run_id": {"type": "string", "format": "uuid"}, "account_id": {"type": "string", "format": "uuid"},
+            "entity": {"type": ["string", "null"]},
+            "status": {"type": "string", "description": "STARTING, QUEUED, STARTED, SUCCESS, FAILURE, CANCELED, ..."},
+            "done": {"type": "boolean"},
+            "http_status": {"type": "integer", "description": "Once done: what the synchronous call answered."},
+            "result": {**_ref("SyncResult"), "description": "Once done and successful: the brief's sync result."},
+            "error": {**_ref("SyncFailure"), "description": "Once done and failed: why."},
+        },
+    },
 }
 
 
@@ -178,17 +197,21 @@ def spec() -> dict[str, Any]:
                 },
             }},
             f"{PREFIX}/sync/{{entity}}": {"post": {
-                "operationId": "sync", "summary": "Sync one entity now, as a Dagster run; answers when it ends",
+                "operationId": "sync",
+                "summary": "Sync one entity now, as a Dagster run; answers when it ends (or at once with "
+                           "`Prefer: respond-async`)",
                 "parameters": [
                     _ACCOUNT_PARAM, _ENTITY_PARAM,
                     {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-                     "description": "Invoices only: first document date."},
+                     "description": f"{_DATED} only: first document date."},
                     {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-                     "description": "Invoices only: last document date (default today)."},
+                     "description": f"{_DATED} only: last document date (default today)."},
                 ],
                 "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("SyncRequest")}}},
                 "responses": {
                     "200": _json(_ref("SyncResult"), "The brief's sync result plus the Dagster run id."),
+                    "202": _json(_ref("SyncStarted"), "With `Prefer: respond-async`: the run started; follow "
+                                                      "`status_url` (also in `Location`)."),
                     "500": _json(_ref("SyncFailure"), "The run failed for a reason other than iiko."),
                     "502": _json(_ref("SyncFailure"), "The run failed because of iiko (the connection error)."),
                     **_COMMON, **_NOT_FOUND, **_VALIDATION, **_BODY_ERRORS, **_DISABLED,
@@ -197,6 +220,14 @@ def spec() -> dict[str, Any]:
                                  "too little of what iiko returned (every record, or more than half, rejected: "
                                  "`detail` says why, e.g. reference data missing; the brief's counts are included)."),
                 },
+            }},
+            f"{PREFIX}/runs/{{run_id}}": {"get": {
+                "operationId": "runStatus", "summary": "A sync run's status and, once done, its result",
+                "parameters": [_ACCOUNT_PARAM, {"name": "run_id", "in": "path", "required": True,
+                                                "schema": {"type": "string", "format": "uuid"}}],
+                "responses": {"200": _json(_ref("RunStatus"), "The run (STARTING while its process starts)."),
+                              **_COMMON, **_VALIDATION,
+                              "404": _error("The account has no such run.")},
             }},
             PREFIX: {
                 "parameters": [_ACCOUNT_PARAM],

@@ -21,7 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iiko_pipeline.api import validation
 from iiko_pipeline.api.errors import ApiError
-from iiko_pipeline.defs.constants import ENTITIES
+from iiko_pipeline.core.specs import ENTITY_NAMES as ENTITIES
 
 API_TOKEN_ENV = "API_TOKEN"  # noqa: S105 - the variable's name, not a secret
 MIN_TOKEN_CHARS = 16

@@ -22,7 +22,7 @@ UVICORN_DEFAULTS: dict[str, Any] = {
     "server_header": False,
     "lifespan": "off",
     "proxy_headers": False,
-    "workers": 1,  # the in-process sync guard assumes one process (the instance check covers the rest)
+    "workers": 1,  # one process serves many syncs (each runs in its own process); the account lock is in the DB
 }
 
 

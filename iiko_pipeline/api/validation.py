@@ -18,7 +18,8 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from iiko_pipeline.api.errors import ApiError, FieldError, validation_error
-from iiko_pipeline.defs.constants import ENTITIES
+from iiko_pipeline.core.specs import ENTITY_NAMES as ENTITIES
+from iiko_pipeline.core.specs import spec, windowed_specs
 from iiko_pipeline.warehouse.credentials import normalise_base_url
 
 #: Bodies are a few short strings; anything bigger is a mistake or an attack.
@@ -28,7 +29,7 @@ MAX_PASSWORD_CHARS = 1024
 MAX_BASE_URL_CHARS = 2048
 
 CONNECT_FIELDS = ("username", "password", "base_url")
-INVOICE_FIELDS = ("from", "to")
+WINDOW_FIELDS = ("from", "to")
 
 # Query parameter names that carry credentials. Credentials in a URL end up in proxy and server logs, browser
 # history and Referer headers, so such a request is refused outright, before authentication or routing.
@@ -48,12 +49,12 @@ def credentials_in_query(scope: Mapping[str, Any]) -> list[str]:
     return sorted({name for name, _ in query_pairs(scope) if _SECRET_NAME.search(name.strip())})
 
 
-def account_id(raw: str) -> str:
+def account_id(raw: str, field: str = "account_id") -> str:
     """The canonical (lowercase, hyphenated) form of a UUID path parameter, or 422."""
     try:
         return str(uuid.UUID(raw))
     except (ValueError, TypeError, AttributeError):
-        raise validation_error([FieldError("account_id", "path", "must be a UUID, e.g. "
+        raise validation_error([FieldError(field, "path", "must be a UUID, e.g. "
                                            "3f2b8c1e-5d6a-4b7c-9e8f-0a1b2c3d4e5f")]) from None
 
 
@@ -129,7 +130,7 @@ async def json_object(request: Request, *, required: bool) -> dict[str, Any] | N
     try:
         data = json.loads(text, object_pairs_hook=_unique_object, parse_constant=_no_constants)
     except _DuplicateKey as exc:
-        field = exc.key if exc.key in (*CONNECT_FIELDS, *INVOICE_FIELDS) else "body"
+        field = exc.key if exc.key in (*CONNECT_FIELDS, *WINDOW_FIELDS) else "body"
         raise validation_error([FieldError(field, "body", "a key appears more than once")]) from None
     except json.JSONDecodeError as exc:  # its message holds a position, never the document
         raise ApiError(400, f"malformed JSON in the request body: {exc.msg} at line {exc.lineno} "
@@ -225,17 +226,18 @@ def _date(value: Any, name: str, location: str, errors: list[FieldError]) -> dat
 
 def sync_request(entity_name: str, body: dict[str, Any] | None, query: dict[str, str],
                  today: date | None = None) -> InvoiceWindow:
-    """`from`/`to` for invoices (body or query, not both); other entities take no parameters."""
+    """`from`/`to` for dated entities (body or query, not both); other entities take no parameters."""
     body = body or {}
-    allowed = INVOICE_FIELDS if entity_name == "invoices" else ()
+    allowed = WINDOW_FIELDS if spec(entity_name).windowed else ()
+    dated = ", ".join(s.name for s in windowed_specs())
     errors = []
     for name in body:
         if name not in allowed:
-            reason = (f"unknown field; invoices accept {', '.join(INVOICE_FIELDS)}" if allowed else
-                      f"unknown field; syncing {entity_name} takes no parameters (only invoices take from/to)")
+            reason = (f"unknown field; {dated} accept {', '.join(WINDOW_FIELDS)}" if allowed else
+                      f"unknown field; syncing {entity_name} takes no parameters (only {dated} take from/to)")
             errors.append(FieldError(name, "body", reason))
     values: dict[str, date | None] = {}
-    for name in INVOICE_FIELDS:
+    for name in WINDOW_FIELDS:
         if name in body and name in query:
             errors.append(FieldError(name, "query", "given both in the query and in the body"))
             continue

@@ -1,50 +1,85 @@
-"""`iiko-pipeline sync`: materialize an account's assets through the Dagster instance; print the results."""
+"""`iiko-pipeline sync` and `backfill`: sync one account now, as a Dagster run the UI shows; print the results."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from iiko_pipeline.commands import _common
+from iiko_pipeline.core.specs import ENTITY_NAMES, windowed_specs
 
-ENTITY_CHOICES = ("restaurants", "stores", "suppliers", "invoices")
+_DATED = ", ".join(s.name for s in windowed_specs())
+
+
+def _entity(value: str) -> str:
+    if value not in ENTITY_NAMES:
+        raise argparse.ArgumentTypeError(f"unknown entity {value!r}; choose from {', '.join(ENTITY_NAMES)}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sync", help="sync one account now (a Dagster run the UI shows)")
-    p.add_argument("account_id")
-    p.add_argument("entities", nargs="*", choices=[*ENTITY_CHOICES, []], default=[],
-                   help="default: all four, in dependency order")
+    p = sub.add_parser("sync", help="sync one account now (a Dagster run the UI shows)",
+                       description="Sync one account now, as a Dagster run the UI shows. Entities whose references "
+                                   "have never synced bring them along.")
+    p.add_argument("account_id", help="the account's UUID")
+    p.add_argument("entities", nargs="*", type=_entity, metavar="ENTITY",
+                   help=f"what to sync: {', '.join(ENTITY_NAMES)} (default: all, in this order)")
     p.add_argument("--from", dest="date_from", default=None,
-                   help="re-sync invoices from this date (YYYY-MM-DD) as a backfill: the watermark stays put")
-    p.add_argument("--to", dest="date_to", default=None, help="last invoice date (YYYY-MM-DD; default today)")
+                   help=f"re-sync {_DATED} from this date (YYYY-MM-DD) as a backfill: the watermark stays put")
+    p.add_argument("--to", dest="date_to", default=None, help=f"last {_DATED} date (YYYY-MM-DD; default today)")
     p.add_argument("--lookback-days", type=int, default=None, help="incremental: re-read this far before the "
                    "watermark (default 14)")
     p.add_argument("--history-days", type=int, default=None, help="first sync of an account: this much history "
                    "(default 90)")
     p.set_defaults(handler=run)
 
-    b = sub.add_parser("backfill", help="re-sync an account's invoices for a date range (watermark untouched)")
-    b.add_argument("account_id")
+    b = sub.add_parser("backfill", help=f"re-sync an account's {_DATED} for a date range (watermark untouched)")
+    b.add_argument("account_id", help="the account's UUID")
     b.add_argument("--from", dest="date_from", required=True, help="first document date (YYYY-MM-DD)")
     b.add_argument("--to", dest="date_to", required=True, help="last document date (YYYY-MM-DD)")
     b.set_defaults(handler=backfill)
 
 
 def run(args: argparse.Namespace) -> int:
-    from iiko_pipeline.services.sync import invoice_run_config, run_account_sync
+    from iiko_pipeline.services.sync import invoice_run_config
 
-    entities = [e for e in ENTITY_CHOICES if e in (args.entities or ENTITY_CHOICES)]
+    entities = [e for e in ENTITY_NAMES if e in (args.entities or ENTITY_NAMES)]
     config = invoice_run_config(args.date_from, args.date_to, history_days=args.history_days,
                                 lookback_days=args.lookback_days)
-    return _report(run_account_sync(_common.instance(), args.account_id, entities, run_config=config))
+    return _sync(args.account_id, entities, config, {})
 
 
 def backfill(args: argparse.Namespace) -> int:
-    from iiko_pipeline.services.sync import invoice_run_config, run_account_sync
+    from iiko_pipeline.services.sync import invoice_run_config
 
     config = invoice_run_config(args.date_from, args.date_to, mode="backfill")
-    return _report(run_account_sync(_common.instance(), args.account_id, ["invoices"], run_config=config,
-                                    extra_tags={"iiko/backfill": f"{args.date_from}..{args.date_to}"}))
+    tags = {"iiko/backfill": f"{args.date_from}..{args.date_to}"}
+    return _sync(args.account_id, [s.name for s in windowed_specs()], config, tags)
+
+
+def _sync(account: str, entities: list[str], run_config: dict, tags: dict[str, str]) -> int:
+    """One run in its own process (`services.launcher`), waited for here; progress on a terminal."""
+    from iiko_pipeline.commands._progress import Progress
+    from iiko_pipeline.services.launcher import AccountBusyError, settle, start_sync, wait
+
+    instance, engine, keyring = _common.instance(), _common.engine(), _common.keyring()
+    try:
+        launch = start_sync(instance, engine, keyring, account, entities, run_config=run_config,
+                            extra_tags={"iiko/trigger": "cli", **tags})
+    except AccountBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"run {launch.run_id}: {', '.join(launch.entities)} of account {launch.account}", file=sys.stderr)
+    try:
+        outcome = wait(instance, engine, keyring, launch,
+                       on_tick=Progress(instance, launch.run_id) if sys.stderr.isatty() else None)
+    except KeyboardInterrupt:
+        launch.process.terminate()
+        launch.process.wait()
+        settle(instance, engine, keyring, launch)
+        print(f"interrupted: run {launch.run_id} stopped; committed windows stay committed", file=sys.stderr)
+        return 130
+    return _report(outcome)
 
 
 def _report(outcome) -> int:

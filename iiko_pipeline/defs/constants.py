@@ -3,7 +3,6 @@
 ACCOUNT_TAG = "iiko/account"  # the per-account run limit in dagster.yaml keys on this tag
 TRIGGER_TAG = "iiko/trigger"  # who asked for the run: "onboarding" (the discovery sensor), "api", ...
 IIKO_POOL = "iiko_api"  # one iiko login (licence seat) at a time
-ENTITIES = ("restaurants", "stores", "suppliers", "invoices")
 RAW_GROUP = "iiko_raw"
 FRAMES_GROUP = "iiko_frames"
 TABLES_GROUP = "warehouse"

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 import dagster as dg
 from sqlalchemy.engine import Engine
 
-from iiko_pipeline.defs.constants import ACCOUNT_TAG, ENTITIES, TRIGGER_TAG
-from iiko_pipeline.warehouse.entities import PREREQUISITES
+from iiko_pipeline.core.specs import ENTITY_NAMES, prerequisites
+from iiko_pipeline.defs.constants import ACCOUNT_TAG, TRIGGER_TAG
 from iiko_pipeline.warehouse.state import last_successes
 
 ONBOARDING = "onboarding"
@@ -38,16 +38,19 @@ def not_fully_synced(engine: Engine, accounts: Sequence[str]) -> dict[str, list[
     done = last_successes(engine, accounts)
     out = {}
     for account in accounts:
-        missing = [e for e in ENTITIES if e not in done.get(account, {})]
+        missing = [e for e in ENTITY_NAMES if e not in done.get(account, {})]
         if missing:
             out[account] = missing
     return out
 
 
-def lacking_prerequisites(engine: Engine, accounts: Sequence[str], entity: str) -> set[str]:
-    """Accounts for which a sync of `entity` would be refused: something it references never synced."""
+def lacking_prerequisites(engine: Engine, accounts: Sequence[str], entities: Sequence[str]) -> set[str]:
+    """Accounts for which a sync of these entities would be refused: something they reference never synced."""
+    needed = {p for e in entities for p in prerequisites(e) if p not in entities}
+    if not needed:
+        return set()
     done = last_successes(engine, accounts)
-    return {a for a in accounts if any(p not in done.get(a, {}) for p in PREREQUISITES[entity])}
+    return {a for a in accounts if any(p not in done.get(a, {}) for p in needed)}
 
 
 def running_run(instance: dg.DagsterInstance, account: str) -> dg.DagsterRun | None:

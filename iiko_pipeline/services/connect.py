@@ -14,20 +14,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from iiko_pipeline.core.failures import describe
 from iiko_pipeline.iiko import ClientSettings, IikoClient, RetryPolicy
-from iiko_pipeline.iiko.errors import (
-    IikoAuthError,
-    IikoError,
-    IikoLicenceBlockedError,
-    IikoLicenceError,
-    IikoPermissionError,
-    IikoTransportError,
-)
 from iiko_pipeline.warehouse.credentials import IIKO, normalise_base_url, save_credentials
 from iiko_pipeline.warehouse.crypto import KeyRing
-from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, integrations_enabled
-
-DEFAULT_BASE_URL = "https://your-iiko-instance.iiko.it"
+from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, default_base_url, integrations_enabled
 
 
 class IntegrationsDisabledError(RuntimeError):
@@ -52,23 +43,6 @@ class ConnectResult:
                 "integration_type": self.integration_type}
 
 
-def describe_failure(exc: Exception) -> str:
-    """A specific, secret-free reason for connection_error."""
-    kinds = [
-        (IikoAuthError, "wrong login or password"),
-        (IikoLicenceError, "no free iiko API licence seat"),
-        (IikoLicenceBlockedError, "the iiko API module is not licensed on this server"),
-        (IikoPermissionError, "the iiko user lacks the rights the API needs"),
-        (IikoTransportError, "the iiko server could not be reached or did not answer as iiko"),
-    ]
-    for kind, label in kinds:
-        if isinstance(exc, kind):
-            return f"{label}: {exc}"
-    if isinstance(exc, IikoError):
-        return f"iiko error: {exc}"
-    return f"{type(exc).__name__}: {exc}"
-
-
 def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username: str, password: str,
                     base_url: str | None = None, *, verify_tls: bool | str = True,
                     settings: ClientSettings | None = None,
@@ -76,7 +50,7 @@ def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username:
     if not integrations_enabled():
         raise IntegrationsDisabledError()
     account = str(uuid.UUID(str(account_id)))
-    url = normalise_base_url(base_url) or DEFAULT_BASE_URL
+    url = normalise_base_url(base_url) or default_base_url()
     settings = settings or ClientSettings(connect_timeout=10.0, read_timeout=30.0,
                                           retry=RetryPolicy(max_attempts=2, max_total=20.0))
     if verify_tls is not True:
@@ -87,7 +61,7 @@ def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username:
         with IikoClient(url, username, password, settings=settings):
             pass  # login on enter, logout on exit: the seat is freed at once
     except Exception as exc:
-        return ConnectResult(account, False, None, describe_failure(exc))
+        return ConnectResult(account, False, None, describe(exc))
     now = datetime.now(UTC)
     save_credentials(engine, keyring, account, IIKO, username, password, base_url=base_url,
                      verify_tls=verify_tls is not False, connected_at=now)

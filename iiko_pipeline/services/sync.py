@@ -8,15 +8,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+from sqlalchemy.engine import Engine
 
-from iiko_pipeline.defs.constants import ENTITIES
+from iiko_pipeline.core.failures import FailureKind
+from iiko_pipeline.core.specs import ENTITY_NAMES, spec, windowed_specs, with_prerequisites
+from iiko_pipeline.defs.assets import FAILURE_KIND
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import WarehouseResource
 from iiko_pipeline.defs.sensors import run_tags
-from iiko_pipeline.warehouse.entities import with_prerequisites
+from iiko_pipeline.warehouse.entities import SyncResult
 from iiko_pipeline.warehouse.state import never_synced
 
-RESULT_KEYS = ("total", "created", "updated", "unchanged", "deleted", "errors")
+
+@dataclass
+class StepFailure:
+    """A failed step of the run: which, the kind of failure (`FailureKind` value, or None when the step did not
+    say) and the reason, safe to show."""
+
+    step: str
+    kind: str | None
+    reason: str
+
+    @property
+    def from_iiko(self) -> bool:
+        return self.kind is not None and FailureKind(self.kind).from_iiko
+
+    def __str__(self) -> str:
+        return f"{self.step}: {self.reason}"
 
 
 @dataclass
@@ -25,25 +43,27 @@ class AccountSyncOutcome:
     success: bool
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    step_failures: list[StepFailure] = field(default_factory=list)
     # entities whose table step stored too little of what iiko returned (the `records_stored` check), and why
     rejected: dict[str, str] = field(default_factory=dict)
     # entities synced first because the requested ones reference them and they had never synced
     prerequisites: list[str] = field(default_factory=list)
 
+    def iiko_failure(self) -> StepFailure | None:
+        """The failure caused at the iiko server, if that is what failed the run."""
+        return next((f for f in self.step_failures if f.from_iiko), None)
+
 
 def selection_for(entities: Sequence[str]) -> list[dg.AssetKey]:
-    keys = []
-    for entity in entities:
-        if entity not in ENTITIES:
-            raise ValueError(f"unknown entity {entity!r}; choose from {', '.join(ENTITIES)}")
-        keys += [dg.AssetKey(f"raw_{entity}"), dg.AssetKey(f"{entity}_frame"), dg.AssetKey(entity)]
-    return keys
+    return [dg.AssetKey(key) for entity in entities
+            for key in (f"raw_{spec(entity).name}", f"{entity}_frame", entity)]
 
 
 def invoice_run_config(date_from: str | None = None, date_to: str | None = None, *, mode: str | None = None,
                        history_days: int | None = None, lookback_days: int | None = None,
                        max_vanished_share: float | None = None, reprocess_unchanged: bool | None = None) -> dict:
-    """Run config for `raw_invoices` (see `InvoiceSyncConfig`); dates alone mean a backfill of that range."""
+    """Run config for the dated entities' raw steps (see `core.policy.WindowPolicy`); dates alone mean a
+    backfill of that range."""
     config: dict[str, Any] = {}
     if date_from:
         config["date_from"] = date_from
@@ -55,49 +75,86 @@ def invoice_run_config(date_from: str | None = None, date_to: str | None = None,
                        ("max_vanished_share", max_vanished_share), ("reprocess_unchanged", reprocess_unchanged)):
         if value is not None:
             config[key] = value
-    return {"ops": {"raw_invoices": {"config": config}}} if config else {}
+    return {"ops": {f"raw_{s.name}": {"config": config} for s in windowed_specs()}} if config else {}
 
 
-def run_account_sync(instance: dg.DagsterInstance, account_id: str, entities: Sequence[str] = ENTITIES, *,
+def _selected_config(run_config: dict | None, entities: Sequence[str]) -> dict:
+    """Keep the ops config of the selected steps only (Dagster refuses config for steps not in the run)."""
+    ops = {op: cfg for op, cfg in (run_config or {}).get("ops", {}).items()
+           if op.removeprefix("raw_") in entities}
+    return {**(run_config or {}), "ops": ops} if ops else {k: v for k, v in (run_config or {}).items() if k != "ops"}
+
+
+def plan_entities(engine: Engine, account: str, entities: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The entities to sync (in dependency order) and the never-synced references added to them: an entity
+    whose references never synced would store nothing."""
+    for name in entities:
+        spec(name)  # a clear error for an unknown name
+    missing = never_synced(engine, account, [e for e in with_prerequisites(entities) if e not in entities])
+    return [e for e in ENTITY_NAMES if e in entities or e in missing], missing
+
+
+def run_account_sync(instance: dg.DagsterInstance, account_id: str, entities: Sequence[str] = ENTITY_NAMES, *,
                      run_config: dict | None = None, extra_tags: dict[str, str] | None = None,
-                     log_level: str = "INFO") -> AccountSyncOutcome:
+                     log_level: str = "INFO", run_id: str | None = None,
+                     add_prerequisites: bool = True) -> AccountSyncOutcome:
+    """Execute one sync run in this process (the run worker of `iiko_pipeline.runner`, the demo, tests)."""
     from iiko_pipeline.definitions import defs
 
     account = str(uuid.UUID(account_id))
-    # An entity whose references never synced would store nothing: sync those first, in the same run.
-    missing = never_synced(WarehouseResource().get_engine(), account,
-                           [e for e in with_prerequisites(entities) if e not in entities])
-    entities = [e for e in ENTITIES if e in entities or e in missing]
+    missing: list[str] = []
+    if add_prerequisites:
+        entities, missing = plan_entities(WarehouseResource().get_engine(), account, entities)
     instance.add_dynamic_partitions(accounts_partitions_def.name, [account])
     job = defs.resolve_job_def("sync_account_job")
-    if "invoices" not in entities and run_config:
-        run_config = {}
-    run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": log_level}}}}
+    run_config = {**_selected_config(run_config, entities),
+                  "loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(
         instance=instance, partition_key=account, tags={**run_tags(account), **(extra_tags or {})},
-        run_config=run_config, asset_selection=selection_for(entities), raise_on_error=False,
+        run_config=run_config, asset_selection=selection_for(entities), raise_on_error=False, run_id=run_id,
     )
-    outcome = AccountSyncOutcome(run_id=result.run_id, success=result.success, prerequisites=missing)
-    for event in result.get_asset_materialization_events():
-        key = event.asset_key.to_user_string()
+    return read_outcome(instance, result.run_id, result.success, entities, prerequisites=missing)
+
+
+def read_outcome(instance: dg.DagsterInstance, run_id: str, success: bool, entities: Sequence[str], *,
+                 prerequisites: Sequence[str] = ()) -> AccountSyncOutcome:
+    """A finished run's results (from its materializations), failed steps (with their kind) and failed
+    checks, read from the event log, so any process can answer for any run."""
+    outcome = AccountSyncOutcome(run_id=run_id, success=success, prerequisites=list(prerequisites))
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+        materialization = record.asset_materialization
+        key = materialization.asset_key.to_user_string() if materialization else None
         if key not in entities:
             continue
-        meta = event.materialization.metadata
-        values = {k: meta[k].value for k in RESULT_KEYS if k in meta}
+        meta = materialization.metadata
+        values: dict[str, Any] = {k: meta[k].value for k in SyncResult.COUNT_KEYS if k in meta}
         values["error_details"] = meta["error_details"].value if "error_details" in meta else []
         outcome.results[key] = values
-    for event in result.all_events:
-        if event.is_step_failure:
-            error = event.step_failure_data.error
-            outcome.failures.append(f"{event.step_key}: {error.message.strip() if error else 'failed'}")
-    for evaluation in result.get_asset_check_evaluations():
-        if evaluation.passed:
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+        event = record.dagster_event
+        data = event.step_failure_data if event else None
+        if data is None:
+            continue
+        user = data.user_failure_data
+        kind = user.metadata[FAILURE_KIND].value if user and FAILURE_KIND in user.metadata else None
+        reason = (user.description if user and user.description else
+                  data.error.message.strip().splitlines()[0] if data.error else "failed")
+        failure = StepFailure(event.step_key or "run", kind, reason[:1000])
+        outcome.step_failures.append(failure)
+        outcome.failures.append(str(failure))
+    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        evaluation = record.dagster_event.event_specific_data if record.dagster_event else None
+        if evaluation is None or evaluation.passed:
             continue
         entity = evaluation.asset_key.to_user_string()
         detail = evaluation.metadata.get("detail")
         text = f"check {entity}.{evaluation.check_name} failed" + (f": {detail.value}" if detail else "")
         if evaluation.severity == dg.AssetCheckSeverity.ERROR:
             outcome.failures.append(text)
+            kind = evaluation.metadata.get(FAILURE_KIND)
+            if kind is not None:  # e.g. an export that stopped part-way at an iiko error
+                outcome.step_failures.append(StepFailure(f"check {entity}.{evaluation.check_name}", kind.value,
+                                                         str(detail.value if detail else text)))
         if evaluation.check_name == "records_stored" and detail:
             outcome.rejected[entity] = str(detail.value)
     return outcome

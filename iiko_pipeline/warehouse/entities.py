@@ -28,22 +28,27 @@ from iiko_pipeline.warehouse.upsert import (
     soft_delete_missing,
 )
 
-ENTITIES = ("restaurants", "stores", "suppliers", "invoices")
 
-#: What an entity's rows reference, directly or through those rows: synced (successfully) before it. An
-#: invoice names a supplier and stores; a store names its restaurant.
-PREREQUISITES: dict[str, tuple[str, ...]] = {
-    "restaurants": (),
-    "stores": ("restaurants",),
-    "suppliers": (),
-    "invoices": ("restaurants", "stores", "suppliers"),
-}
+def parent_refs(table: sa.Table) -> tuple[ParentRef, ...]:
+    """The table's references to parent rows, read off the schema: a foreign key `<name>_id` that has a
+    `<name>_external_id` column beside it (rows name their parent by its iiko id; the key is resolved on
+    upsert). One rule instead of a hand-kept list per table: a new table gets its references for free."""
+    refs = []
+    for fk in sorted(table.foreign_keys, key=lambda f: f.parent.name):
+        column = fk.parent.name
+        if not column.endswith("_id"):
+            continue
+        stem = column[: -len("_id")]
+        if f"{stem}_external_id" in table.c:
+            refs.append(ParentRef(column, f"{stem}_external_id", fk.column.table, stem.replace("_", " ")))
+    return tuple(refs)
 
 
-def with_prerequisites(entities: Sequence[str]) -> list[str]:
-    """The entities plus everything they reference, in dependency order."""
-    wanted = {e for entity in entities for e in (entity, *PREREQUISITES[entity])}
-    return [e for e in ENTITIES if e in wanted]
+def child_tables(table: sa.Table) -> list[tuple[sa.Table, str]]:
+    """Tables whose rows belong to a row of this one (deleted with it), with their key column: an
+    invoice's lines."""
+    return sorted(((t, fk.parent.name) for t in schema.metadata.sorted_tables for fk in t.foreign_keys
+                   if fk.column.table is table and fk.ondelete == "CASCADE"), key=lambda pair: pair[0].name)
 
 
 @dataclass
@@ -62,6 +67,12 @@ class SyncResult:
     # records rejected because a row they reference is missing: external id -> the missing row's table
     reference_rejections: dict[str, str] = field(default_factory=dict)
 
+    #: The counts every reader of a sync result uses (metadata, the CLI, the API, the bench): one list.
+    COUNT_KEYS = ("total", "created", "updated", "unchanged", "deleted", "errors")
+
+    def counts(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in self.COUNT_KEYS}
+
     def brief(self) -> dict[str, Any]:
         """Exactly the keys the brief's API returns."""
         return {"total": self.total, "created": self.created, "updated": self.updated, "errors": self.errors,
@@ -69,21 +80,6 @@ class SyncResult:
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.brief(), "unchanged": self.unchanged, "deleted": self.deleted}
-
-
-@dataclass(frozen=True)
-class DimensionSpec:
-    table: sa.Table
-    parents: tuple[ParentRef, ...] = ()
-
-
-def _specs() -> dict[str, DimensionSpec]:
-    return {
-        "restaurants": DimensionSpec(schema.restaurants),
-        "stores": DimensionSpec(schema.stores, (
-            ParentRef("restaurant_id", "restaurant_external_id", schema.restaurants, "restaurant"),)),
-        "suppliers": DimensionSpec(schema.suppliers),
-    }
 
 
 def _stage_columns(table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -110,19 +106,20 @@ def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, r
     longer returns are soft-deleted, unless the source returned nothing at all (an empty answer is far more
     likely a fault than a chain that closed every restaurant).
     """
-    spec = _specs()[entity]
+    table = schema.metadata.tables[entity]
+    parents = parent_refs(table)
     account = uuid.UUID(str(account_id))
     now = now or datetime.now(UTC)
     rows, _dupes = dedupe_last(rows)
     result = SyncResult(entity, total=len(rows) + len(adapter_errors))
     with engine.begin() as conn:
-        stage = Stage(conn, spec.table, _stage_columns(spec.table, rows))
+        stage = Stage(conn, table, _stage_columns(table, rows))
         stage.load(rows)
-        if detect_deleted and rows and "deleted_at" in spec.table.c:
-            result.deleted = soft_delete_missing(conn, spec.table, stage, account_id=account,
+        if detect_deleted and rows and "deleted_at" in table.c:
+            result.deleted = soft_delete_missing(conn, table, stage, account_id=account,
                                                  external_system=external_system, deleted_at=now)
-        rejected = reject_dangling(conn, stage, spec.parents, account_id=account, external_system=external_system)
-        outcome = merge_stage(conn, spec.table, stage, spec.parents, account_id=account,
+        rejected = reject_dangling(conn, stage, parents, account_id=account, external_system=external_system)
+        outcome = merge_stage(conn, table, stage, parents, account_id=account,
                               external_system=external_system, synced_at=now)
         stage.drop()
     result.created, result.updated, result.unchanged = outcome.created, outcome.updated, outcome.unchanged
@@ -160,8 +157,7 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
         result.errors = len(result.error_details)
         return result
     inv_t, item_t = schema.invoices, schema.invoice_items
-    parents = (ParentRef("supplier_id", "supplier_external_id", schema.suppliers, "supplier"),
-               ParentRef("default_store_id", "default_store_external_id", schema.stores, "default store"))
+    parents = parent_refs(inv_t)
     q = conn.dialect.identifier_preparer.quote
 
     stage = Stage(conn, inv_t, _stage_columns(inv_t, invoices),

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from iiko_pipeline.warehouse import schema
+from iiko_pipeline.warehouse.entities import child_tables, parent_refs
 from iiko_pipeline.warehouse.upsert import id_chunks
 
 SAMPLE = 20
@@ -30,7 +31,7 @@ class CheckOutcome:
                 "detail": self.detail}
 
 
-def _outcome(rows: list[Any], what: str) -> CheckOutcome:
+def outcome(rows: list[Any], what: str) -> CheckOutcome:
     return CheckOutcome(passed=not rows, failing=len(rows), sample=rows[:SAMPLE],
                         detail=f"{len(rows)} {what}" if rows else f"no {what}")
 
@@ -41,42 +42,36 @@ def duplicate_external_ids(engine: Engine, table: sa.Table, account_id: uuid.UUI
             .group_by(table.c.external_system, table.c.external_id).having(sa.func.count() > 1))
     with engine.connect() as conn:
         rows = [f"{r[0]}:{r[1]} x{r[2]}" for r in conn.execute(stmt)]
-    return _outcome(rows, "duplicated external ids")
-
-
-REFERENCES: dict[str, list[tuple[str, str, str]]] = {
-    # table -> (fk column, external id column, what it points at)
-    "stores": [("restaurant_id", "restaurant_external_id", "restaurant")],
-    "invoices": [("supplier_id", "supplier_external_id", "supplier"),
-                 ("default_store_id", "default_store_external_id", "default store")],
-    "invoice_items": [("store_id", "store_external_id", "store")],
-}
+    return outcome(rows, "duplicated external ids")
 
 
 def dangling_references(engine: Engine, table_name: str, account_id: uuid.UUID, *,
-                        scan_lines: bool = True) -> CheckOutcome:
-    """Rows that name a parent by external id but are not linked to it (the parent is missing).
+                        scan_children: bool = True) -> CheckOutcome:
+    """Rows that name a parent by external id but are not linked to it (the parent is missing), and child
+    rows (an invoice's lines) with the same problem or without their parent row.
 
-    For invoices, every line must also belong to an invoice of the same account: that scan reads all the
-    account's lines (seconds at a year of history), so a run that wrote no line passes `scan_lines=False` and
-    the detail says the lines were not re-read."""
+    The orphan scan reads all the account's child rows (seconds at a year of invoices), so a run that wrote
+    none passes `scan_children=False` and the detail says they were not re-read."""
     table = schema.metadata.tables[table_name]
     failing: list[str] = []
+    children = child_tables(table)
     with engine.connect() as conn:
-        for fk, ext, label in REFERENCES.get(table_name, []):
-            ident = table.c.external_id if "external_id" in table.c else table.c.id
-            stmt = (sa.select(ident, table.c[ext]).where(table.c.account_id == account_id,
-                                                         table.c[ext].is_not(None), table.c[fk].is_(None)))
-            failing += [f"{r[0]}: {label} {r[1]} missing" for r in conn.execute(stmt)]
-        if table_name == "invoices" and scan_lines:  # every line belongs to an invoice of this account
-            items, inv = schema.invoice_items, schema.invoices
-            orphan = (sa.select(items.c.id).where(items.c.account_id == account_id)
-                      .where(~sa.exists().where(inv.c.id == items.c.invoice_id, inv.c.account_id == account_id)))
-            failing += [f"line id {r[0]}: invoice missing" for r in conn.execute(orphan)]
-    outcome = _outcome(failing, "dangling references")
-    if table_name == "invoices" and not scan_lines:
-        outcome.detail += " (lines not re-read: this run wrote none)"
-    return outcome
+        for current in [table, *(child for child, _ in children)]:
+            for ref in parent_refs(current):
+                ident = current.c.external_id if "external_id" in current.c else current.c.id
+                stmt = (sa.select(ident, current.c[ref.external_column]).where(
+                    current.c.account_id == account_id, current.c[ref.external_column].is_not(None),
+                    current.c[ref.fk_column].is_(None)))
+                what = ref.label if current is table else f"line's {ref.label}"
+                failing += [f"{r[0]}: {what} {r[1]} missing" for r in conn.execute(stmt)]
+        for child, key in children if scan_children else ():  # every child row belongs to a row of this account
+            orphan = (sa.select(child.c.id).where(child.c.account_id == account_id)
+                      .where(~sa.exists().where(table.c.id == child.c[key], table.c.account_id == account_id)))
+            failing += [f"{child.name} id {r[0]}: its {table_name} row is missing" for r in conn.execute(orphan)]
+    found = outcome(failing, "dangling references")
+    if children and not scan_children:
+        found.detail += " (child rows not re-read: this run wrote none)"
+    return found
 
 
 LOOKUP_CHUNK = 1000  # ids per key lookup of the checks
@@ -101,7 +96,7 @@ def unknown_statuses(engine: Engine, account_id: uuid.UUID) -> CheckOutcome:
         inv.c.account_id == account_id, sa.or_(inv.c.status.is_(None), inv.c.status.not_in(KNOWN_INVOICE_STATUSES))))
     with engine.connect() as conn:
         rows = [f"{r[0]}: {r[1]!r}" for r in conn.execute(stmt)]
-    return _outcome(rows, "invoices with an unknown status")
+    return outcome(rows, "invoices with an unknown status")
 
 
 def line_totals(engine: Engine, account_id: uuid.UUID, external_ids: Iterable[str],

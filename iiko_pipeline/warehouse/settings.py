@@ -78,3 +78,14 @@ def integrations_enabled(environ: Mapping[str, str] | None = None) -> bool:
     if raw is None or not raw.strip():
         return True
     return parse_bool(raw, INTEGRATIONS_ENABLED_ENV)
+
+
+DEFAULT_BASE_URL_ENV = "IIKO_DEFAULT_BASE_URL"
+#: The brief's example server, used when an account has no base URL and the operator set no default.
+BRIEF_EXAMPLE_BASE_URL = "https://your-iiko-instance.iiko.it"
+
+
+def default_base_url(environ: Mapping[str, str] | None = None) -> str:
+    """The iiko server of accounts connected without a base URL: `IIKO_DEFAULT_BASE_URL`, read when used (every
+    process that syncs sees the same value), else the brief's example URL."""
+    return _env(environ).get(DEFAULT_BASE_URL_ENV, "").strip() or BRIEF_EXAMPLE_BASE_URL

@@ -54,8 +54,7 @@ def test_connect_with_the_brief_body_answers_the_brief_response(api, logs):
 
 def test_connect_without_base_url_uses_the_default_server(api, monkeypatch):
     # The brief marks base_url optional: the default iiko URL is used (here pointed at the emulator).
-    monkeypatch.setattr("iiko_pipeline.services.connect.DEFAULT_BASE_URL", api.emulator.url)
-    monkeypatch.setattr("iiko_pipeline.defs.resources.DEFAULT_IIKO_BASE_URL", api.emulator.url)
+    monkeypatch.setenv("IIKO_DEFAULT_BASE_URL", api.emulator.url)  # seen by the sync's own process too
     response = api.connect({"username": EMULATOR_LOGIN, "password": EMULATOR_PASSWORD})
     assert response.status_code == 200, response.text
     assert load_credentials(api.engine, api.keyring, api.account_id, "iiko").base_url is None

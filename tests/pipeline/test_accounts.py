@@ -87,8 +87,9 @@ def _onboarding_run(p, account: str, status: dg.DagsterRunStatus) -> str:
 
 def test_sensor_onboards_every_connected_account_that_never_synced(pipeline, monkeypatch):
     """Onboarding keys on "never synced", not on "no partition yet": connect adds the partition itself."""
+    from iiko_pipeline.core.specs import ENTITY_NAMES as ENTITIES
     from iiko_pipeline.warehouse.credentials import save_credentials
-    from iiko_pipeline.warehouse.entities import ENTITIES, SyncResult
+    from iiko_pipeline.warehouse.entities import SyncResult
     from iiko_pipeline.warehouse.state import record_run
 
     p = pipeline

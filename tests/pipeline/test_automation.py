@@ -56,7 +56,7 @@ def test_freshness_check_warns_until_invoices_have_synced(pipeline):
 
     p = pipeline
     p.connect()
-    job = defs.resolve_job_def("invoice_freshness_job")
+    job = defs.resolve_job_def("freshness_job")
     before = job.execute_in_process(instance=p.instance).get_asset_check_evaluations()[0]
     assert not before.passed and before.severity == dg.AssetCheckSeverity.WARN
     assert p.account_id in str(before.metadata["failing_sample"].value)

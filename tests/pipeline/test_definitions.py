@@ -22,7 +22,7 @@ def test_definitions_load_with_the_expected_graph():
         assert {f"raw_{entity}", f"{entity}_frame", entity} <= keys
     assert graph.get(dg.AssetKey("stores")).parent_keys >= {dg.AssetKey("restaurants")}
     assert graph.get(dg.AssetKey("invoices")).parent_keys >= {dg.AssetKey("suppliers"), dg.AssetKey("stores")}
-    for job in ("sync_account_job", "invoices_job", "reference_data_job", "invoice_freshness_job"):
+    for job in ("sync_account_job", "invoices_job", "reference_data_job", "freshness_job"):
         assert defs.resolve_job_def(job) is not None
 
 

@@ -195,7 +195,7 @@ def test_line_totals_and_row_counts_read_what_was_stored(db_url):
 
 def test_line_sum_check_names_an_invoice_whose_stored_lines_differ(db_url):
     """The `line_sums_consistent` comparison: stored lines against what the source gave, rejected ones skipped."""
-    from iiko_pipeline.defs.assets import _line_sum_failures
+    from iiko_pipeline.core.steps import line_sum_failures
 
     engine = _engine(db_url)
     _seed_dimensions(engine)
@@ -203,9 +203,9 @@ def test_line_sum_check_names_an_invoice_whose_stored_lines_differ(db_url):
     batch = IIKO_ADAPTER.invoices([_invoice(a, [(1, "1", "10.5")]), _invoice(b, [(1, "1", "2")])])
     upsert_invoices(engine, ACCOUNT, batch.rows, batch.children, batch.errors)
     expected = {a: (1, Decimal("10.5")), b: (2, Decimal("4"))}
-    assert _line_sum_failures(engine, ACCOUNT, expected, [a, b], rejected=set()) == [
+    assert line_sum_failures(engine, ACCOUNT, expected, [a, b], rejected=set()) == [
         f"{b}: source 2 lines / 4, stored 1 lines / 2.000000000"]
-    assert _line_sum_failures(engine, ACCOUNT, expected, [a, b], rejected={b}) == []
+    assert line_sum_failures(engine, ACCOUNT, expected, [a, b], rejected={b}) == []
 
 
 def test_statistics_are_refreshed_once_a_table_has_grown(db_url):

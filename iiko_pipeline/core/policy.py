@@ -1,0 +1,68 @@
+"""How a dated entity is synced in one run: which document dates, and how carefully deletions are treated.
+
+An explicit object every step receives (the raw step to choose the dates, the table step to know whether the
+watermark moves and how much may vanish), instead of settings riding inside the raw data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from iiko_pipeline.core.failures import FailureKind, SyncFailure
+from iiko_pipeline.warehouse.quality import DEFAULT_MAX_REJECTED_SHARE
+
+INCREMENTAL, BACKFILL = "incremental", "backfill"
+
+
+@dataclass(frozen=True)
+class WindowPolicy:
+    """`incremental` (default): from `watermark - lookback_days` to `date_to` (default today); an account with
+    no watermark yet (onboarding) starts `history_days` back; the watermark advances as windows commit, and
+    due pending documents are re-read wherever they lie. `backfill`: exactly `date_from`..`date_to`, without
+    moving the watermark."""
+
+    mode: str = INCREMENTAL
+    date_from: str = ""
+    date_to: str = ""
+    lookback_days: int = 14
+    history_days: int = 90
+    max_vanished_share: float = 0.2
+    reprocess_unchanged: bool = False  # parse and upsert windows even when iiko's answer did not change
+
+    @property
+    def advances_watermark(self) -> bool:
+        return self.mode == INCREMENTAL
+
+    def window(self, watermark: date | None, today: date | None = None) -> tuple[date, date]:
+        """The run's own date range (inclusive), or a CONFIG failure naming what is wrong."""
+        if self.mode not in (INCREMENTAL, BACKFILL):
+            raise _config(f"mode must be '{INCREMENTAL}' or '{BACKFILL}', not {self.mode!r}")
+        try:
+            date_to = date.fromisoformat(self.date_to) if self.date_to else (today or date.today())
+            if self.mode == BACKFILL:
+                if not self.date_from:
+                    raise _config("a backfill needs date_from (YYYY-MM-DD)")
+                date_from = date.fromisoformat(self.date_from)
+            elif self.date_from:
+                date_from = date.fromisoformat(self.date_from)
+            elif watermark is not None:
+                date_from = min(watermark, date_to) - timedelta(days=self.lookback_days)
+            else:
+                date_from = date_to - timedelta(days=self.history_days - 1)
+        except ValueError as exc:
+            raise _config(f"invoice dates must be YYYY-MM-DD: {exc}") from None
+        if date_from > date_to:
+            raise _config(f"invoice window is empty: date_from {date_from} is after date_to {date_to}")
+        return date_from, date_to
+
+
+@dataclass(frozen=True)
+class WritePolicy:
+    """How much of what iiko returned may be rejected before the table step fails (see `records_stored`)."""
+
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
+
+
+def _config(reason: str) -> SyncFailure:
+    return SyncFailure(FailureKind.CONFIG, reason)

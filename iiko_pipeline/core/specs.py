@@ -1,0 +1,155 @@
+"""One frozen description per entity, and the registry every other layer derives from.
+
+Adding an entity is: a client call, a parser, an adapter method, a table (with a migration), an emulator
+endpoint, and one `EntitySpec` here. Assets, checks, jobs, schedules, CLI choices, API routes, the OpenAPI
+document and the bench read `REGISTRY`; nothing else names entities (docs/architecture.md has the recipe).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # this module stays import-light: the command line builds its choices from it
+    import sqlalchemy as sa
+
+#: Checks every table step runs (see `core.checks`); an entity adds its own.
+COMMON_CHECKS = ("records_stored", "external_ids_unique", "references_exist", "row_counts_agree")
+
+
+@dataclass(frozen=True)
+class EntitySpec:
+    """What the project knows about one entity.
+
+    `fetch` names the `IikoClient` method: for a dated entity (`windowed`) one that takes a date range and
+    yields export windows, otherwise one that answers the whole list. `adapt` names the `PosAdapter` method.
+    `after` orders the table steps in the asset graph beyond what the references already order.
+    """
+
+    name: str
+    fetch: str
+    parse_path: str  # "module:function" of the parser (bytes or a stream -> records), imported on first use
+    adapt: str
+    description: str
+    schedule: str  # the schedule group (`SCHEDULES`) that keeps it in sync
+    windowed: bool = False
+    child_table: str | None = None  # rows that belong to a row of this entity (invoice lines)
+    extra_checks: tuple[str, ...] = ()
+    warn_only: frozenset[str] = frozenset()
+    after: tuple[str, ...] = ()
+    preview_columns: tuple[str, ...] = ("external_id", "code", "name")
+    freshness_env: str | None = None  # an entity synced incrementally warns when older than $env hours
+
+    @property
+    def parse(self) -> Callable[[Any], Iterator[dict[str, Any]]]:
+        module, _, function = self.parse_path.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+    @property
+    def table(self) -> sa.Table:
+        from iiko_pipeline.warehouse import schema
+
+        return schema.metadata.tables[self.name]
+
+    @property
+    def checks(self) -> tuple[str, ...]:
+        return (*COMMON_CHECKS, *self.extra_checks)
+
+    @cached_property
+    def references(self) -> tuple[str, ...]:
+        """The entities whose rows this entity's rows (and child rows) point at, from the schema's keys."""
+        from iiko_pipeline.warehouse import schema
+        from iiko_pipeline.warehouse.entities import parent_refs
+
+        tables = [self.table] + ([schema.metadata.tables[self.child_table]] if self.child_table else [])
+        names = {ref.parent.name for t in tables for ref in parent_refs(t)}
+        return tuple(s.name for s in REGISTRY if s.table.name in names and s.name != self.name)
+
+
+@dataclass(frozen=True)
+class ScheduleGroup:
+    """Entities synced together on one cron, as one job per account."""
+
+    name: str
+    job: str
+    schedule: str
+    cron: str
+    run_key_prefix: str
+    description: str
+    entities: tuple[str, ...] = field(default=())
+
+
+_PARSING = "iiko_pipeline.iiko.parsing"
+
+REGISTRY: tuple[EntitySpec, ...] = (
+    EntitySpec(
+        name="restaurants", fetch="departments", parse_path=f"{_PARSING}:iter_corporate_items", adapt="restaurants",
+        description="Departments of type DEPARTMENT (corporation/departments).", schedule="reference"),
+    EntitySpec(
+        name="stores", fetch="stores", parse_path=f"{_PARSING}:iter_corporate_items", adapt="stores",
+        description="Stores, each under its restaurant (corporation/stores).", schedule="reference"),
+    EntitySpec(
+        name="suppliers", fetch="suppliers", parse_path=f"{_PARSING}:iter_suppliers", adapt="suppliers",
+        description="Suppliers, deleted ones included (suppliers).", schedule="reference", after=("stores",)),
+    EntitySpec(
+        name="invoices", fetch="incoming_invoice_windows", parse_path=f"{_PARSING}:iter_invoice_documents",
+        adapt="invoices",
+        description="Incoming invoices with their lines, exported in windows of at most 7 days.",
+        schedule="hourly", windowed=True, child_table="invoice_items",
+        extra_checks=("line_sums_consistent", "statuses_known", "export_complete", "deletions_guarded",
+                      "documents_pending"),
+        warn_only=frozenset({"deletions_guarded", "documents_pending"}),
+        preview_columns=("external_id", "document_number", "document_date", "status"),
+        freshness_env="INVOICE_FRESHNESS_HOURS"),
+)
+#: Entity names in dependency order (parents first): the one list.
+ENTITY_NAMES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
+_BY_NAME = {s.name: s for s in REGISTRY}
+
+SCHEDULES: tuple[ScheduleGroup, ...] = (
+    ScheduleGroup("reference", job="reference_data_job", schedule="reference_data_daily_schedule",
+                  cron="20 2 * * *", run_key_prefix="reference",
+                  description="Every night: a full reload of the reference data of each connected account.",
+                  entities=tuple(s.name for s in REGISTRY if s.schedule == "reference")),
+    ScheduleGroup("hourly", job="invoices_job", schedule="invoices_hourly_schedule", cron="7 * * * *",
+                  run_key_prefix="invoices",
+                  description="Every hour: the dated entities of each connected account, incrementally "
+                              "(watermark - lookback .. today).",
+                  entities=tuple(s.name for s in REGISTRY if s.schedule == "hourly")),
+)
+
+
+class UnknownEntityError(ValueError):
+    pass
+
+
+def spec(name: str) -> EntitySpec:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        raise UnknownEntityError(f"unknown entity {name!r}; choose from {', '.join(ENTITY_NAMES)}") from None
+
+
+def windowed_specs() -> tuple[EntitySpec, ...]:
+    return tuple(s for s in REGISTRY if s.windowed)
+
+
+def prerequisites(name: str) -> tuple[str, ...]:
+    """Everything the entity references, directly or through those, in dependency order."""
+    wanted: set[str] = set()
+    pending = list(spec(name).references)
+    while pending:
+        current = pending.pop()
+        if current not in wanted:
+            wanted.add(current)
+            pending += spec(current).references
+    return tuple(n for n in ENTITY_NAMES if n in wanted)
+
+
+def with_prerequisites(names: Sequence[str]) -> list[str]:
+    """The entities plus everything they reference, in dependency order."""
+    wanted = {e for name in names for e in (name, *prerequisites(name))}
+    return [e for e in ENTITY_NAMES if e in wanted]

@@ -1,0 +1,59 @@
+"""Parsed frames spooled to Parquet (one folder per entity and account) and read back lazily.
+
+The table step needs the whole capture's summary before it writes the first window (every id iiko returned,
+so a document that moved to another window is not taken for deleted), while the rows themselves should never
+sit in memory at once. Spooling does both: chunks go to disk one by one, the manifest keeps counts, ids and
+rejected records, and the reader yields chunks back one at a time. The Dagster IO manager and any direct
+caller of the core (the bench) use the same two functions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from iiko_pipeline.frames import FrameSet, ParsedFrame, chunk_summary
+
+MANIFEST = "manifest.json"
+
+
+def write_frames(frames: FrameSet, folder: Path) -> dict[str, Any]:
+    """Consume the frame set into `folder` (replaced atomically) and return its manifest, which also becomes
+    `frames.summary`."""
+    tmp = folder.with_name(folder.name + ".writing")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    chunks = []
+    for index, chunk in enumerate(frames.chunks()):
+        pq.write_table(chunk.rows, tmp / f"{index:04d}.rows.parquet")
+        pq.write_table(chunk.children, tmp / f"{index:04d}.children.parquet")
+        chunks.append({**chunk_summary(chunk), "file": f"{index:04d}"})
+    manifest = {"entity": frames.entity, "window_from": frames.window_from, "window_to": frames.window_to,
+                "failure": frames.failure, "chunks": chunks}
+    (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, default=str))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.replace(folder)  # readers see the old frames or the new ones, never half of each
+    frames.summary = manifest
+    return manifest
+
+
+def read_frames(folder: Path) -> FrameSet:
+    """The spooled frame set: summary at once, chunks lazily."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+
+    def chunks():
+        for chunk in manifest["chunks"]:
+            yield ParsedFrame(
+                entity=manifest["entity"], rows=pq.read_table(folder / f"{chunk['file']}.rows.parquet"),
+                children=pq.read_table(folder / f"{chunk['file']}.children.parquet"),
+                errors=chunk["errors"], source_records=chunk["source_records"], label=chunk["label"],
+                window_from=chunk["from"], window_to=chunk["to"], fingerprint=chunk.get("fingerprint"),
+                unchanged=bool(chunk.get("unchanged")),
+                known_ids=chunk["ids"] if chunk.get("unchanged") else [])
+
+    return FrameSet(manifest["entity"], chunks, manifest["window_from"], manifest["window_to"],
+                    manifest["failure"], summary=manifest)

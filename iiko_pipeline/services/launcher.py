@@ -1,0 +1,140 @@
+"""Syncs started by the CLI and the API: each is an ordinary run of the instance, in a process of its own.
+
+The launcher picks the run id, takes the account's lock under it (so a second request for a busy account is
+refused at once, in any process, naming the run that holds it), and starts `python -m iiko_pipeline.runner`,
+which executes the run under that id; the run's `AccountGuardResource` then holds the lock with a heartbeat
+until it ends. Runs of different accounts run side by side, each in its own process (no logging-lock
+deadlock between runs, no sync waiting for another account's backfill). If the child dies, the launcher sees
+it and takes the account back at once (its iiko seat freed, its run marked failed); if the launcher dies
+too, the lock's heartbeat stops and whoever looks at the account next does the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import dagster as dg
+from sqlalchemy.engine import Engine
+
+from iiko_pipeline.core.recovery import HEARTBEAT_TIMEOUT
+from iiko_pipeline.core.specs import ENTITY_NAMES
+from iiko_pipeline.defs.constants import ACCOUNT_TAG
+from iiko_pipeline.defs.onboarding import IN_PROGRESS
+from iiko_pipeline.defs.resources import take_back_dead_run
+from iiko_pipeline.services.sync import AccountSyncOutcome, plan_entities, read_outcome
+from iiko_pipeline.warehouse import run_locks
+from iiko_pipeline.warehouse.crypto import KeyRing
+
+
+class AccountBusyError(Exception):
+    """A sync of this account is running; `run_id` names the run that holds it."""
+
+    def __init__(self, message: str, run_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+
+
+@dataclass
+class Launch:
+    run_id: str
+    account: str
+    entities: list[str]
+    prerequisites: list[str]
+    process: subprocess.Popen
+    settled: bool = field(default=False)
+
+
+#: Runs past the queue: each takes the account's lock as its resources start, within seconds.
+ACTIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+          dg.DagsterRunStatus.CANCELING]
+
+
+def ensure_idle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, account: str) -> None:
+    """Raise AccountBusyError if a live run holds the account (a dead one is taken back first), or if a run of
+    the account is starting elsewhere and has not taken the lock yet. A run that is past the queue but never
+    took the lock within the heartbeat timeout died starting: it is marked failed instead of blocking."""
+    take_back_dead_run(instance, engine, keyring, account)
+    holder = run_locks.current(engine, account)
+    if holder is not None:
+        raise AccountBusyError(f"account {account} is busy: run {holder.run_id} is syncing it; wait for it to "
+                               "finish", holder.run_id)
+    now = time.time()
+    for record in instance.get_run_records(dg.RunsFilter(tags={ACCOUNT_TAG: account}, statuses=ACTIVE)):
+        run = record.dagster_run
+        if now - record.update_timestamp.timestamp() < HEARTBEAT_TIMEOUT.total_seconds():
+            raise AccountBusyError(f"account {account} is busy: run {run.run_id} is {run.status.value.lower()}; "
+                                   "wait for it to finish", run.run_id)
+        instance.report_run_failed(run, message=f"the run never took account {account}'s lock within "
+                                                f"{HEARTBEAT_TIMEOUT.total_seconds():.0f} s: its process died starting")
+
+
+def start_sync(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, account_id: str,
+               entities: Sequence[str] = ENTITY_NAMES, *, run_config: dict | None = None,
+               extra_tags: dict[str, str] | None = None, log_level: str = "WARNING",
+               output: IO[Any] | int | None = subprocess.DEVNULL) -> Launch:
+    """Lock the account for a new run and start the process that executes it; returns at once."""
+    account = str(uuid.UUID(account_id))
+    planned, missing = plan_entities(engine, account, entities)
+    ensure_idle(instance, engine, keyring, account)
+    run_id = str(uuid.uuid4())  # what Dagster makes run ids of; chosen here so the lock can name the run
+    holder = run_locks.acquire(engine, account, run_id)  # this process holds it until the run takes it over
+    if holder is not None:
+        raise AccountBusyError(f"account {account} is busy: run {holder.run_id} is syncing it; wait for it to "
+                               "finish", holder.run_id)
+    job = {"run_id": run_id, "account": account, "entities": planned, "run_config": run_config or {},
+           "tags": extra_tags or {}, "log_level": log_level,
+           "instance_ref": dg.serialize_value(instance.get_ref())}  # the very instance, whatever its config
+    try:
+        process = subprocess.Popen([sys.executable, "-m", "iiko_pipeline.runner"], stdin=subprocess.PIPE,
+                                   stdout=output, stderr=output, env=os.environ.copy())
+        assert process.stdin is not None
+        process.stdin.write(json.dumps(job).encode())
+        process.stdin.close()
+    except BaseException:
+        run_locks.release(engine, account, run_id)
+        raise
+    return Launch(run_id, account, planned, missing, process)
+
+
+def settle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, launch: Launch) -> None:
+    """After the run's process ended: if it did not end its run (killed, crashed before or during it), take the
+    account back now and mark the run failed, rather than wait for its heartbeat to go stale."""
+    if launch.settled:
+        return
+    take_back_dead_run(instance, engine, keyring, launch.account, dead_run_id=launch.run_id)
+    run = instance.get_run_by_id(launch.run_id)
+    if run is not None and run.status in IN_PROGRESS:
+        instance.report_run_failed(run, message=f"the run's process exited with {launch.process.returncode} "
+                                                "before the run ended")
+    launch.settled = True
+
+
+def wait(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, launch: Launch,
+         on_tick: Callable[[], None] | None = None, tick_seconds: float = 2.0) -> AccountSyncOutcome:
+    """Wait for the run's process (calling `on_tick` now and then, e.g. to show progress) and read its outcome."""
+    while True:
+        try:
+            launch.process.wait(timeout=tick_seconds if on_tick else None)
+            break
+        except subprocess.TimeoutExpired:
+            if on_tick is not None:
+                on_tick()
+    settle(instance, engine, keyring, launch)
+    return outcome_of(instance, launch)
+
+
+def outcome_of(instance: dg.DagsterInstance, launch: Launch) -> AccountSyncOutcome:
+    run = instance.get_run_by_id(launch.run_id)
+    success = run is not None and run.status == dg.DagsterRunStatus.SUCCESS
+    outcome = read_outcome(instance, launch.run_id, success, launch.entities, prerequisites=launch.prerequisites)
+    if run is None and not outcome.failures:
+        outcome.failures.append(f"the run's process exited with {launch.process.returncode} before the run began")
+    return outcome

@@ -11,14 +11,17 @@ that touch iiko or the warehouse require `guard` (`AccountGuardResource`): the r
 """
 
 import contextlib
+import dataclasses
 import os
 import random
+import typing
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pydantic
 
 from iiko_pipeline.core import steps
 from iiko_pipeline.core.checks import CheckInput, CheckResult, TableReport, report, run_checks
@@ -38,17 +41,15 @@ STEP_RETRY_DELAY = float(os.environ.get("IIKO_STEP_RETRY_DELAY_SECONDS", "10"))
 FAILURE_KIND = "failure_kind"
 
 
-class WindowConfig(dg.Config):
+# The launchpad's fields are the policy's own (names, types, defaults): one definition.
+_WINDOW_FIELDS = pydantic.create_model(
+    "WindowFields", __base__=dg.Config,
+    **{f.name: (typing.get_type_hints(WindowPolicy)[f.name], f.default) for f in dataclasses.fields(WindowPolicy)})
+
+
+class WindowConfig(_WINDOW_FIELDS):  # type: ignore[misc,valid-type]
     """Which document dates to export (the same config in the UI's launchpad and in schedules); see
     `core.policy.WindowPolicy`."""
-
-    mode: str = "incremental"
-    date_from: str = ""
-    date_to: str = ""
-    lookback_days: int = 14
-    history_days: int = 90
-    max_vanished_share: float = 0.2
-    reprocess_unchanged: bool = False  # parse and upsert windows even when iiko's answer did not change
 
     def policy(self) -> WindowPolicy:
         return WindowPolicy(**self.model_dump())

@@ -12,7 +12,8 @@ from iiko_pipeline.defs.constants import ACCOUNT_TAG
 from iiko_pipeline.defs.jobs import sync_account_job
 from iiko_pipeline.defs.onboarding import not_fully_synced, onboarding_request
 from iiko_pipeline.defs.partitions import accounts_partitions_def
-from iiko_pipeline.defs.resources import WarehouseResource
+from iiko_pipeline.defs.resources import AccountGuardResource, WarehouseResource, take_back_dead_run
+from iiko_pipeline.warehouse import run_locks
 from iiko_pipeline.warehouse.credentials import connected_account_ids
 from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, integrations_enabled
 
@@ -26,14 +27,33 @@ def run_tags(account_id: str) -> dict[str, str]:
     return {ACCOUNT_TAG: account_id}
 
 
+def sweep_dead_runs(context: dg.SensorEvaluationContext, engine, guard: AccountGuardResource) -> list[str]:
+    """Take back every account (and server seat) whose run died, so a dead run shows as failed within a tick
+    even when nobody looks at its account (best effort: without the key, escrowed tokens cannot be read)."""
+    stale = [lock for lock in run_locks.all_locks(engine) if run_locks.is_stale(lock)]
+    if not stale:
+        return []
+    try:
+        keyring = guard.keyring()
+    except Exception as exc:  # the onboarding below must not stop because of this
+        context.log.warning(f"{len(stale)} dead run(s) not taken back: {type(exc).__name__}")
+        return []
+    recovered = [take_back_dead_run(context.instance, engine, keyring, str(lock.account_id)) for lock in stale]
+    return [run for run in recovered if run]
+
+
 @dg.sensor(job=sync_account_job, minimum_interval_seconds=DISCOVERY_INTERVAL_SECONDS,
            default_status=dg.DefaultSensorStatus.RUNNING,
            description="Onboards every connected account that has never synced all its entities (one run of the "
-                       "whole chain; retried after a failure), and adds missing account partitions.")
-def account_discovery_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource):
+                       "whole chain; retried after a failure), adds missing account partitions, and marks runs "
+                       "whose process died as failed (their account and iiko seat taken back).")
+def account_discovery_sensor(context: dg.SensorEvaluationContext, warehouse: WarehouseResource,
+                             guard: AccountGuardResource):
     if not integrations_enabled():
         return dg.SkipReason(DISABLED_REASON)
     engine = warehouse.get_engine()
+    for run_id in sweep_dead_runs(context, engine, guard):
+        context.log.warning(f"run {run_id} had died: marked failed, its account and iiko seat taken back")
     connected = [str(a) for a in connected_account_ids(engine)]
     known = set(context.instance.get_dynamic_partitions(accounts_partitions_def.name))
     new = sorted(a for a in connected if a not in known)

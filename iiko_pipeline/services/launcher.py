@@ -1,25 +1,23 @@
 """Syncs started by the CLI and the API: each is an ordinary run of the instance, in a process of its own.
 
 The launcher picks the run id, takes the account's lock under it (so a second request for a busy account is
-refused at once, in any process, naming the run that holds it), and starts `python -m iiko_pipeline.runner`,
-which executes the run under that id; the run's `AccountGuardResource` then holds the lock with a heartbeat
-until it ends. Runs of different accounts run side by side, each in its own process (no logging-lock
-deadlock between runs, no sync waiting for another account's backfill). If the child dies, the launcher sees
-it and takes the account back at once (its iiko seat freed, its run marked failed); if the launcher dies
-too, the lock's heartbeat stops and whoever looks at the account next does the same.
+refused at once, in any process, naming the run that holds it), and starts the run's own process
+(`iiko_pipeline.runner`, forked from a warm forkserver), which executes the run under that id; the run's
+`AccountGuardResource` then holds the lock with a heartbeat until it ends. Runs of different accounts run side
+by side, each in its own process (no logging-lock deadlock between runs, no sync waiting for another
+account's backfill). If the child dies, the launcher sees it and takes the account back at once (its iiko
+seat freed, its run marked failed); if the launcher dies too, the lock's heartbeat stops and whoever looks at
+the account next does the same.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
 
 import dagster as dg
 from sqlalchemy.engine import Engine
@@ -29,6 +27,7 @@ from iiko_pipeline.core.specs import ENTITY_NAMES
 from iiko_pipeline.defs.constants import ACCOUNT_TAG
 from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.defs.resources import take_back_dead_run
+from iiko_pipeline.runner import RunProcess
 from iiko_pipeline.services.sync import AccountSyncOutcome, plan_entities, read_outcome
 from iiko_pipeline.warehouse import run_locks
 from iiko_pipeline.warehouse.crypto import KeyRing
@@ -48,7 +47,7 @@ class Launch:
     account: str
     entities: list[str]
     prerequisites: list[str]
-    process: subprocess.Popen
+    process: RunProcess
     settled: bool = field(default=False)
 
 
@@ -79,7 +78,7 @@ def ensure_idle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, 
 def start_sync(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, account_id: str,
                entities: Sequence[str] = ENTITY_NAMES, *, run_config: dict | None = None,
                extra_tags: dict[str, str] | None = None, log_level: str = "WARNING",
-               output: IO[Any] | int | None = subprocess.DEVNULL) -> Launch:
+               show_output: bool = False) -> Launch:
     """Lock the account for a new run and start the process that executes it; returns at once."""
     account = str(uuid.UUID(account_id))
     planned, missing = plan_entities(engine, account, entities)
@@ -90,14 +89,11 @@ def start_sync(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, a
         raise AccountBusyError(f"account {account} is busy: run {holder.run_id} is syncing it; wait for it to "
                                "finish", holder.run_id)
     job = {"run_id": run_id, "account": account, "entities": planned, "run_config": run_config or {},
-           "tags": extra_tags or {}, "log_level": log_level,
-           "instance_ref": dg.serialize_value(instance.get_ref())}  # the very instance, whatever its config
+           "tags": extra_tags or {}, "log_level": log_level, "show_output": show_output,
+           "instance_ref": dg.serialize_value(instance.get_ref()),  # the very instance, whatever its config
+           "env": dict(os.environ)}
     try:
-        process = subprocess.Popen([sys.executable, "-m", "iiko_pipeline.runner"], stdin=subprocess.PIPE,
-                                   stdout=output, stderr=output, env=os.environ.copy())
-        assert process.stdin is not None
-        process.stdin.write(json.dumps(job).encode())
-        process.stdin.close()
+        process = RunProcess(job)
     except BaseException:
         run_locks.release(engine, account, run_id)
         raise

@@ -21,11 +21,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from .crypto import CredentialDecryptError, KeyRing, canonical_account_id
-from .engine import SQLITE_BEGIN_IMMEDIATE
+from .crypto import CredentialDecryptError, KeyRing, account_uuid
+from .engine import SQLITE_BEGIN_IMMEDIATE, insert_for
 from .schema import IIKO
 from .schema import account_integration_credentials as creds_table
 from .sqltypes import utcnow
@@ -98,10 +97,6 @@ class RotationReport:
         return self.rewritten + self.already_current + self.legacy_migrated
 
 
-def _account_uuid(account_id: uuid.UUID | str) -> uuid.UUID:
-    return uuid.UUID(canonical_account_id(account_id))
-
-
 def normalise_base_url(base_url: str | None) -> str | None:
     """Validate a server URL and strip what the iiko client appends itself.
 
@@ -148,15 +143,6 @@ def _decode_secret(plaintext: bytes, account: uuid.UUID, integration_type: str) 
     return username, password
 
 
-def _insert_for(conn: sa.Connection) -> Any:
-    """The dialect's INSERT with ON CONFLICT support."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"unsupported database backend {conn.dialect.name!r}")
-
-
 def save_credentials(
     engine: Engine,
     keyring: KeyRing,
@@ -174,7 +160,7 @@ def save_credentials(
     connected; None (saved without checking), it is marked not connected. Either way an old connection
     error is cleared, since it was about the old credentials.
     """
-    account = _account_uuid(account_id)
+    account = account_uuid(account_id)
     envelope = keyring.seal(account, integration_type, _encode_secret(username, password))
     now = utcnow()
     values: dict[str, Any] = {
@@ -189,7 +175,7 @@ def save_credentials(
     if connected_at is not None:
         values["last_connected_at"] = connected_at
     with engine.begin() as conn:
-        insert = _insert_for(conn)
+        insert = insert_for(conn)
         stmt = insert(creds_table).values(
             account_id=account, integration_type=integration_type, created_at=now, **values
         )
@@ -204,7 +190,7 @@ def load_credentials(
     engine: Engine, keyring: KeyRing, account_id: uuid.UUID | str, integration_type: str
 ) -> Credentials:
     """Decrypt one account's credentials (in memory only). Raises :class:`CredentialsNotFoundError`."""
-    account = _account_uuid(account_id)
+    account = account_uuid(account_id)
     with engine.connect() as conn:
         row = conn.execute(
             sa.select(
@@ -231,7 +217,7 @@ def mark_connection(
     A success sets ``last_connected_at`` (to ``at``, default now) and clears the error; a failure keeps
     the last successful time and stores ``error`` (truncated; callers must not put secrets in it).
     """
-    account = _account_uuid(account_id)
+    account = account_uuid(account_id)
     when = at or utcnow()
     values: dict[str, Any] = {"is_connected": bool(is_connected), "updated_at": utcnow()}
     if is_connected:
@@ -263,7 +249,7 @@ def list_accounts(engine: Engine, integration_type: str | None = None) -> list[A
 
 def delete_credentials(engine: Engine, account_id: uuid.UUID | str, integration_type: str) -> bool:
     """Remove the credentials row; synced entity rows are kept. Returns whether a row existed."""
-    account = _account_uuid(account_id)
+    account = account_uuid(account_id)
     with engine.begin() as conn:
         result = conn.execute(
             sa.delete(creds_table).where(

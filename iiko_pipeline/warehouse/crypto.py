@@ -92,6 +92,11 @@ def generate_key() -> str:
     return base64.b64encode(os.urandom(KEY_BYTES)).decode("ascii")
 
 
+def account_uuid(account_id: uuid.UUID | str) -> uuid.UUID:
+    """The account id as a UUID (ValueError naming the value when it is not one)."""
+    return uuid.UUID(canonical_account_id(account_id))
+
+
 def canonical_account_id(account_id: uuid.UUID | str) -> str:
     """Lower-case hyphenated UUID text: the form bound into the AAD."""
     try:

@@ -74,3 +74,14 @@ def _sqlite_engine(url: sa.URL, **kwargs: Any) -> Engine:
 def is_sqlite(bind: Engine | sa.Connection) -> bool:
     """True when ``bind`` talks to SQLite (used where SQL differs between the two backends)."""
     return bind.dialect.name == "sqlite"
+
+
+def insert_for(conn: sa.Connection) -> Any:
+    """The dialect's INSERT with ON CONFLICT support (credentials, run locks, escrowed sessions)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert
+    raise NotImplementedError(f"unsupported database backend {conn.dialect.name!r}")

@@ -30,14 +30,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from .crypto import canonical_account_id
-from .engine import SQLITE_BEGIN_IMMEDIATE
+from .crypto import account_uuid
+from .engine import SQLITE_BEGIN_IMMEDIATE, insert_for
 from .schema import account_run_locks as locks_table
 from .sqltypes import utcnow
 
@@ -65,19 +63,6 @@ class LockHolder:
 def this_holder() -> str:
     """``hostname:pid`` of this process: what :func:`holder_alive` can check on the same host."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _account(account_id: uuid.UUID | str) -> uuid.UUID:
-    return uuid.UUID(canonical_account_id(account_id))
-
-
-def _insert_for(conn: sa.Connection) -> Any:
-    """The dialect's INSERT with ON CONFLICT support (as in ``credentials.py``)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"unsupported database backend {conn.dialect.name!r}")
 
 
 @contextmanager
@@ -110,12 +95,12 @@ def acquire(
     :func:`is_stale` would judge the lock by the launcher's pid). A stale lock is not taken over here: that is
     :func:`steal_if_stale`, whose caller must clean up after the displaced run.
     """
-    account = _account(account_id)
+    account = account_uuid(account_id)
     when = now or utcnow()
     who = holder or this_holder()
     for _ in range(_ACQUIRE_ATTEMPTS):
         with _write(engine) as conn:
-            insert = _insert_for(conn)
+            insert = insert_for(conn)
             inserted = conn.execute(
                 insert(locks_table)
                 .values(account_id=account, run_id=run_id, holder=who, acquired_at=when, heartbeat_at=when)
@@ -143,7 +128,7 @@ def heartbeat(engine: Engine, account_id: uuid.UUID | str, run_id: str, now: dat
     with _write(engine) as conn:
         return conn.execute(
             sa.update(locks_table)
-            .where(locks_table.c.account_id == _account(account_id), locks_table.c.run_id == run_id)
+            .where(locks_table.c.account_id == account_uuid(account_id), locks_table.c.run_id == run_id)
             .values(heartbeat_at=now or utcnow())
         ).rowcount == 1
 
@@ -154,15 +139,21 @@ def release(engine: Engine, account_id: uuid.UUID | str, run_id: str) -> bool:
     with _write(engine) as conn:
         return conn.execute(
             sa.delete(locks_table).where(
-                locks_table.c.account_id == _account(account_id), locks_table.c.run_id == run_id
+                locks_table.c.account_id == account_uuid(account_id), locks_table.c.run_id == run_id
             )
         ).rowcount > 0
+
+
+def all_locks(engine: Engine) -> list[LockHolder]:
+    """Every lock held now (a handful: one per account or server that is syncing)."""
+    with engine.connect() as conn:
+        return [LockHolder(**row) for row in conn.execute(sa.select(locks_table)).mappings()]
 
 
 def current(engine: Engine, account_id: uuid.UUID | str) -> LockHolder | None:
     """The account's lock holder, or None when no run holds it."""
     with engine.connect() as conn:
-        return _row(conn, _account(account_id))
+        return _row(conn, account_uuid(account_id))
 
 
 def transfer(
@@ -183,7 +174,7 @@ def transfer(
     with _write(engine) as conn:
         return conn.execute(
             sa.update(locks_table)
-            .where(locks_table.c.account_id == _account(account_id), locks_table.c.run_id == from_run_id)
+            .where(locks_table.c.account_id == account_uuid(account_id), locks_table.c.run_id == from_run_id)
             .values(run_id=to_run_id, holder=holder or this_holder(), heartbeat_at=now or utcnow())
         ).rowcount == 1
 
@@ -251,7 +242,7 @@ def steal_if_stale(
     two recoverers cannot both win, and a holder that was only slow and heartbeats in between keeps its lock.
     The caller owns the cleanup of the displaced run (its escrowed iiko session, its partial state).
     """
-    account = _account(account_id)
+    account = account_uuid(account_id)
     when = now or utcnow()
     lock = current(engine, account)
     if lock is None or lock.run_id == run_id or not is_stale(lock, now=when, heartbeat_timeout=heartbeat_timeout):
@@ -294,7 +285,7 @@ class Heartbeat:
         if interval <= 0:
             raise ValueError(f"heartbeat interval must be positive, got {interval!r}")
         self._engine = engine
-        self._account = _account(account_id)
+        self._account = account_uuid(account_id)
         self._run_id = run_id
         self._interval = float(interval)
         self._stop = threading.Event()

@@ -26,10 +26,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from .crypto import CredentialDecryptError, KeyRing, canonical_account_id
+from .crypto import CredentialDecryptError, KeyRing, account_uuid
+from .engine import insert_for
 from .schema import iiko_sessions as sessions_table
 from .sqltypes import utcnow
 
@@ -61,19 +61,6 @@ class EscrowedSession:
     __str__ = __repr__
 
 
-def _account(account_id: uuid.UUID | str) -> uuid.UUID:
-    return uuid.UUID(canonical_account_id(account_id))
-
-
-def _insert_for(conn: sa.Connection) -> Any:
-    """The dialect's INSERT with ON CONFLICT support (as in ``credentials.py``)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert
-    raise NotImplementedError(f"unsupported database backend {conn.dialect.name!r}")
-
-
 def save_session(
     engine: Engine,
     keyring: KeyRing,
@@ -92,7 +79,7 @@ def save_session(
         raise ValueError("token must be a non-empty string")
     if not isinstance(base_url, str) or not base_url:
         raise ValueError("base_url must be a non-empty string")
-    account = _account(account_id)
+    account = account_uuid(account_id)
     plaintext = json.dumps({"run_id": run_id, "base_url": base_url, "token": token}).encode("utf-8")
     values = {
         "base_url": base_url,
@@ -101,7 +88,7 @@ def save_session(
         "created_at": now or utcnow(),
     }
     with engine.begin() as conn:
-        insert = _insert_for(conn)
+        insert = insert_for(conn)
         stmt = insert(sessions_table).values(account_id=account, run_id=run_id, **values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[sessions_table.c.account_id, sessions_table.c.run_id],
@@ -115,7 +102,7 @@ def delete_session(engine: Engine, account_id: uuid.UUID | str, run_id: str) -> 
     with engine.begin() as conn:
         return conn.execute(
             sa.delete(sessions_table).where(
-                sessions_table.c.account_id == _account(account_id), sessions_table.c.run_id == run_id
+                sessions_table.c.account_id == account_uuid(account_id), sessions_table.c.run_id == run_id
             )
         ).rowcount > 0
 
@@ -155,7 +142,7 @@ def sessions_of(
     out rather than failing the whole recovery: its token cannot be logged out anyway (it expires on iiko's side
     within the hour), and the row stays for :func:`delete_session` or inspection.
     """
-    account = _account(account_id)
+    account = account_uuid(account_id)
     c = sessions_table.c
     stmt = sa.select(c.account_id, c.run_id, c.base_url, c.token_ciphertext, c.key_id, c.created_at).where(
         c.account_id == account

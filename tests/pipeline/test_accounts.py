@@ -65,8 +65,8 @@ def test_integrations_disabled_refuses_connect_and_sensor_skips(pipeline, monkey
     with pytest.raises(IntegrationsDisabledError, match="INTEGRATIONS_ENABLED"):
         p.connect()
     sensor = defs.resolve_sensor_def("account_discovery_sensor")
-    ctx = dg.build_sensor_context(instance=p.instance, definitions=defs, resources=_resources())
-    data = sensor.evaluate_tick(ctx)
+    with dg.build_sensor_context(instance=p.instance, definitions=defs, resources=_resources()) as ctx:
+        data = sensor.evaluate_tick(ctx)
     assert not data.run_requests and "INTEGRATIONS_ENABLED" in data.skip_message
 
 
@@ -74,8 +74,9 @@ def _tick(p):
     from iiko_pipeline.definitions import defs
 
     sensor = defs.resolve_sensor_def("account_discovery_sensor")
-    return sensor.evaluate_tick(dg.build_sensor_context(instance_ref=p.instance.get_ref(), definitions=defs,
-                                                        resources=_resources()))
+    with dg.build_sensor_context(instance_ref=p.instance.get_ref(), definitions=defs,
+                                 resources=_resources()) as context:  # resources with a setup open as a context
+        return sensor.evaluate_tick(context)
 
 
 def _onboarding_run(p, account: str, status: dg.DagsterRunStatus) -> str:
@@ -119,6 +120,20 @@ def test_sensor_onboards_every_connected_account_that_never_synced(pipeline, mon
     monkeypatch.setenv("IIKO_ONBOARDING_RETRY_SECONDS", "0")
     retry = _tick(p)
     assert [(r.partition_key, r.run_key) for r in retry.run_requests] == [(failed, f"onboard:{failed}:1")]
+
+
+def test_the_sensor_marks_a_run_whose_process_died_failed_and_frees_its_account(pipeline):
+    from iiko_pipeline.warehouse import run_locks
+
+    p = pipeline
+    p.connect()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    holder = f"{run_locks.this_holder().rpartition(':')[0]}:{dead.stdout.strip()}"  # this host, a pid that is gone
+    run_id = _onboarding_run(p, p.account_id, dg.DagsterRunStatus.STARTED)
+    assert run_locks.acquire(p.engine, p.account_id, run_id, holder=holder) is None
+    _tick(p)
+    assert p.instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.FAILURE
+    assert run_locks.current(p.engine, p.account_id) is None
 
 
 def test_secrets_never_reach_dagster_home_or_the_warehouse(pipeline, monkeypatch, tmp_path):
@@ -195,9 +210,11 @@ def _ciphertext(engine, account_id: str) -> bytes:
 
 
 def _resources() -> dict:
-    from iiko_pipeline.defs.resources import WarehouseResource
+    from iiko_pipeline.defs.resources import AccountGuardResource, WarehouseResource
 
-    return {"warehouse": WarehouseResource()}  # DATABASE_URL from the environment, as the daemon would
+    warehouse = WarehouseResource()  # DATABASE_URL from the environment, as the daemon would
+    return {"warehouse": warehouse,
+            "guard": AccountGuardResource(encryption_key=os.environ["CREDENTIAL_ENCRYPTION_KEY"], warehouse=warehouse)}
 
 
 def _now():

@@ -50,10 +50,6 @@ class WarehouseResource(dg.ConfigurableResource):
     def get_engine(self) -> Engine:
         return engine_for(self.database_url or database_url())
 
-    @property
-    def url_for_display(self) -> str:
-        return self.get_engine().url.render_as_string(hide_password=True)
-
 
 class IikoResource(dg.ConfigurableResource):
     """Hands out logged-in iiko clients for accounts; every client logs out when the run's step ends.

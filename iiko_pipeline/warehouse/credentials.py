@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .crypto import CredentialDecryptError, KeyRing, account_uuid
-from .engine import SQLITE_BEGIN_IMMEDIATE, insert_for
+from .engine import insert_for, write_transaction
 from .schema import IIKO
 from .schema import account_integration_credentials as creds_table
 from .sqltypes import utcnow
@@ -280,7 +280,7 @@ def rotate_keys(engine: Engine, keyring: KeyRing) -> RotationReport:
     c = creds_table.c
     rewritten = already_current = legacy_migrated = 0
     legacy_under_current = False
-    with engine.connect().execution_options(**{SQLITE_BEGIN_IMMEDIATE: True}) as conn, conn.begin():
+    with write_transaction(engine) as conn:
         stmt = sa.select(c.id, c.account_id, c.integration_type, c.credentials_ciphertext).order_by(c.id)
         if conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()

@@ -8,6 +8,8 @@ SQLAlchemy recipe below hands transaction control back to SQLAlchemy.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +73,6 @@ def _sqlite_engine(url: sa.URL, **kwargs: Any) -> Engine:
     return engine
 
 
-def is_sqlite(bind: Engine | sa.Connection) -> bool:
-    """True when ``bind`` talks to SQLite (used where SQL differs between the two backends)."""
-    return bind.dialect.name == "sqlite"
-
-
 def insert_for(conn: sa.Connection) -> Any:
     """The dialect's INSERT with ON CONFLICT support (credentials, run locks, escrowed sessions)."""
     from sqlalchemy.dialects import postgresql, sqlite
@@ -85,3 +82,13 @@ def insert_for(conn: sa.Connection) -> Any:
     if conn.dialect.name == "sqlite":
         return sqlite.insert
     raise NotImplementedError(f"unsupported database backend {conn.dialect.name!r}")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
+    """A transaction that reads, then writes. On SQLite it takes the write lock up front (BEGIN IMMEDIATE): a
+    deferred one that reads first cannot upgrade while another connection holds the write lock (a run's lock
+    heartbeat, in another thread or process) and fails at once with "database is locked"; taking it up front
+    waits `busy_timeout` instead. A plain transaction elsewhere."""
+    with engine.connect().execution_options(**{SQLITE_BEGIN_IMMEDIATE: True}) as conn, conn.begin():
+        yield conn

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from iiko_pipeline.warehouse import schema
+from iiko_pipeline.warehouse.engine import write_transaction
 from iiko_pipeline.warehouse.upsert import (
     BOOKKEEPING_COLUMNS,
     KEY_COLUMNS,
@@ -112,7 +113,7 @@ def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, r
     now = now or datetime.now(UTC)
     rows, _dupes = dedupe_last(rows)
     result = SyncResult(entity, total=len(rows) + len(adapter_errors))
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         stage = Stage(conn, table, _stage_columns(table, rows))
         stage.load(rows)
         if detect_deleted and rows and "deleted_at" in table.c:
@@ -139,7 +140,7 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
     opens and commits its own.
     """
     if conn is None:
-        with engine.begin() as own:
+        with write_transaction(engine) as own:
             return upsert_invoices(engine, account_id, invoices, items, adapter_errors,
                                    external_system=external_system, now=now, conn=own)
     account = uuid.UUID(str(account_id))

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from iiko_pipeline.warehouse import pending, schema, state
+from iiko_pipeline.warehouse.engine import write_transaction
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_invoices
 from iiko_pipeline.warehouse.upsert import id_chunks, refresh_statistics
 
@@ -104,7 +105,7 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
     """
     account = uuid.UUID(str(account_id))
     now = now or datetime.now(UTC)
-    with engine.begin() as conn:
+    with write_transaction(engine) as conn:
         if unchanged_documents is not None:
             result, guard = SyncResult(ENTITY, total=unchanged_documents, unchanged=unchanged_documents), None
         else:

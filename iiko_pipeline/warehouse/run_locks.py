@@ -24,8 +24,6 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from .crypto import account_uuid
-from .engine import SQLITE_BEGIN_IMMEDIATE, insert_for
+from .engine import insert_for, write_transaction
 from .schema import account_run_locks as locks_table
 from .sqltypes import utcnow
 
@@ -65,14 +63,6 @@ def this_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-@contextmanager
-def _write(engine: Engine) -> Iterator[sa.Connection]:
-    """A write transaction; on SQLite it takes the write lock up front, so a read-then-write cannot fail on the
-    lock upgrade (it waits ``busy_timeout`` instead)."""
-    with engine.connect().execution_options(**{SQLITE_BEGIN_IMMEDIATE: True}) as conn, conn.begin():
-        yield conn
-
-
 def _row(conn: sa.Connection, account: uuid.UUID) -> LockHolder | None:
     row = conn.execute(sa.select(locks_table).where(locks_table.c.account_id == account)).one_or_none()
     return None if row is None else LockHolder(**row._mapping)
@@ -99,7 +89,7 @@ def acquire(
     when = now or utcnow()
     who = holder or this_holder()
     for _ in range(_ACQUIRE_ATTEMPTS):
-        with _write(engine) as conn:
+        with write_transaction(engine) as conn:
             insert = insert_for(conn)
             inserted = conn.execute(
                 insert(locks_table)
@@ -125,7 +115,7 @@ def acquire(
 def heartbeat(engine: Engine, account_id: uuid.UUID | str, run_id: str, now: datetime | None = None) -> bool:
     """Refresh ``heartbeat_at`` so the lock is not judged stale. False: the lock is no longer ours (released or
     taken over after it went stale); the run should stop writing."""
-    with _write(engine) as conn:
+    with write_transaction(engine) as conn:
         return conn.execute(
             sa.update(locks_table)
             .where(locks_table.c.account_id == account_uuid(account_id), locks_table.c.run_id == run_id)
@@ -136,7 +126,7 @@ def heartbeat(engine: Engine, account_id: uuid.UUID | str, run_id: str, now: dat
 def release(engine: Engine, account_id: uuid.UUID | str, run_id: str) -> bool:
     """Drop the lock if ``run_id`` holds it; returns whether it did. A run whose lock was taken over after it went
     stale must not free the new holder's lock, hence the run id in the WHERE clause."""
-    with _write(engine) as conn:
+    with write_transaction(engine) as conn:
         return conn.execute(
             sa.delete(locks_table).where(
                 locks_table.c.account_id == account_uuid(account_id), locks_table.c.run_id == run_id
@@ -154,29 +144,6 @@ def current(engine: Engine, account_id: uuid.UUID | str) -> LockHolder | None:
     """The account's lock holder, or None when no run holds it."""
     with engine.connect() as conn:
         return _row(conn, account_uuid(account_id))
-
-
-def transfer(
-    engine: Engine,
-    account_id: uuid.UUID | str,
-    from_run_id: str,
-    to_run_id: str,
-    holder: str | None = None,
-    now: datetime | None = None,
-) -> bool:
-    """Hand a lock to another run id (and this process), only if ``from_run_id`` still holds it.
-
-    For a launcher that must hold the lock before the run id exists (it takes the lock under a provisional id,
-    creates the run, then hands the lock over). When the launcher knows the run id up front, it can acquire under
-    that id and the executing process simply calls :func:`acquire` with the same id. ``acquired_at`` is kept: the
-    lock has been held since the launcher took it.
-    """
-    with _write(engine) as conn:
-        return conn.execute(
-            sa.update(locks_table)
-            .where(locks_table.c.account_id == account_uuid(account_id), locks_table.c.run_id == from_run_id)
-            .values(run_id=to_run_id, holder=holder or this_holder(), heartbeat_at=now or utcnow())
-        ).rowcount == 1
 
 
 def holder_alive(holder: str) -> bool | None:
@@ -247,7 +214,7 @@ def steal_if_stale(
     lock = current(engine, account)
     if lock is None or lock.run_id == run_id or not is_stale(lock, now=when, heartbeat_timeout=heartbeat_timeout):
         return None
-    with _write(engine) as conn:
+    with write_transaction(engine) as conn:
         taken = conn.execute(
             sa.update(locks_table)
             .where(

@@ -18,7 +18,7 @@ import contextlib
 import io
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -55,10 +55,6 @@ class UpsertOutcome:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
-    deleted: int = 0
-    duplicates: int = 0
-    rejected: list[Rejection] = field(default_factory=list)
-    written_ids: dict[str, int] = field(default_factory=dict)  # external_id -> id of created or updated rows
 
 
 def id_chunks(ids: Iterable[str], size: int) -> Iterator[list[str]]:
@@ -237,7 +233,7 @@ def merge_stage(conn: Connection, target: sa.Table, stage: Stage, parents: Seque
     guard = _distinct(conn, ", ".join(f"t.{_q(conn, c)}" for c in compared),
                       ", ".join(f"excluded.{_q(conn, c)}" for c in compared))
     postgres = conn.dialect.name == "postgresql"
-    returning = "external_id, id" + (", (xmax = 0) AS inserted" if postgres else "")
+    returning = "(xmax = 0) AS inserted" if postgres else "id"
     params = {"account_id": account_id, "external_system": external_system, "synced_at": synced_at}
 
     outcome.staged = conn.execute(sa.text(f"SELECT count(*) FROM {s}")).scalar_one()
@@ -252,9 +248,8 @@ def merge_stage(conn: Connection, target: sa.Table, stage: Stage, parents: Seque
         f" ON CONFLICT ({conflict}) DO UPDATE SET {set_sql} WHERE {guard} RETURNING {returning}"
     )
     written = conn.execute(sa.text(sql).bindparams(*_key_params(target)), params).all()
-    outcome.written_ids = {row[0]: row[1] for row in written}
     if postgres:
-        outcome.created = sum(1 for row in written if row[2])
+        outcome.created = sum(1 for row in written if row[0])
     else:
         outcome.created = outcome.staged - existing
     outcome.updated = len(written) - outcome.created

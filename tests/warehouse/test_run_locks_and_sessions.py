@@ -169,16 +169,6 @@ def _recover_concurrently(
     return results, errors
 
 
-def test_transfer_hands_the_launchers_lock_to_the_run_only_while_the_launcher_holds_it(engine: sa.Engine) -> None:
-    run_locks.acquire(engine, ACCOUNT, "provisional", holder="api:1", now=T)
-    assert run_locks.transfer(engine, ACCOUNT, "provisional", "dagster-run", holder="worker:2",
-                              now=T + timedelta(seconds=5)) is True
-    assert run_locks.current(engine, ACCOUNT) == LockHolder(ACCOUNT, "dagster-run", "worker:2", T,
-                                                            T + timedelta(seconds=5))
-    assert run_locks.transfer(engine, ACCOUNT, "provisional", "another-run") is False
-    assert run_locks.current(engine, ACCOUNT).run_id == "dagster-run"
-
-
 def test_the_heartbeat_thread_refreshes_the_lock_until_the_block_ends(engine: sa.Engine) -> None:
     old = datetime.now(UTC) - timedelta(hours=1)
     run_locks.acquire(engine, ACCOUNT, "run-1", holder=REMOTE, now=old)

@@ -58,13 +58,18 @@ def release_orphaned_sessions(engine: Engine, keyring: KeyRing, account_id: str,
                               keep_run_id: str | None = None) -> int:
     """Log out every escrowed session of the account but `keep_run_id`'s (call it while holding the lock: then
     no other run of the account is alive). Returns how many were released."""
+    return release_sessions(engine, sessions.sessions_of(engine, keyring, account_id, exclude_run_id=keep_run_id))
+
+
+def release_sessions(engine: Engine, escrowed: list[sessions.EscrowedSession]) -> int:
+    """Log these dead runs' sessions out at iiko and drop them from escrow; returns how many were logged out."""
     released = 0
-    for session in sessions.sessions_of(engine, keyring, account_id, exclude_run_id=keep_run_id):
+    for session in escrowed:
         try:
             IikoClient.release_session(session.base_url, session.token, RELEASE_SETTINGS)
             released += 1
         except Exception as exc:  # a server that is down has freed nothing to free; the token expires anyway
-            log.warning("account %s: could not log out the session of run %s: %s", account_id, session.run_id,
-                        type(exc).__name__)
-        sessions.delete_session(engine, account_id, session.run_id)
+            log.warning("account %s: could not log out the session of run %s: %s", session.account_id,
+                        session.run_id, type(exc).__name__)
+        sessions.delete_session(engine, session.account_id, session.run_id)
     return released

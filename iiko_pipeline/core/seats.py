@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import Engine
 
 from iiko_pipeline.core.failures import FailureKind, SyncFailure
-from iiko_pipeline.core.recovery import RELEASE_SETTINGS
-from iiko_pipeline.iiko import IikoClient
+from iiko_pipeline.core.recovery import release_sessions
 from iiko_pipeline.warehouse import run_locks, sessions
 from iiko_pipeline.warehouse.crypto import KeyRing
 
@@ -47,9 +46,7 @@ def server_seat(engine: Engine, keyring: KeyRing, base_url: str, run_id: str, *,
             break
         dead = run_locks.steal_if_stale(engine, key, run_id)
         if dead is not None:  # its process died holding the seat: free the seat on the server too
-            for session in sessions.sessions_of_run(engine, keyring, dead.run_id):
-                IikoClient.release_session(session.base_url, session.token, RELEASE_SETTINGS)
-                sessions.delete_session(engine, session.account_id, session.run_id)
+            release_sessions(engine, sessions.sessions_of_run(engine, keyring, dead.run_id))
             break
         if time.monotonic() > deadline:
             raise SyncFailure(FailureKind.LICENCE, f"the iiko server's licence seat is taken by run {holder.run_id} "

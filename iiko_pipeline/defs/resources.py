@@ -42,6 +42,16 @@ def engine_for(url: str) -> Engine:
         return engine
 
 
+def keyring_for(encryption_key: str) -> crypto.KeyRing:
+    """The key ring of a resource's configured key (an `EnvVar`), with the previous keys and the legacy nonce
+    from the environment as everywhere else."""
+    return crypto.KeyRing.from_env({
+        crypto.KEY_ENV: encryption_key,
+        crypto.PREVIOUS_KEYS_ENV: os.environ.get(crypto.PREVIOUS_KEYS_ENV, ""),
+        crypto.LEGACY_NONCE_ENV: os.environ.get(crypto.LEGACY_NONCE_ENV, ""),
+    })
+
+
 class WarehouseResource(dg.ConfigurableResource):
     """The SQL warehouse. Empty `database_url` means `DATABASE_URL`, else SQLite under DAGSTER_HOME."""
 
@@ -87,12 +97,7 @@ class IikoResource(dg.ConfigurableResource):
         self._stack, self._clients = ExitStack(), {}
 
     def keyring(self) -> crypto.KeyRing:
-        environ = {
-            crypto.KEY_ENV: self.encryption_key,
-            crypto.PREVIOUS_KEYS_ENV: os.environ.get(crypto.PREVIOUS_KEYS_ENV, ""),
-            crypto.LEGACY_NONCE_ENV: os.environ.get(crypto.LEGACY_NONCE_ENV, ""),
-        }
-        return crypto.KeyRing.from_env(environ)
+        return keyring_for(self.encryption_key)
 
     def settings(self) -> ClientSettings:
         return ClientSettings(connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
@@ -181,8 +186,7 @@ class AccountGuardResource(dg.ConfigurableResource):
             self._held = None
 
     def keyring(self) -> crypto.KeyRing:
-        return crypto.KeyRing.from_env({crypto.KEY_ENV: self.encryption_key,
-                                        crypto.PREVIOUS_KEYS_ENV: os.environ.get(crypto.PREVIOUS_KEYS_ENV, "")})
+        return keyring_for(self.encryption_key)
 
 
 def take_back_dead_run(instance: dg.DagsterInstance, engine: Engine, keyring: crypto.KeyRing, account: str, *,

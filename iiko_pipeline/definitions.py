@@ -7,7 +7,7 @@ import dagster as dg
 
 from iiko_pipeline.defs.assets import ENTITY_ASSETS
 from iiko_pipeline.defs.freshness import FRESHNESS_CHECKS, freshness_job
-from iiko_pipeline.defs.io_managers import ParquetFrameIOManager
+from iiko_pipeline.defs.io_managers import ParquetFrameIOManager, RawResultIOManager
 from iiko_pipeline.defs.jobs import GROUP_JOBS, sync_account_job
 from iiko_pipeline.defs.resources import AccountGuardResource, IikoResource, WarehouseResource
 from iiko_pipeline.defs.schedules import GROUP_SCHEDULES, freshness_schedule
@@ -30,6 +30,7 @@ defs = dg.Definitions(
                              retry_base_delay=float(os.environ.get("IIKO_RETRY_BASE_DELAY_SECONDS", "0.5"))),
         "guard": AccountGuardResource(encryption_key=dg.EnvVar("CREDENTIAL_ENCRYPTION_KEY"), warehouse=warehouse),
         "frame_io_manager": ParquetFrameIOManager(),
+        "raw_io_manager": RawResultIOManager(),
     },
     # One process, one iiko login per run: every step shares the resource (and its licence seat).
     executor=dg.in_process_executor,

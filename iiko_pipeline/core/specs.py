@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # this module stays import-light: the command line builds its choices from it
     import sqlalchemy as sa
 
-#: Checks every table step runs (see `core.checks`); an entity adds its own.
+#: Checks every table step runs (see `core.checks`); an entity adds its own. `references_exist` only where the
+#: table (or its child table) names parent rows: elsewhere it could never fail, and every check result costs
+#: the run a few instance writes and a query.
 COMMON_CHECKS = ("records_stored", "external_ids_unique", "references_exist", "row_counts_agree")
+LINK_CHECKS = frozenset({"references_exist"})
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,16 @@ class EntitySpec:
 
     @property
     def checks(self) -> tuple[str, ...]:
-        return (*COMMON_CHECKS, *self.extra_checks)
+        return tuple(c for c in (*COMMON_CHECKS, *self.extra_checks) if c not in LINK_CHECKS or self.has_links)
+
+    @cached_property
+    def has_links(self) -> bool:
+        """Whether its rows point at other rows (parents, or its own child rows), as the schema's keys say."""
+        from iiko_pipeline.warehouse import schema
+        from iiko_pipeline.warehouse.entities import child_tables, parent_refs
+
+        tables = [self.table] + ([schema.metadata.tables[self.child_table]] if self.child_table else [])
+        return bool(child_tables(self.table)) or any(parent_refs(t) for t in tables)
 
     @cached_property
     def references(self) -> tuple[str, ...]:

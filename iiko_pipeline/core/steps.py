@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,28 @@ Log = Callable[[str], None]
 
 def _quiet(_message: str) -> None:
     return None
+
+
+#: At most one window progress line per this many seconds (plus the last window's).
+PROGRESS_EVERY_SECONDS = 5.0
+
+
+class WindowProgress:
+    """Window progress for the run's log: a line at most every `every` seconds, and always the last one.
+
+    A year's backfill still shows where it is (the CLI prints these lines as they arrive); an hourly run of a few
+    windows writes one line instead of one per window, and each line is an event the instance stores."""
+
+    def __init__(self, log: Log, total: int, every: float = PROGRESS_EVERY_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.log, self.total, self.every, self.clock = log, total, every, clock
+        self.last = clock()
+
+    def __call__(self, done: int, message: str) -> None:
+        now = self.clock()
+        if done >= self.total or now - self.last >= self.every:
+            self.log(message)
+            self.last = now
 
 
 # ------------------------------------------------------------------------------------------------- failures
@@ -139,12 +162,14 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
         ranges = [*retry, (date_from, date_to)]
         total = sum(len(split_windows(a, b, iiko.settings.invoice_window_days)) for a, b in ranges)
         windows = itertools.chain(*(fetch(a, b) for a, b in ranges))
+        progress = WindowProgress(log, total)
         # the next window is requested while this one is counted, hashed and compressed to disk
         for window in prefetched(windows, name="iiko-fetch"):
             body = window.response.body
             label = f"{window.date_from.isoformat()}..{window.date_to.isoformat()}"
             parts.append(write_raw(raw_dir, account, spec.name, label, body, count_documents(body)))
-            log(f"{spec.name}: fetched window {len(parts)}/{total} {label}: {parts[-1].records} documents")
+            progress(len(parts), f"{spec.name}: fetched window {len(parts)}/{total} {label}: "
+                                 f"{parts[-1].records} documents")
     except Exception as exc:
         failure = fail(engine, account, spec.name, exc)
         if not parts or failure.kind in STOPPING:
@@ -271,6 +296,7 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
     # (Reading the next chunk on a thread while the database merges this one was measured: no faster on 2 cores,
     # one more chunk in memory; see iiko_pipeline.prefetch.)
     total = len(frame.answers)
+    progress = WindowProgress(log, total)
     for _label, group in itertools.groupby(frame.chunks(), key=lambda c: c.label):
         first = next(group)
         window = (date.fromisoformat(first.window_from), date.fromisoformat(first.window_to))
@@ -287,8 +313,9 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
             window_ids.clear()
         outcomes.append(outcome)
         r = outcome.result
-        log(f"{spec.name}: committed window {len(outcomes)}/{total} {first.label}: {r.created} created, "
-            f"{r.updated} updated, {r.unchanged} unchanged, {r.errors} not stored")
+        progress(len(outcomes), f"{spec.name}: committed window {len(outcomes)}/{total} {first.label}: "
+                                f"{r.created} created, {r.updated} updated, {r.unchanged} unchanged, "
+                                f"{r.errors} not stored")
     return TableWrite(merge_results(outcomes), guards=[o.guard for o in outcomes if o.guard],
                       child_sum_failures=child_sum_failures, preview=preview, windows_committed=len(outcomes))
 

@@ -112,7 +112,7 @@ def _raw_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     # first, so the prerequisite check and the due pending documents see this run's reference data.
     options: dict[str, Any] = dict(
         name=f"raw_{spec.name}", partitions_def=accounts_partitions_def, group_name=RAW_GROUP, pool=IIKO_POOL,
-        kinds={"xml"}, deps=list(spec.references),
+        kinds={"xml"}, io_manager_key="raw_io_manager", deps=list(spec.references),
         description=f"The iiko answers for {spec.name} exactly as received (gzip on disk). {spec.description}")
 
     def fetch(context: dg.AssetExecutionContext, iiko: IikoResource, warehouse: WarehouseResource,

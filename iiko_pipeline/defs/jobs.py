@@ -3,6 +3,7 @@
 import dagster as dg
 
 from iiko_pipeline.core.specs import ENTITY_NAMES, SCHEDULES
+from iiko_pipeline.defs.constants import SYNC_JOB
 
 
 def entity_assets(*entities: str) -> dg.AssetSelection:
@@ -10,7 +11,7 @@ def entity_assets(*entities: str) -> dg.AssetSelection:
 
 
 sync_account_job = dg.define_asset_job(
-    name="sync_account_job",
+    name=SYNC_JOB,
     selection=entity_assets(*ENTITY_NAMES),
     description=f"Sync one account: {' -> '.join(ENTITY_NAMES)} (raw, frames, tables, checks). Onboarding of a "
                 "new account uses it too: dated entities start history_days back.",

@@ -8,6 +8,11 @@ by side, each in its own process (no logging-lock deadlock between runs, no sync
 account's backfill). If the child dies, the launcher sees it and takes the account back at once (its iiko
 seat freed, its run marked failed); if the launcher dies too, the lock's heartbeat stops and whoever looks at
 the account next does the same.
+
+Where a dagster-daemon queues the instance's runs (production), the run is submitted to its queue instead
+(`services.queue`, `IIKO_RUN_SUBMISSION`): the daemon's launcher executes it under the instance's run limits,
+and the caller waits for it the same way. The account's lock is held only while the run is created and queued;
+from then on the queued run itself marks the account busy, and it takes the lock when it starts.
 """
 
 from __future__ import annotations
@@ -24,11 +29,13 @@ from sqlalchemy.engine import Engine
 
 from iiko_pipeline.core.recovery import HEARTBEAT_TIMEOUT
 from iiko_pipeline.core.specs import ENTITY_NAMES
-from iiko_pipeline.defs.constants import ACCOUNT_TAG
+from iiko_pipeline.defs.constants import ACCOUNT_TAG, SYNC_JOB
 from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.defs.resources import take_back_dead_run
+from iiko_pipeline.defs.sensors import run_tags
 from iiko_pipeline.runner import RunProcess
-from iiko_pipeline.services.sync import AccountSyncOutcome, plan_entities, read_outcome
+from iiko_pipeline.services.queue import QueuedRun, submit, use_queue
+from iiko_pipeline.services.sync import AccountSyncOutcome, plan_entities, read_outcome, selected_config, selection_for
 from iiko_pipeline.warehouse import run_locks
 from iiko_pipeline.warehouse.crypto import KeyRing
 
@@ -47,30 +54,41 @@ class Launch:
     account: str
     entities: list[str]
     prerequisites: list[str]
-    process: RunProcess
+    process: RunProcess | QueuedRun
     settled: bool = field(default=False)
 
 
 #: Runs past the queue: each takes the account's lock as its resources start, within seconds.
 ACTIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
           dg.DagsterRunStatus.CANCELING]
+#: States a run launcher and the daemon's run monitoring own: busy however long they last.
+_MONITORED = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING}
 
 
-def ensure_idle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, account: str) -> None:
+def _busy(account: str, run: dg.DagsterRun) -> AccountBusyError:
+    return AccountBusyError(f"account {account} is busy: run {run.run_id} is {run.status.value.lower()}; wait for "
+                            "it to finish", run.run_id)
+
+
+def ensure_idle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, account: str, *,
+                queued_blocks: bool = False) -> None:
     """Raise AccountBusyError if a live run holds the account (a dead one is taken back first), or if a run of
     the account is starting elsewhere and has not taken the lock yet. A run that is past the queue but never
-    took the lock within the heartbeat timeout died starting: it is marked failed instead of blocking."""
+    took the lock within the heartbeat timeout died starting: it is marked failed instead of blocking.
+
+    `queued_blocks`: a run waiting in the daemon's queue counts as busy too (when syncs go through that queue;
+    without a daemon, a queued run may never start and must not block the account)."""
     take_back_dead_run(instance, engine, keyring, account)
     holder = run_locks.current(engine, account)
     if holder is not None:
         raise AccountBusyError(f"account {account} is busy: run {holder.run_id} is syncing it; wait for it to "
                                "finish", holder.run_id)
     now = time.time()
-    for record in instance.get_run_records(dg.RunsFilter(tags={ACCOUNT_TAG: account}, statuses=ACTIVE)):
+    statuses = [*ACTIVE, dg.DagsterRunStatus.QUEUED] if queued_blocks else ACTIVE
+    for record in instance.get_run_records(dg.RunsFilter(tags={ACCOUNT_TAG: account}, statuses=statuses)):
         run = record.dagster_run
-        if now - record.update_timestamp.timestamp() < HEARTBEAT_TIMEOUT.total_seconds():
-            raise AccountBusyError(f"account {account} is busy: run {run.run_id} is {run.status.value.lower()}; "
-                                   "wait for it to finish", run.run_id)
+        if run.status in _MONITORED or now - record.update_timestamp.timestamp() < HEARTBEAT_TIMEOUT.total_seconds():
+            raise _busy(account, run)
         instance.report_run_failed(run, message=f"the run never took account {account}'s lock within "
                                                 f"{HEARTBEAT_TIMEOUT.total_seconds():.0f} s: its process died starting")
 
@@ -82,12 +100,15 @@ def start_sync(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, a
     """Lock the account for a new run and start the process that executes it; returns at once."""
     account = str(uuid.UUID(account_id))
     planned, missing = plan_entities(engine, account, entities)
-    ensure_idle(instance, engine, keyring, account)
+    queued = use_queue(instance)
+    ensure_idle(instance, engine, keyring, account, queued_blocks=queued)
     run_id = str(uuid.uuid4())  # what Dagster makes run ids of; chosen here so the lock can name the run
     holder = run_locks.acquire(engine, account, run_id)  # this process holds it until the run takes it over
     if holder is not None:
         raise AccountBusyError(f"account {account} is busy: run {holder.run_id} is syncing it; wait for it to "
                                "finish", holder.run_id)
+    if queued:
+        return _submit(instance, engine, account, run_id, planned, missing, run_config, extra_tags)
     job = {"run_id": run_id, "account": account, "entities": planned, "run_config": run_config or {},
            "tags": extra_tags or {}, "log_level": log_level, "show_output": show_output,
            "instance_ref": dg.serialize_value(instance.get_ref()),  # the very instance, whatever its config
@@ -98,6 +119,23 @@ def start_sync(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, a
         run_locks.release(engine, account, run_id)
         raise
     return Launch(run_id, account, planned, missing, process)
+
+
+def _submit(instance: dg.DagsterInstance, engine: Engine, account: str, run_id: str, planned: list[str],
+            missing: list[str], run_config: dict | None, extra_tags: dict[str, str] | None) -> Launch:
+    """Create the run and queue it while holding the account's lock; a request that got the lock just before
+    us had already created its run, which shows now (the earlier one wins, the later one is refused)."""
+    try:
+        other = next((r.dagster_run for r in instance.get_run_records(dg.RunsFilter(
+            tags={ACCOUNT_TAG: account}, statuses=[*ACTIVE, dg.DagsterRunStatus.QUEUED]), limit=1)), None)
+        if other is not None:
+            raise _busy(account, other)
+        submit(instance, run_id=run_id, job_name=SYNC_JOB, partition_key=account, asset_keys=selection_for(planned),
+               run_config=selected_config(run_config, planned),
+               tags={**run_tags(account), **(extra_tags or {})})
+    finally:
+        run_locks.release(engine, account, run_id)  # the queued run is what marks the account busy now
+    return Launch(run_id, account, planned, missing, QueuedRun(instance, run_id))
 
 
 def settle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, launch: Launch) -> None:

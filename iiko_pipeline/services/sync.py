@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from iiko_pipeline.core.failures import FailureKind
 from iiko_pipeline.core.specs import ENTITY_NAMES, spec, windowed_specs, with_prerequisites
 from iiko_pipeline.defs.assets import FAILURE_KIND
+from iiko_pipeline.defs.constants import SYNC_JOB
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import WarehouseResource
 from iiko_pipeline.defs.sensors import run_tags
@@ -78,7 +79,7 @@ def invoice_run_config(date_from: str | None = None, date_to: str | None = None,
     return {"ops": {f"raw_{s.name}": {"config": config} for s in windowed_specs()}} if config else {}
 
 
-def _selected_config(run_config: dict | None, entities: Sequence[str]) -> dict:
+def selected_config(run_config: dict | None, entities: Sequence[str]) -> dict:
     """Keep the ops config of the selected steps only (Dagster refuses config for steps not in the run)."""
     ops = {op: cfg for op, cfg in (run_config or {}).get("ops", {}).items()
            if op.removeprefix("raw_") in entities}
@@ -106,8 +107,8 @@ def run_account_sync(instance: dg.DagsterInstance, account_id: str, entities: Se
     if add_prerequisites:
         entities, missing = plan_entities(WarehouseResource().get_engine(), account, entities)
     instance.add_dynamic_partitions(accounts_partitions_def.name, [account])
-    job = defs.resolve_job_def("sync_account_job")
-    run_config = {**_selected_config(run_config, entities),
+    job = defs.resolve_job_def(SYNC_JOB)
+    run_config = {**selected_config(run_config, entities),
                   "loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(
         instance=instance, partition_key=account, tags={**run_tags(account), **(extra_tags or {})},

@@ -8,6 +8,7 @@ run that rejected every document while moving the watermark to today).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -62,6 +63,26 @@ def _finished(account: str) -> bool:
     with dg.DagsterInstance.get() as instance:
         return any(r.status == dg.DagsterRunStatus.SUCCESS
                    for r in instance.get_runs(dg.RunsFilter(tags={"iiko/account": account})))
+
+
+def _cli_syncs_go_through_the_daemons_queue(env: dict[str, str], account: str, expected: dict[str, int]) -> None:
+    """With a daemon dequeuing runs, `sync` submits to its queue (IIKO_RUN_SUBMISSION=auto) and answers as it
+    does without one; a second sync of the account while the first is queued or running exits 2 naming it."""
+    cli = [str(BIN / "iiko-pipeline"), "sync", account, "restaurants"]
+    first = subprocess.Popen(cli, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = first.stderr.readline()  # "run <id>: restaurants of account ..." once the run is queued
+    assert started.startswith("run "), started + first.stderr.read()
+    run_id = started.split()[1].rstrip(":")
+    second = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    out, err = first.communicate(timeout=180)
+    assert second.returncode == 2 and run_id in second.stderr, second.stderr
+    assert first.returncode == 0, out + err
+    assert json.loads(out)["restaurants"]["total"] == expected["restaurants"]  # the brief's result, as before
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(run_id)
+        kinds = {e.dagster_event_type for e in instance.all_logs(run_id) if e.dagster_event_type}
+    assert run.status == dg.DagsterRunStatus.SUCCESS and run.tags["iiko/trigger"] == "cli"
+    assert {dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING} <= kinds  # queued, then launched
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -124,6 +145,8 @@ def test_the_daemon_alone_onboards_a_cli_connected_account_completely(emulator, 
             runs = instance.get_runs(dg.RunsFilter(tags={"iiko/account": account}))
         assert runs and all(r.tags.get("iiko/trigger") == "onboarding" for r in runs)  # started by the sensor
         assert any(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+
+        _cli_syncs_go_through_the_daemons_queue(env, account, expected)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:

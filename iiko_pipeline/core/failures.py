@@ -31,6 +31,7 @@ class FailureKind(StrEnum):
     BAD_DATA = "bad_data"  # iiko answered something we cannot use, or a request it refused (400)
     WAREHOUSE = "warehouse"  # our database dropped the connection or was locked: worth a retry
     PREREQUISITE = "prerequisite"  # something the entity references has never synced
+    BUSY = "busy"  # another run of the account held it for longer than this run would wait
     CONFIG = "config"  # the run asked for something impossible (dates, mode)
     INTERNAL = "internal"  # our own bug or an unexpected state
 

@@ -12,11 +12,15 @@ free at once, and releases the lock. The caller marks the dead run failed in wha
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from sqlalchemy.engine import Engine
 
+from iiko_pipeline.core.failures import FailureKind, SyncFailure
 from iiko_pipeline.iiko import ClientSettings, IikoClient, RetryPolicy
 from iiko_pipeline.warehouse import run_locks, sessions
 from iiko_pipeline.warehouse.crypto import KeyRing
@@ -73,3 +77,30 @@ def release_sessions(engine: Engine, escrowed: list[sessions.EscrowedSession]) -
                         session.run_id, type(exc).__name__)
         sessions.delete_session(engine, session.account_id, session.run_id)
     return released
+
+
+@contextmanager
+def hold_account(engine: Engine, keyring: KeyRing, account_id: str, run_id: str, *, wait_seconds: float,
+                 poll_seconds: float = 2.0,
+                 on_taken_back: Callable[[run_locks.LockHolder], None] = lambda dead: None,
+                 ) -> Iterator[run_locks.Heartbeat]:
+    """Hold the account's lock for the block, kept fresh by a heartbeat, and release it after.
+
+    A lock held by a dead run is taken back at once (`take_back`; `on_taken_back` is told, e.g. to mark that run
+    failed); one held by a live run is waited for up to `wait_seconds` (a scheduled run arriving during an API
+    sync), then a BUSY failure names the run that holds it."""
+    deadline = time.monotonic() + wait_seconds
+    while (holder := run_locks.acquire(engine, account_id, run_id)) is not None:
+        dead = take_back(engine, keyring, account_id)
+        if dead is not None:
+            on_taken_back(dead)
+            continue
+        if time.monotonic() > deadline:
+            raise SyncFailure(FailureKind.BUSY, f"account {account_id} is busy: run {holder.run_id} "
+                                                f"({holder.holder}) holds it; waited {wait_seconds:.0f} s")
+        time.sleep(poll_seconds)
+    try:
+        with run_locks.Heartbeat(engine, account_id, run_id) as heartbeat:
+            yield heartbeat
+    finally:
+        run_locks.release(engine, account_id, run_id)

@@ -1,23 +1,17 @@
-"""Which connected accounts still need their first complete sync, and whether one of their runs is going.
+"""Onboarding runs: whether an account's run is queued or going, and when to (re)try its first complete sync.
 
-Onboarding keys on the warehouse's sync state ("has every entity ever synced successfully?"), not on whether
-the account has a partition: `connect` adds the partition itself, from any process, so "no partition yet"
-would miss every account connected through the CLI or the API. An account is onboarded once all its entities
-have synced; a failed onboarding is retried after `IIKO_ONBOARDING_RETRY_SECONDS` (default 600).
+Which accounts need one is `core.readiness.not_fully_synced`; a failed onboarding is retried after
+`IIKO_ONBOARDING_RETRY_SECONDS` (default 600).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import dagster as dg
-from sqlalchemy.engine import Engine
 
-from iiko_pipeline.core.specs import ENTITY_NAMES, prerequisites
 from iiko_pipeline.defs.constants import ACCOUNT_TAG, TRIGGER_TAG
-from iiko_pipeline.warehouse.state import last_successes
 
 ONBOARDING = "onboarding"
 IN_PROGRESS = [
@@ -31,26 +25,6 @@ IN_PROGRESS = [
 
 def retry_after_seconds() -> float:
     return float(os.environ.get("IIKO_ONBOARDING_RETRY_SECONDS", "600"))
-
-
-def not_fully_synced(engine: Engine, accounts: Sequence[str]) -> dict[str, list[str]]:
-    """Accounts with entities that never synced successfully: {account: [entity, ...]} (one query)."""
-    done = last_successes(engine, accounts)
-    out = {}
-    for account in accounts:
-        missing = [e for e in ENTITY_NAMES if e not in done.get(account, {})]
-        if missing:
-            out[account] = missing
-    return out
-
-
-def lacking_prerequisites(engine: Engine, accounts: Sequence[str], entities: Sequence[str]) -> set[str]:
-    """Accounts for which a sync of these entities would be refused: something they reference never synced."""
-    needed = {p for e in entities for p in prerequisites(e) if p not in entities}
-    if not needed:
-        return set()
-    done = last_successes(engine, accounts)
-    return {a for a in accounts if any(p not in done.get(a, {}) for p in needed)}
 
 
 def running_run(instance: dg.DagsterInstance, account: str) -> dg.DagsterRun | None:

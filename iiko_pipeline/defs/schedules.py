@@ -8,10 +8,10 @@ have never synced (their runs would be refused): the discovery sensor onboards t
 
 import dagster as dg
 
+from iiko_pipeline.core.readiness import lacking_prerequisites
 from iiko_pipeline.core.specs import SCHEDULES, ScheduleGroup
 from iiko_pipeline.defs.freshness import freshness_job
 from iiko_pipeline.defs.jobs import GROUP_JOBS
-from iiko_pipeline.defs.onboarding import lacking_prerequisites
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import WarehouseResource
 from iiko_pipeline.defs.sensors import DISABLED_REASON, run_tags

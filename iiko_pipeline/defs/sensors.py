@@ -8,9 +8,10 @@ import os
 
 import dagster as dg
 
+from iiko_pipeline.core.readiness import not_fully_synced
 from iiko_pipeline.defs.constants import ACCOUNT_TAG
 from iiko_pipeline.defs.jobs import sync_account_job
-from iiko_pipeline.defs.onboarding import not_fully_synced, onboarding_request
+from iiko_pipeline.defs.onboarding import onboarding_request
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import AccountGuardResource, WarehouseResource, take_back_dead_run
 from iiko_pipeline.warehouse import run_locks

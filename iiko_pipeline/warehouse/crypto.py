@@ -232,6 +232,12 @@ class KeyRing:
         legacy_nonce = parse_nonce(nonce_text, LEGACY_NONCE_ENV) if nonce_text else None
         return cls(current, previous, legacy_nonce)
 
+    @classmethod
+    def with_key(cls, key: str) -> KeyRing:
+        """The key ring of a configured current key (a resource's `EnvVar`), with the previous keys and the
+        legacy nonce from the environment, as `from_env` reads them."""
+        return cls.from_env({**os.environ, KEY_ENV: key})
+
     @property
     def current_key_id(self) -> str:
         """The id of the key new envelopes are sealed with."""

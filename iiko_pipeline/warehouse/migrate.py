@@ -77,6 +77,22 @@ def migrate(engine_or_url: Engine | str | sa.URL | None = None) -> str:
             engine.dispose()
 
 
+_ENGINES: dict[str, Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def migrated_engine(url: str) -> Engine:
+    """One engine per URL per process, migrated on first use: a fresh database works without a setup step,
+    and the resources, re-created per run, share one pool."""
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(url)
+        if engine is None:
+            engine = make_engine(url)
+            migrate(engine)
+            _ENGINES[url] = engine
+        return engine
+
+
 def current_revision(bind: Engine | sa.Connection) -> str | None:
     """The revision the database is at, or None if it was never migrated."""
     if isinstance(bind, sa.Connection):

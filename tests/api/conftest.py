@@ -86,7 +86,7 @@ class Backend:
 
 
 def _backend(emulator, monkeypatch, tmp_path: Path, db_url: str, overrides: dict | None) -> Iterator[Backend]:
-    from iiko_pipeline.defs.resources import engine_for
+    from iiko_pipeline.warehouse.migrate import migrated_engine as engine_for
 
     home = tmp_path / "dagster_home"
     home.mkdir()

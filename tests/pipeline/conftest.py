@@ -44,7 +44,7 @@ class Pipeline:
 
 def _pipeline(emulator, monkeypatch, tmp_path: Path, db_url: str,
               instance_overrides: dict | None) -> Iterator[Pipeline]:
-    from iiko_pipeline.defs.resources import engine_for
+    from iiko_pipeline.warehouse.migrate import migrated_engine as engine_for
 
     key = generate_key()
     home = tmp_path / "dagster_home"

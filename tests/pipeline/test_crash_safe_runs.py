@@ -66,7 +66,7 @@ def _connect(account: str, emulator: EmulatorServer) -> None:
 
 
 def _engine():
-    from iiko_pipeline.defs.resources import engine_for
+    from iiko_pipeline.warehouse.migrate import migrated_engine as engine_for
 
     return engine_for(os.environ["DATABASE_URL"])
 

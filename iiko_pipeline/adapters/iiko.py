@@ -52,6 +52,15 @@ def items_hash(items: Iterable[Row]) -> str:
     return digest.hexdigest()
 
 
+def _record_id(record: Mapping[str, Any]) -> str | None:
+    """A rejected record's id as the warehouse holds ids (canonical GUID) where it is one, else as printed: the
+    record still counts as returned, so a stored row with that id must not be taken for vanished."""
+    try:
+        return v.guid(record.get("id"))
+    except ValueError:
+        return v.text(record.get("id"))
+
+
 def _adapt(entity: str, records: Iterable[Mapping[str, Any]],
            build: Callable[[Mapping[str, Any]], tuple[Row, list[Row]] | None],
            describe: Callable[[Mapping[str, Any]], str]) -> AdaptedBatch:
@@ -62,7 +71,7 @@ def _adapt(entity: str, records: Iterable[Mapping[str, Any]],
         try:
             built = build(record)
         except ValueError as exc:
-            batch.errors.append(RecordError(entity, v.text(record.get("id")), describe(record), str(exc)))
+            batch.errors.append(RecordError(entity, _record_id(record), describe(record), str(exc)))
             continue
         if built is not None:
             batch.rows.append(built[0])

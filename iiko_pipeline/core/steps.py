@@ -221,9 +221,12 @@ class TableWrite:
 
 def write(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: FrameSet, raw: RawResult,
           policy: WritePolicy, run_id: str | None, started: datetime | None = None, log: Log = _quiet) -> TableWrite:
-    """Write the frame into the entity's table and record the outcome on the account's sync state: a step that
-    stored too little (see `quality.rejections_within_limit`) is logged but not counted as a success."""
+    """Write the spooled frame (its summary known up front) into the entity's table and record the outcome on
+    the account's sync state: a step that stored too little (see `quality.rejections_within_limit`) is logged but not counted as a success."""
     started = started or datetime.now(UTC)
+    if "chunks" not in frame.summary:  # a lazy set from `frames()`: every held row would look vanished
+        raise ValueError(f"{spec.name}: write() needs the spooled frame set (framestore.write_frames, then "
+                         "read_frames): reconciliation reads every returned id before the first window")
     try:
         done = _commit_windows(spec, engine, account, frame, raw, log) if spec.windowed else \
             _upsert_all(spec, engine, account, frame)
@@ -232,10 +235,10 @@ def write(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: FrameSet,
         state.record_failure(engine, account, spec.name, run_id, failure.reason)
         raise failure from exc
     done.stored = quality.rejections_within_limit(done.result, policy.max_rejected_share)
-    state.record_run(engine, account, spec.name, run_id, done.result, started,
-                     error=None if done.stored.passed else done.stored.detail)
-    if frame.failure:
-        state.record_failure(engine, account, spec.name, run_id, frame.failure)
+    # An export that stopped part-way committed what it fetched, but the entity has not synced: not a success
+    # (onboarding retries it, freshness tells), and the error says why.
+    error = frame.failure or (None if done.stored.passed else done.stored.detail)
+    state.record_run(engine, account, spec.name, run_id, done.result, started, error=error)
     return done
 
 

@@ -165,9 +165,12 @@ def rejected_documents(batch: WindowBatch, result: SyncResult, date_from: date,
 
 def _record_fingerprint(conn: Connection, account: uuid.UUID, date_from: date, date_to: date,
                         fingerprint: str | None, now: datetime) -> None:
+    """Record the window's answer fingerprint, and forget those of every window it overlaps: this commit may have
+    changed their rows (a backfill or a pending re-read cuts windows differently), so an unchanged answer of
+    theirs no longer proves the table matches it."""
     sw = schema.sync_windows
-    key = (sw.c.account_id == account, sw.c.entity == ENTITY, sw.c.date_from == date_from, sw.c.date_to == date_to)
-    conn.execute(sw.delete().where(*key))
+    conn.execute(sw.delete().where(sw.c.account_id == account, sw.c.entity == ENTITY, sw.c.date_from <= date_to,
+                                   sw.c.date_to >= date_from))
     if fingerprint:
         conn.execute(sw.insert().values(account_id=account, entity=ENTITY, date_from=date_from, date_to=date_to,
                                         fingerprint=fingerprint, committed_at=now))

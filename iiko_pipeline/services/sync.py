@@ -117,12 +117,17 @@ def run_account_sync(instance: dg.DagsterInstance, account_id: str, entities: Se
     return read_outcome(instance, result.run_id, result.success, entities, prerequisites=missing)
 
 
+_OUTCOME_EVENTS = (dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.STEP_FAILURE,
+                   dg.DagsterEventType.ASSET_CHECK_EVALUATION)
+
+
 def read_outcome(instance: dg.DagsterInstance, run_id: str, success: bool, entities: Sequence[str], *,
                  prerequisites: Sequence[str] = ()) -> AccountSyncOutcome:
     """A finished run's results (from its materializations), failed steps (with their kind) and failed
     checks, read from the event log, so any process can answer for any run."""
     outcome = AccountSyncOutcome(run_id=run_id, success=success, prerequisites=list(prerequisites))
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+    records = instance.all_logs(run_id, of_type=set(_OUTCOME_EVENTS))  # one query for all three kinds
+    for record in (r for r in records if r.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION):
         materialization = record.asset_materialization
         key = materialization.asset_key.to_user_string() if materialization else None
         if key not in entities:
@@ -131,7 +136,7 @@ def read_outcome(instance: dg.DagsterInstance, run_id: str, success: bool, entit
         values: dict[str, Any] = {k: meta[k].value for k in SyncResult.COUNT_KEYS if k in meta}
         values["error_details"] = meta["error_details"].value if "error_details" in meta else []
         outcome.results[key] = values
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
+    for record in (r for r in records if r.dagster_event_type == dg.DagsterEventType.STEP_FAILURE):
         event = record.dagster_event
         data = event.step_failure_data if event else None
         if data is None:
@@ -143,7 +148,7 @@ def read_outcome(instance: dg.DagsterInstance, run_id: str, success: bool, entit
         failure = StepFailure(event.step_key or "run", kind, reason[:1000])
         outcome.step_failures.append(failure)
         outcome.failures.append(str(failure))
-    for record in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+    for record in (r for r in records if r.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION):
         evaluation = record.dagster_event.event_specific_data if record.dagster_event else None
         if evaluation is None or evaluation.passed:
             continue

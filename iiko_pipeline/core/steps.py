@@ -222,7 +222,8 @@ class TableWrite:
 def write(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: FrameSet, raw: RawResult,
           policy: WritePolicy, run_id: str | None, started: datetime | None = None, log: Log = _quiet) -> TableWrite:
     """Write the spooled frame (its summary known up front) into the entity's table and record the outcome on
-    the account's sync state: a step that stored too little (see `quality.rejections_within_limit`) is logged but not counted as a success."""
+    the account's sync state: a step that stored too little (see `quality.rejections_within_limit`) is logged
+    but not counted as a success."""
     started = started or datetime.now(UTC)
     if "chunks" not in frame.summary:  # a lazy set from `frames()`: every held row would look vanished
         raise ValueError(f"{spec.name}: write() needs the spooled frame set (framestore.write_frames, then "

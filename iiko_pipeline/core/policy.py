@@ -11,6 +11,7 @@ from datetime import date, timedelta
 
 from iiko_pipeline.core.failures import FailureKind, SyncFailure
 from iiko_pipeline.warehouse.quality import DEFAULT_MAX_REJECTED_SHARE
+from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE
 
 INCREMENTAL, BACKFILL = "incremental", "backfill"
 
@@ -27,7 +28,7 @@ class WindowPolicy:
     date_to: str = ""
     lookback_days: int = 14
     history_days: int = 90
-    max_vanished_share: float = 0.2
+    max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE
     reprocess_unchanged: bool = False  # parse and upsert windows even when iiko's answer did not change
 
     @property
@@ -59,9 +60,12 @@ class WindowPolicy:
 
 @dataclass(frozen=True)
 class WritePolicy:
-    """How much of what iiko returned may be rejected before the table step fails (see `records_stored`)."""
+    """How much of what iiko returned may be rejected before the table step fails (see `records_stored`), and,
+    for entities iiko always returns whole, how much of what we hold may vanish at once before deletions are
+    withheld (`warehouse.vanished`; dated entities take theirs from `WindowPolicy`)."""
 
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
+    max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE
 
 
 def _config(reason: str) -> SyncFailure:

@@ -19,7 +19,9 @@ if TYPE_CHECKING:  # this module stays import-light: the command line builds its
 #: Checks every table step runs (see `core.checks`); an entity adds its own. `references_exist` only where the
 #: table (or its child table) names parent rows: elsewhere it could never fail, and every check result costs
 #: the run a few instance writes and a query.
-COMMON_CHECKS = ("records_stored", "external_ids_unique", "references_exist", "row_counts_agree")
+COMMON_CHECKS = ("records_stored", "external_ids_unique", "references_exist", "row_counts_agree", "deletions_guarded")
+#: Checks that only warn (soft signals: shown in the UI, never block the run); an entity may add its own.
+COMMON_WARN_ONLY = frozenset({"deletions_guarded"})
 LINK_CHECKS = frozenset({"references_exist"})
 
 
@@ -41,7 +43,7 @@ class EntitySpec:
     windowed: bool = False
     child_table: str | None = None  # rows that belong to a row of this entity (invoice lines)
     extra_checks: tuple[str, ...] = ()
-    warn_only: frozenset[str] = frozenset()
+    warn_only: frozenset[str] = COMMON_WARN_ONLY
     after: tuple[str, ...] = ()
     preview_columns: tuple[str, ...] = ("external_id", "code", "name")
     freshness_env: str | None = None  # an entity synced incrementally warns when older than $env hours
@@ -111,9 +113,8 @@ REGISTRY: tuple[EntitySpec, ...] = (
         adapt="invoices",
         description="Incoming invoices with their lines, exported in windows of at most 7 days.",
         schedule="hourly", windowed=True, child_table="invoice_items",
-        extra_checks=("line_sums_consistent", "statuses_known", "export_complete", "deletions_guarded",
-                      "documents_pending"),
-        warn_only=frozenset({"deletions_guarded", "documents_pending"}),
+        extra_checks=("line_sums_consistent", "statuses_known", "export_complete", "documents_pending"),
+        warn_only=COMMON_WARN_ONLY | {"documents_pending"},
         preview_columns=("external_id", "document_number", "document_date", "status"),
         freshness_env="INVOICE_FRESHNESS_HOURS"),
 )

@@ -230,7 +230,7 @@ def write(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: FrameSet,
                          "read_frames): reconciliation reads every returned id before the first window")
     try:
         done = _commit_windows(spec, engine, account, frame, raw, log) if spec.windowed else \
-            _upsert_all(spec, engine, account, frame)
+            _upsert_all(spec, engine, account, frame, policy)
     except Exception as exc:
         failure = classify(exc)
         state.record_failure(engine, account, spec.name, run_id, failure.reason)
@@ -260,7 +260,8 @@ def _preview(chunk: ParsedFrame, spec: EntitySpec) -> list[dict[str, Any]]:
     return [{k: str(v) for k, v in row.items()} for row in chunk.rows.select(cols).slice(0, 5).to_pylist()]
 
 
-def _upsert_all(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: FrameSet) -> TableWrite:
+def _upsert_all(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: FrameSet,
+                policy: WritePolicy) -> TableWrite:
     """An undated entity is one answer: small enough to upsert (and soft-delete against) as one batch."""
     rows: list[dict[str, Any]] = []
     errors: list[_Err] = []
@@ -269,7 +270,8 @@ def _upsert_all(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: Fra
         rows += frame_records(chunk.rows)
         errors += [_Err(e) for e in chunk.errors]
         preview = preview or _preview(chunk, spec)
-    return TableWrite(upsert_dimension(engine, spec.name, account, rows, errors), preview=preview)
+    result = upsert_dimension(engine, spec.name, account, rows, errors, max_vanished_share=policy.max_vanished_share)
+    return TableWrite(result, guards=[result.deletion_guard] if result.deletion_guard else [], preview=preview)
 
 
 def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: FrameSet,

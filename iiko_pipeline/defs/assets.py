@@ -56,12 +56,14 @@ class WindowConfig(_WINDOW_FIELDS):  # type: ignore[misc,valid-type]
 
 
 class TableConfig(dg.Config):
-    """How much of what iiko returned may be rejected before the table step (and the run) fails."""
+    """How much of what iiko returned may be rejected before the table step (and the run) fails, and how much of
+    what we hold may vanish at once before deletions are withheld."""
 
     max_rejected_share: float = WritePolicy.max_rejected_share
+    max_vanished_share: float = WritePolicy.max_vanished_share  # entities iiko returns whole; dated: WindowConfig
 
     def policy(self) -> WritePolicy:
-        return WritePolicy(self.max_rejected_share)
+        return WritePolicy(self.max_rejected_share, self.max_vanished_share)
 
 
 def _account(context: dg.AssetExecutionContext) -> str:

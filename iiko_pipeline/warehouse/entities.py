@@ -24,10 +24,11 @@ from iiko_pipeline.warehouse.upsert import (
     Rejection,
     Stage,
     dedupe_last,
+    id_chunks,
     merge_stage,
     reject_dangling,
-    soft_delete_missing,
 )
+from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE, withheld_because
 
 
 def parent_refs(table: sa.Table) -> tuple[ParentRef, ...]:
@@ -67,6 +68,8 @@ class SyncResult:
     items_written: int = 0
     # records rejected because a row they reference is missing: external id -> the missing row's table
     reference_rejections: dict[str, str] = field(default_factory=dict)
+    # why rows that vanished from the answer were not marked deleted (`warehouse.vanished`), if they were not
+    deletion_guard: str | None = None
 
     #: The counts every reader of a sync result uses (metadata, the CLI, the API, the bench): one list.
     COUNT_KEYS = ("total", "created", "updated", "unchanged", "deleted", "errors")
@@ -100,12 +103,14 @@ def _error_details(entity: str, adapter_errors: Sequence[Any], rejected: Sequenc
 
 def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, rows: Sequence[dict[str, Any]],
                      adapter_errors: Sequence[Any] = (), *, external_system: str = "iiko",
-                     now: datetime | None = None, detect_deleted: bool = True) -> SyncResult:
+                     now: datetime | None = None, detect_deleted: bool = True,
+                     max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE) -> SyncResult:
     """Full-reload upsert of a dimension (restaurants, stores, suppliers) for one account.
 
     Dimensions are small and iiko returns all of them every time, so rows this account holds that the source no
-    longer returns are soft-deleted, unless the source returned nothing at all (an empty answer is far more
-    likely a fault than a chain that closed every restaurant).
+    longer returns are soft-deleted, in the same transaction, under the rule every entity follows
+    (`warehouse.vanished`): not after an empty answer, not when too many would vanish at once (the reason is
+    in `deletion_guard`), and a record the adapter rejected still counts as returned.
     """
     table = schema.metadata.tables[entity]
     parents = parent_refs(table)
@@ -116,9 +121,12 @@ def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, r
     with write_transaction(engine) as conn:
         stage = Stage(conn, table, _stage_columns(table, rows))
         stage.load(rows)
-        if detect_deleted and rows and "deleted_at" in table.c:
-            result.deleted = soft_delete_missing(conn, table, stage, account_id=account,
-                                                 external_system=external_system, deleted_at=now)
+        if detect_deleted and "deleted_at" in table.c:
+            returned = {r["external_id"] for r in rows} | {
+                i for i in (e.as_dict().get("external_id") for e in adapter_errors) if i}
+            result.deleted, result.deletion_guard = _delete_vanished(
+                conn, table, account, external_system, returned, len(rows) + len(adapter_errors), now,
+                max_vanished_share)
         rejected = reject_dangling(conn, stage, parents, account_id=account, external_system=external_system)
         outcome = merge_stage(conn, table, stage, parents, account_id=account,
                               external_system=external_system, synced_at=now)
@@ -128,6 +136,24 @@ def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, r
     result.errors = len(result.error_details)
     result.reference_rejections = {r.external_id: r.parent for r in rejected}
     return result
+
+
+def _delete_vanished(conn: Connection, table: sa.Table, account: uuid.UUID, external_system: str,
+                     returned: set[str], returned_count: int, now: datetime,
+                     max_vanished_share: float) -> tuple[int, str | None]:
+    """Soft-delete the live rows iiko did not return, unless the rule withholds it: (deleted, why withheld)."""
+    live = (table.c.account_id == account, table.c.external_system == external_system, table.c.deleted_at.is_(None))
+    held = conn.execute(sa.select(table.c.external_id).where(*live)).scalars().all()
+    vanished = sorted(i for i in held if i not in returned)
+    guard = withheld_because(table.name, table.name, held=len(held), vanished=len(vanished),
+                             returned=returned_count, max_vanished_share=max_vanished_share)
+    if guard or not vanished:
+        return 0, guard
+    deleted = 0
+    for chunk in id_chunks(vanished, 500):
+        deleted += conn.execute(table.update().where(*live, table.c.external_id.in_(chunk))
+                                .values(deleted_at=now)).rowcount or 0
+    return deleted, None
 
 
 def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Sequence[dict[str, Any]],

@@ -22,9 +22,9 @@ from iiko_pipeline.warehouse import pending, schema, state
 from iiko_pipeline.warehouse.engine import write_transaction
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_invoices
 from iiko_pipeline.warehouse.upsert import id_chunks, refresh_statistics
+from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE, withheld_because
 
 ENTITY = "invoices"
-DEFAULT_MAX_VANISHED_SHARE = 0.2
 
 
 @dataclass
@@ -63,14 +63,10 @@ def reconcile_window(conn: Connection, account_id: uuid.UUID, date_from: date, d
     outcome = ReconcileOutcome(vanished=vanished)
     if not vanished:
         return outcome
-    if returned_in_window == 0:
-        outcome.guard = (f"window {date_from}..{date_to}: iiko returned no documents while we hold {len(held)}; "
-                         f"nothing deleted")
-        return outcome
-    share = len(vanished) / len(held)
-    if share > max_vanished_share:
-        outcome.guard = (f"window {date_from}..{date_to}: {len(vanished)} of {len(held)} documents "
-                         f"({share:.0%}) would vanish, above the {max_vanished_share:.0%} limit; nothing deleted")
+    outcome.guard = withheld_because(f"window {date_from}..{date_to}", "documents", held=len(held),
+                                     vanished=len(vanished), returned=returned_in_window,
+                                     max_vanished_share=max_vanished_share)
+    if outcome.guard:
         return outcome
     for chunk in id_chunks(vanished, 500):
         outcome.deleted += conn.execute(inv.update().where(

@@ -257,28 +257,6 @@ def merge_stage(conn: Connection, target: sa.Table, stage: Stage, parents: Seque
     return outcome
 
 
-def soft_delete_missing(conn: Connection, target: sa.Table, stage: Stage, *, account_id: uuid.UUID,
-                        external_system: str, deleted_at: datetime, scope_sql: str = "",
-                        scope_params: dict[str, Any] | None = None) -> int:
-    """Mark rows of this account (within an optional scope) that the source no longer returns.
-
-    Soft, never hard: a platform developer can still join to them, and a wrong guess is reversible (the row
-    is revived with `deleted_at = NULL` when it shows up again).
-    """
-    t = _q(conn, target.name)
-    s = _q(conn, stage.name)
-    binds = [sa.bindparam("account_id", type_=target.c.account_id.type), sa.bindparam("external_system"),
-             sa.bindparam("deleted_at", type_=target.c.deleted_at.type)]
-    sql = (
-        f"UPDATE {t} SET deleted_at = :deleted_at WHERE account_id = :account_id"
-        f" AND external_system = :external_system AND deleted_at IS NULL {scope_sql}"
-        f" AND NOT EXISTS (SELECT 1 FROM {s} s WHERE s.external_id = {t}.external_id)"
-    )
-    params = {"account_id": account_id, "external_system": external_system, "deleted_at": deleted_at,
-              **(scope_params or {})}
-    return conn.execute(sa.text(sql).bindparams(*binds), params).rowcount or 0
-
-
 def refresh_statistics(conn: Connection, tables: Sequence[sa.Table], *, min_changes: int = 1000,
                        share: float = 0.1) -> list[str]:
     """ANALYZE the tables that changed by more than `share` of their rows since their last ANALYZE.

@@ -128,19 +128,61 @@ def test_vanished_dimension_rows_are_soft_deleted_and_revived(db_url):
     engine = _engine(db_url)
     _seed_dimensions(engine)
     only_first = IIKO_ADAPTER.restaurants(_departments()[:1])
-    gone = upsert_dimension(engine, "restaurants", ACCOUNT, only_first.rows, only_first.errors)
+    # one of two restaurants closing is half the chain: above the default guard, so the operator allows it
+    gone = upsert_dimension(engine, "restaurants", ACCOUNT, only_first.rows, only_first.errors, max_vanished_share=1.0)
     assert (gone.deleted, gone.unchanged) == (1, 1)
     with engine.connect() as conn:
         rows = dict(conn.execute(sa.select(schema.restaurants.c.external_id, schema.restaurants.c.deleted_at)).all())
     assert rows[R1] is None and rows[R2] is not None  # kept, marked, never hard-deleted
-    empty = upsert_dimension(engine, "restaurants", ACCOUNT, [], [])
+    empty = upsert_dimension(engine, "restaurants", ACCOUNT, [], [], max_vanished_share=1.0)
     assert empty.deleted == 0  # an empty answer is not evidence that everything closed
+    assert empty.deletion_guard == "restaurants: iiko returned no restaurants while we hold 1; nothing deleted"
     back = IIKO_ADAPTER.restaurants(_departments())
     revived = upsert_dimension(engine, "restaurants", ACCOUNT, back.rows, back.errors)
     assert (revived.updated, revived.deleted) == (1, 0)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).where(schema.restaurants.c.deleted_at.is_not(None))
                             ).scalar_one() == 0
+
+
+def _suppliers(n: int, *, bad: set[int] = frozenset()) -> list[dict]:
+    """n suppliers; those in `bad` carry a flag the adapter refuses (they exist at iiko, we cannot store them)."""
+    return [{"id": f"3f08e41c-0000-4000-8000-{i:012d}", "name": f"Поставщик {i}",
+             "deleted": "maybe" if i in bad else "false"} for i in range(n)]
+
+
+def _live_suppliers(engine) -> int:
+    sup = schema.suppliers
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(sup.c.account_id == ACCOUNT,
+                                                              sup.c.deleted_at.is_(None))).scalar_one()
+
+
+def test_reference_deletes_are_guarded_like_invoices(db_url):
+    """One bad answer must not wipe a dimension: iiko returning 2 of 100 suppliers, or the adapter refusing 99
+    of the 100 it returned, deletes nothing (issue 13's probes); a small real change still deletes."""
+    engine = _engine(db_url)
+    full = IIKO_ADAPTER.suppliers(_suppliers(10))
+    assert upsert_dimension(engine, "suppliers", ACCOUNT, full.rows, full.errors).created == 10
+
+    refused = IIKO_ADAPTER.suppliers(_suppliers(10, bad=set(range(1, 10))))
+    assert len(refused.errors) == 9
+    kept = upsert_dimension(engine, "suppliers", ACCOUNT, refused.rows, refused.errors)
+    assert (kept.deleted, kept.deletion_guard, kept.errors) == (0, None, 9)  # refused is not vanished
+    assert _live_suppliers(engine) == 10
+
+    two = IIKO_ADAPTER.suppliers(_suppliers(2))
+    guarded = upsert_dimension(engine, "suppliers", ACCOUNT, two.rows, two.errors)
+    assert guarded.deleted == 0 and _live_suppliers(engine) == 10
+    assert guarded.deletion_guard == ("suppliers: 8 of 10 suppliers (80%) would vanish, above the 20% limit; "
+                                      "nothing deleted")
+
+    empty = upsert_dimension(engine, "suppliers", ACCOUNT, [], [])
+    assert empty.deleted == 0 and "iiko returned no suppliers while we hold 10" in empty.deletion_guard
+
+    nine = IIKO_ADAPTER.suppliers(_suppliers(9))
+    closed = upsert_dimension(engine, "suppliers", ACCOUNT, nine.rows, nine.errors)
+    assert (closed.deleted, closed.deletion_guard) == (1, None) and _live_suppliers(engine) == 9
 
 
 def test_invoices_without_lines_and_empty_batches(db_url):

@@ -12,14 +12,14 @@ from pydantic import PrivateAttr
 from sqlalchemy.engine import Engine
 
 from iiko_pipeline.core.clients import RunClients
-from iiko_pipeline.core.failures import SyncFailure
+from iiko_pipeline.core.failures import FailureKind, SyncFailure
 from iiko_pipeline.core.recovery import hold_account, take_back
 from iiko_pipeline.defs.constants import ACCOUNT_TAG
 from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.iiko import ClientSettings, IikoClient, RetryPolicy
 from iiko_pipeline.warehouse import crypto, run_locks
 from iiko_pipeline.warehouse.migrate import migrated_engine
-from iiko_pipeline.warehouse.settings import database_url
+from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, database_url, integrations_enabled
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -68,6 +68,9 @@ class IikoResource(dg.ConfigurableResource):
                               invoice_window_days=self.invoice_window_days)
 
     def client_for(self, account_id: str) -> IikoClient:
+        if not integrations_enabled():  # the one place every run (schedule, sensor, CLI, API, UI) logs in
+            raise SyncFailure(FailureKind.CONFIG, f"{INTEGRATIONS_ENABLED_ENV} is false: integrations are switched "
+                                                  "off for this deployment; nothing was sent to iiko")
         if self._clients is None:
             self._clients = RunClients(self.warehouse.get_engine(), self.keyring(), self.settings(), self._run_id,
                                        integration_type=self.integration_type, escrow=self.escrow_sessions,

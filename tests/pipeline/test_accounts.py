@@ -70,6 +70,20 @@ def test_integrations_disabled_refuses_connect_and_sensor_skips(pipeline, monkey
     assert not data.run_requests and "INTEGRATIONS_ENABLED" in data.skip_message
 
 
+def test_integrations_disabled_stops_every_run_before_it_logs_in(pipeline, monkeypatch):
+    """The switch holds where iiko is called (the run's iiko resource), so no path (CLI, API, a run launched
+    from the UI, a schedule) reaches iiko while it is off."""
+    p = pipeline
+    p.connect()
+    before = p.emulator.state.log.summary()["logins"]
+    monkeypatch.setenv("INTEGRATIONS_ENABLED", "false")
+    outcome = p.sync(["restaurants"])
+    assert not outcome.success
+    assert [f.kind for f in outcome.step_failures] == ["config"]
+    assert "INTEGRATIONS_ENABLED is false" in outcome.step_failures[0].reason
+    assert p.emulator.state.log.summary()["logins"] == before  # nothing was sent
+
+
 def _tick(p):
     from iiko_pipeline.definitions import defs
 

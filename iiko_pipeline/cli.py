@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from iiko_pipeline.commands import REGISTRY
+from iiko_pipeline.private_files import private_umask
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    private_umask()  # for this process and every one it starts (`dagster dev`, run processes)
     parser = build_parser()
     args = parser.parse_args(argv)
     return int(args.handler(args) or 0)

@@ -10,6 +10,7 @@ caller of the core (the bench) use the same two functions.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from iiko_pipeline.frames import FrameSet, ParsedFrame, chunk_summary
+from iiko_pipeline.private_files import make_private, private_dirs, private_file
 
 MANIFEST = "manifest.json"
 
@@ -26,15 +28,18 @@ def write_frames(frames: FrameSet, folder: Path) -> dict[str, Any]:
     `frames.summary`."""
     tmp = folder.with_name(folder.name + ".writing")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    private_dirs(tmp)
     chunks = []
     for index, chunk in enumerate(frames.chunks()):
-        pq.write_table(chunk.rows, tmp / f"{index:04d}.rows.parquet")
-        pq.write_table(chunk.children, tmp / f"{index:04d}.children.parquet")
+        for kind, table in (("rows", chunk.rows), ("children", chunk.children)):
+            path = tmp / f"{index:04d}.{kind}.parquet"
+            pq.write_table(table, path)
+            make_private(path)
         chunks.append({**chunk_summary(chunk), "file": f"{index:04d}"})
     manifest = {"entity": frames.entity, "window_from": frames.window_from, "window_to": frames.window_to,
                 "failure": frames.failure, "chunks": chunks}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, default=str))
+    with os.fdopen(private_file(tmp / MANIFEST), "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(manifest, ensure_ascii=False, default=str))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.replace(folder)  # readers see the old frames or the new ones, never half of each
     frames.summary = manifest

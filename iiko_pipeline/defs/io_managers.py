@@ -7,6 +7,7 @@
   to the instance's event log, and on a small account they were a tenth of a run's cost.
 """
 
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import dagster as dg
 
 from iiko_pipeline.frames import FrameSet
 from iiko_pipeline.framestore import read_frames, write_frames
+from iiko_pipeline.private_files import private_dirs, private_file
 
 
 class ParquetFrameIOManager(dg.ConfigurableIOManager):
@@ -45,9 +47,10 @@ class RawResultIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         path = self._path(context.step_context.instance, context)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dirs(path.parent)
         partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+        with os.fdopen(private_file(partial), "wb") as fh:
+            fh.write(pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
         partial.replace(path)  # a reader never sees half a file
 
     def load_input(self, context: dg.InputContext) -> object:

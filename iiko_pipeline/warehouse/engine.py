@@ -8,6 +8,7 @@ SQLAlchemy recipe below hands transaction control back to SQLAlchemy.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
+
+from iiko_pipeline.private_files import private_dirs, private_file
 
 from .settings import database_url, normalise_database_url
 
@@ -48,7 +51,10 @@ def _sqlite_engine(url: sa.URL, **kwargs: Any) -> Engine:
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file::memory:")
     if not in_memory:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        private_dirs(path.parent)
+        if not path.exists():  # SQLite gives its -wal and -shm files the database file's mode
+            os.close(private_file(path))
     engine = sa.create_engine(url, **kwargs)
 
     @sa.event.listens_for(engine, "connect")

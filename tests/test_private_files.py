@@ -71,3 +71,21 @@ def test_the_command_line_runs_with_a_private_umask():
             "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\nprint(oct(os.umask(0)), file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stderr.strip().splitlines()[-1] == "0o77", done.stderr
+
+
+def test_a_partition_key_that_is_not_an_account_id_never_becomes_a_path(tmp_path):
+    """The frame store replaces and removes folders named after the partition: only a UUID may name one."""
+    import dagster as dg
+
+    from iiko_pipeline.defs.io_managers import ParquetFrameIOManager, RawResultIOManager
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        for bad in ("../../etc", "a/b", "not-a-uuid"):
+            context = dg.build_output_context(asset_key=dg.AssetKey("suppliers_frame"), partition_key=bad)
+            with pytest.raises(ValueError, match="is not an account id"):
+                ParquetFrameIOManager()._folder(instance, context)
+            with pytest.raises(ValueError, match="is not an account id"):
+                RawResultIOManager()._path(instance, context)
+        good = dg.build_output_context(asset_key=dg.AssetKey("suppliers_frame"),
+                                       partition_key="3A5C99A2-EACA-56C9-821D-5510AECAFB5A")
+        assert ParquetFrameIOManager()._folder(instance, good).name == "3a5c99a2-eaca-56c9-821d-5510aecafb5a"

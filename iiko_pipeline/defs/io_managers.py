@@ -9,6 +9,7 @@
 
 import os
 import pickle
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,16 @@ from iiko_pipeline.framestore import read_frames, write_frames
 from iiko_pipeline.private_files import private_dirs, private_file
 
 
+def _partition(context: dg.OutputContext | dg.InputContext) -> str:
+    """The account partition as a path component: a UUID, or an error (never `..` or a slash in a path that
+    is about to be replaced or removed)."""
+    key = context.asset_partition_key
+    try:
+        return str(uuid.UUID(key))
+    except ValueError:
+        raise ValueError(f"partition key {key!r} is not an account id (a UUID)") from None
+
+
 class ParquetFrameIOManager(dg.ConfigurableIOManager):
     """Columnar, typed and inspectable with any Parquet reader."""
 
@@ -27,7 +38,7 @@ class ParquetFrameIOManager(dg.ConfigurableIOManager):
     def _folder(self, instance: dg.DagsterInstance, context: dg.OutputContext | dg.InputContext) -> Path:
         base = Path(self.base_dir) if self.base_dir else Path(instance.storage_directory()) / "frames"
         key = "/".join(context.asset_key.path)
-        return base / key / (context.asset_partition_key if context.has_asset_partitions else "_")
+        return base / key / (_partition(context) if context.has_asset_partitions else "_")
 
     def handle_output(self, context: dg.OutputContext, obj: FrameSet) -> None:
         folder = self._folder(context.step_context.instance, context)
@@ -43,7 +54,7 @@ class RawResultIOManager(dg.ConfigurableIOManager):
 
     def _path(self, instance: dg.DagsterInstance, context: dg.OutputContext | dg.InputContext) -> Path:
         folder = Path(instance.storage_directory()).joinpath(*context.asset_key.path)
-        return folder / (context.asset_partition_key if context.has_asset_partitions else "result")
+        return folder / (_partition(context) if context.has_asset_partitions else "result")
 
     def handle_output(self, context: dg.OutputContext, obj: object) -> None:
         path = self._path(context.step_context.instance, context)

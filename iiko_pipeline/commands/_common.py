@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+import uuid
+from datetime import date
 from typing import Any
+
+
+def account_arg(value: str) -> str:
+    """argparse type: an account id, canonical (a clear usage error, not a traceback, for anything else)."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an account id: a UUID such as 3a5c99a2-eaca-56c9-821d-5510aecafb5a") from None
+
+
+def date_arg(value: str) -> str:
+    """argparse type: a calendar date as YYYY-MM-DD."""
+    try:
+        return date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date: use YYYY-MM-DD") from None
 
 
 def engine():

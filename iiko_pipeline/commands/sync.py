@@ -21,12 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sync", help="sync one account now (a Dagster run the UI shows)",
                        description="Sync one account now, as a Dagster run the UI shows. Entities whose references "
                                    "have never synced bring them along.")
-    p.add_argument("account_id", help="the account's UUID")
+    p.add_argument("account_id", type=_common.account_arg, help="the account's UUID")
     p.add_argument("entities", nargs="*", type=_entity, metavar="ENTITY",
                    help=f"what to sync: {', '.join(ENTITY_NAMES)} (default: all, in this order)")
-    p.add_argument("--from", dest="date_from", default=None,
+    p.add_argument("--from", dest="date_from", default=None, type=_common.date_arg,
                    help=f"re-sync {_DATED} from this date (YYYY-MM-DD) as a backfill: the watermark stays put")
-    p.add_argument("--to", dest="date_to", default=None, help=f"last {_DATED} date (YYYY-MM-DD; default today)")
+    p.add_argument("--to", dest="date_to", default=None, type=_common.date_arg,
+                   help=f"last {_DATED} date (YYYY-MM-DD; default today)")
     p.add_argument("--lookback-days", type=int, default=None, help="incremental: re-read this far before the "
                    "watermark (default 14)")
     p.add_argument("--history-days", type=int, default=None, help="first sync of an account: this much history "
@@ -34,9 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
     b = sub.add_parser("backfill", help=f"re-sync an account's {_DATED} for a date range (watermark untouched)")
-    b.add_argument("account_id", help="the account's UUID")
-    b.add_argument("--from", dest="date_from", required=True, help="first document date (YYYY-MM-DD)")
-    b.add_argument("--to", dest="date_to", required=True, help="last document date (YYYY-MM-DD)")
+    b.add_argument("account_id", type=_common.account_arg, help="the account's UUID")
+    b.add_argument("--from", dest="date_from", required=True, type=_common.date_arg,
+                   help="first document date (YYYY-MM-DD)")
+    b.add_argument("--to", dest="date_to", required=True, type=_common.date_arg,
+                   help="last document date (YYYY-MM-DD)")
     b.set_defaults(handler=backfill)
 
 
@@ -57,12 +60,35 @@ def backfill(args: argparse.Namespace) -> int:
     return _sync(args.account_id, [s.name for s in windowed_specs()], config, tags)
 
 
+def _refuse_before_anything(account: str, entities: list[str], run_config: dict) -> tuple:
+    """Everything that would fail the run at once, checked before a partition, a run or a request exists:
+    the key, the dates (by the policy the run would apply), and whether the account is connected here."""
+    from iiko_pipeline.core.failures import SyncFailure
+    from iiko_pipeline.core.policy import WindowPolicy
+    from iiko_pipeline.warehouse.credentials import list_accounts
+
+    keyring = _common.keyring()
+    for spec in windowed_specs():
+        config = run_config.get("ops", {}).get(f"raw_{spec.name}", {}).get("config")
+        if spec.name in entities and config:
+            try:
+                WindowPolicy(**config).window(None)
+            except SyncFailure as failure:
+                raise SystemExit(f"error: {failure.reason}") from None
+    engine = _common.engine()
+    if not any(str(a.account_id) == account for a in list_accounts(engine)):
+        raise SystemExit(f"error: account {account} is not connected here; connect it first: "
+                         f"iiko-pipeline connect {account} --username USER --base-url URL")
+    return engine, keyring
+
+
 def _sync(account: str, entities: list[str], run_config: dict, tags: dict[str, str]) -> int:
     """One run in its own process (`services.launcher`), waited for here; progress on a terminal."""
     from iiko_pipeline.commands._progress import Progress
     from iiko_pipeline.services.launcher import AccountBusyError, settle, start_sync, wait
 
-    instance, engine, keyring = _common.instance(), _common.engine(), _common.keyring()
+    engine, keyring = _refuse_before_anything(account, entities, run_config)
+    instance = _common.instance()
     try:
         launch = start_sync(instance, engine, keyring, account, entities, run_config=run_config,
                             extra_tags={"iiko/trigger": "cli", **tags})

@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from iiko_pipeline.api import validation
-from iiko_pipeline.api.errors import ApiError, not_found
+from iiko_pipeline.api.errors import ApiError, FieldError, not_found, validation_error
 from iiko_pipeline.api.openapi import PREFIX, spec
 from iiko_pipeline.api.security import GuardMiddleware, check_token
 from iiko_pipeline.core.specs import ENTITY_NAMES
@@ -40,6 +40,7 @@ from iiko_pipeline.defs.constants import ACCOUNT_TAG, TRIGGER_TAG
 from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.iiko import ClientSettings
+from iiko_pipeline.iiko.hosts import HostPolicyError
 from iiko_pipeline.services.connect import IntegrationsDisabledError, connect_account
 from iiko_pipeline.services.launcher import AccountBusyError, Launch, ensure_idle, settle, start_sync, wait
 from iiko_pipeline.services.sync import AccountSyncOutcome, invoice_run_config, read_outcome
@@ -178,6 +179,8 @@ async def connect(request: Request, ctx: ApiContext) -> Response:
         answer = await run_in_threadpool(work)
     except IntegrationsDisabledError as exc:
         raise ApiError(503, str(exc)) from None
+    except HostPolicyError as exc:  # the environment changed since the request was validated
+        raise validation_error([FieldError("base_url", "body", str(exc))]) from None
     if answer["is_connected"]:
         logger.info("account %s connected", account)
         return JSONResponse(answer)

@@ -67,11 +67,14 @@ _SCHEMAS: dict[str, Any] = {
             "password": {"type": "string", "minLength": 1, "maxLength": 1024, "writeOnly": True,
                          "description": "Accepted only here, never in the URL; stored encrypted, never logged."},
             "base_url": {"type": ["string", "null"], "format": "uri",
-                         "description": "Optional iiko server URL, e.g. https://name.iiko.it "
-                                        "(a trailing /resto/api is removed)."},
+                         "description": "The iiko server URL, e.g. https://iiko.example (a trailing "
+                                        "/resto/api is removed). Required unless the operator set "
+                                        "IIKO_DEFAULT_BASE_URL; https only (plain http for loopback hosts or "
+                                        "with IIKO_ALLOW_HTTP=true), and within IIKO_ALLOWED_HOSTS when set. "
+                                        "A refused URL answers 422 naming base_url, before any request."},
         },
         "example": {"username": "your-iiko-username", "password": "your-iiko-password",
-                    "base_url": "https://your-iiko-instance.iiko.it"},
+                    "base_url": "https://iiko.example"},
     },
     "ConnectResponse": {
         "type": "object",

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from iiko_pipeline.api.errors import ApiError, FieldError, validation_error
 from iiko_pipeline.core.specs import ENTITY_NAMES as ENTITIES
 from iiko_pipeline.core.specs import spec, windowed_specs
+from iiko_pipeline.iiko.hosts import HostPolicyError, MissingBaseUrlError, resolve_base_url
 from iiko_pipeline.warehouse.credentials import normalise_base_url
 
 #: Bodies are a few short strings; anything bigger is a mistake or an attack.
@@ -193,9 +194,14 @@ def connect_request(data: dict[str, Any]) -> ConnectRequest:
     username = _string(data, "username", MAX_USERNAME_CHARS, errors, required=True)
     password = _string(data, "password", MAX_PASSWORD_CHARS, errors, required=True)
     base_url = _string(data, "base_url", MAX_BASE_URL_CHARS, errors, required=False)
-    if base_url is not None:
+    if base_url is not None or "base_url" not in data or data["base_url"] is None:
         try:
-            normalise_base_url(base_url)
+            resolve_base_url(normalise_base_url(base_url))  # the URL policy: iiko_pipeline.iiko.hosts
+        except MissingBaseUrlError:
+            errors.append(FieldError("base_url", "body", "is required: no default iiko server is configured "
+                                                         "(IIKO_DEFAULT_BASE_URL)"))
+        except HostPolicyError as exc:
+            errors.append(FieldError("base_url", "body", str(exc)))
         except ValueError:
             errors.append(FieldError("base_url", "body", "must be an http(s) URL with a host and without a "
                                                          "user name, password, query or fragment"))

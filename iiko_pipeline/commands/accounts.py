@@ -13,7 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("connect", help="log in to iiko once, store the credentials encrypted, add the partition")
     p.add_argument("account_id", help="the account's UUID")
     p.add_argument("--username", required=True)
-    p.add_argument("--base-url", default=None, help="iiko server URL, e.g. https://name.iiko.it")
+    p.add_argument("--base-url", default=None,
+                   help="iiko server URL, e.g. https://name.iiko.it (required unless IIKO_DEFAULT_BASE_URL is set)")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from standard input (otherwise from IIKO_PASSWORD)")
     p.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
@@ -48,6 +49,7 @@ def connect(args: argparse.Namespace) -> int:
     import uuid
 
     from iiko_pipeline.defs.partitions import accounts_partitions_def
+    from iiko_pipeline.iiko.hosts import MissingBaseUrlError
     from iiko_pipeline.services.connect import IntegrationsDisabledError, connect_account
 
     try:
@@ -64,6 +66,10 @@ def connect(args: argparse.Namespace) -> int:
         result = connect_account(_common.engine(), _common.keyring(), account, args.username, password,
                                  args.base_url, verify_tls=verify, register_partition=register_partition)
     except IntegrationsDisabledError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except MissingBaseUrlError:
+        raise SystemExit("error: no iiko server given: pass --base-url or set IIKO_DEFAULT_BASE_URL") from None
+    except ValueError as exc:  # HostPolicyError (the URL policy) or a malformed URL: no request was made
         raise SystemExit(f"error: {exc}") from None
     _common.print_json(result.as_dict())
     return 0 if result.is_connected else 1

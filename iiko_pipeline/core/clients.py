@@ -16,12 +16,13 @@ from dataclasses import replace
 
 from sqlalchemy.engine import Engine
 
+from iiko_pipeline.core.failures import FailureKind, SyncFailure
 from iiko_pipeline.core.seats import DEFAULT_WAIT_SECONDS, server_seat
 from iiko_pipeline.iiko import ClientSettings, IikoClient
+from iiko_pipeline.iiko.hosts import HostPolicyError, resolve_base_url
 from iiko_pipeline.warehouse import sessions
 from iiko_pipeline.warehouse.credentials import load_credentials
 from iiko_pipeline.warehouse.crypto import KeyRing
-from iiko_pipeline.warehouse.settings import default_base_url
 
 
 class RunClients:
@@ -40,7 +41,11 @@ class RunClients:
         client = self._clients.get(account_id)
         if client is None:
             creds = load_credentials(self.engine, self.keyring, account_id, self.integration_type)
-            base_url = creds.base_url or default_base_url()
+            try:  # checked again at every run: the default or the allow-list may have changed since connect
+                base_url = resolve_base_url(creds.base_url)
+            except HostPolicyError as exc:
+                raise SyncFailure(FailureKind.CONFIG, f"account {account_id}: {exc}",
+                                  iiko_error=type(exc).__name__) from None
             client = IikoClient(base_url, creds.username, creds.password,
                                 settings=replace(self.settings, verify=creds.verify_tls),
                                 on_token=self._escrow(account_id, base_url))

@@ -7,6 +7,8 @@ one pure module makes it easy to read against the API reference and to test.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Collection, Iterable
 
 from .errors import (
@@ -22,54 +24,100 @@ from .errors import (
     licence_message,
 )
 from .models import IikoResponse
-from .redact import redact_text, redact_url
+from .redact import REDACTED, redact_text, redact_url
 from .transport import RawAnswer
 from .xml import check_document
 
 #: Statuses worth retrying: the server or a proxy may recover on its own.
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
-MAX_TEXT = 500
+#: At most this much of an error body reaches the DEBUG log (redacted); no other log level, message or
+#: exception ever holds any of it.
+DEBUG_TEXT = 200
 HTML_HINT = "got an HTML page, not an API answer: check the base URL / proxy"
+NOT_IIKO = "The body is not shown: it is not one of iiko's known error texts (not an iiko answer? check base_url)"
+
+log = logging.getLogger("iiko_pipeline.iiko")
+
+#: iiko's own error texts (iiko Server API §3, §5.5, §6), lowercased marker -> the fixed wording we report.
+#: A non-2xx answer is described by its status and, when it holds one of these, that fixed wording: never by
+#: the body itself, which may come from any host `base_url` points at (and may hold that host's secrets).
+KNOWN_TEXTS: tuple[tuple[str, str], ...] = (
+    ("license enhancement is required", "License enhancement is required: no connections available"),
+    ("no connections available", "License enhancement is required: no connections available"),
+    ("is blocked within current license", "Module is blocked within current license"),
+    ("permission denied", "Permission denied"),
+    ("wrong date format", "Wrong date format"),
+    ("token is expired or invalid", "Token is expired or invalid"),
+    ("server is starting", "Server is starting and cannot check the password yet"),
+    ("неверное имя пользователя или пароль", "Неверное имя пользователя или пароль (wrong login or password)"),
+    ("wrong login or password", "Wrong login or password"),
+    ("service unavailable", "Service Unavailable"),
+    ("java.", "a Java exception (see the iiko server log)"),
+)
+
+# name: value / name=value pairs whose name looks secret (db_password=..., X-Api-Key: ..., "secret": "...").
+_SECRETISH = re.compile(r"(?i)([\w.-]*(?:pass|pwd|secret|token|key|auth|credential|session|cookie)[\w.-]*"
+                        r"[\"']?\s*[:=]\s*(?:(?i:bearer|basic)\s+)?)(\"[^\"]*\"|'[^']*'|[^\s,;&]+)")
+
+
+def _decoded(raw: RawAnswer) -> str:
+    try:
+        return raw.body.decode(raw.charset or "utf-8", errors="replace")
+    except LookupError:  # an unknown charset name
+        return raw.body.decode("utf-8", errors="replace")
+
+
+def debug_excerpt(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """At most `DEBUG_TEXT` characters of a body for the DEBUG log, secret-looking values masked."""
+    text = _SECRETISH.sub(lambda m: f"{m.group(1)}{REDACTED}", redact_text(text.strip(), secrets))
+    return text[:DEBUG_TEXT] + ("..." if len(text) > DEBUG_TEXT else "")
 
 
 def error_text(raw: RawAnswer, secrets: Iterable[str | None] = ()) -> str:
-    """The server's error body as text: decoded with its charset (UTF-8 by default), scrubbed of secrets,
-    shortened. iiko error texts are short and human-readable, sometimes localised (409)."""
-    try:
-        text = raw.body.decode(raw.charset or "utf-8", errors="replace")
-    except LookupError:  # an unknown charset name
-        text = raw.body.decode("utf-8", errors="replace")
-    text = redact_text(text.strip(), secrets)
-    if len(text) > MAX_TEXT:
-        text = text[:MAX_TEXT] + f"... ({len(text) - MAX_TEXT} more characters)"
-    return text or "(empty body)"
+    """What we may say about an error body: iiko's known text in our fixed wording, or "" for anything else.
+
+    The body itself goes to the DEBUG log only (shortened, redacted) by :func:`raise_for_error`."""
+    lowered = _decoded(raw).lower()
+    for marker, wording in KNOWN_TEXTS:
+        if marker in lowered:
+            return wording
+    return ""
+
+
+def said(text: str) -> str:
+    return f"iiko said: {text}" if text else NOT_IIKO
 
 
 def _forbidden(text: str, endpoint: str, status: int, login: str) -> IikoApiError:
     lowered = text.lower()
     if "license enhancement is required" in lowered or "no connections available" in lowered:
-        return IikoLicenceError(f"{licence_message()}. Server said: {text}", endpoint=endpoint,
+        return IikoLicenceError(f"{licence_message()}. {said(text)}", endpoint=endpoint,
                                 status=status, text=text)
     if "is blocked within current license" in lowered:
         return IikoLicenceBlockedError(
             "the iiko licence does not include the API module (module is blocked within the current "
             "license): the API cannot be used on this server until the licence includes it; ask the iiko "
-            f"partner to add the iikoAPI Server module. Server said: {text}",
+            f"partner to add the iikoAPI Server module. {said(text)}",
             endpoint=endpoint, status=status, text=text,
         )
     return IikoPermissionError(
         f"the iiko user {login!r} may not call this method: grant it the back-office rights it needs "
-        f"(or use another user). Server said: {text}",
+        f"(or use another user). {said(text)}",
         endpoint=endpoint, status=status, text=text,
     )
 
 
 def raise_for_error(raw: RawAnswer, *, endpoint: str, display: str, login: str, is_login: bool,
                     secrets: Iterable[str | None]) -> None:
-    """Raise the matching :class:`IikoError` unless ``raw`` is a 2xx answer that is not an HTML page."""
+    """Raise the matching :class:`IikoError` unless ``raw`` is a 2xx answer that is not an HTML page.
+
+    Errors are described by kind and status; the body never reaches a message (see :data:`KNOWN_TEXTS`)."""
     secrets = tuple(secrets)
     status = raw.status
     error: IikoError | None = None
+    if (raw.media_type == "text/html" or not 200 <= status < 300) and log.isEnabledFor(logging.DEBUG):
+        log.debug("%s answered HTTP %s (%s); body excerpt: %r", display, status,
+                  raw.content_type or "no content type", debug_excerpt(_decoded(raw), secrets))
     if raw.media_type == "text/html":
         error = IikoTransportError(
             f"{HTML_HINT} ({display} answered HTTP {status} with text/html; a proxy, a login page or a "
@@ -89,35 +137,37 @@ def raise_for_error(raw: RawAnswer, *, endpoint: str, display: str, login: str, 
         text = error_text(raw, secrets)
         if status == 401 and is_login:
             error = IikoAuthError(
-                f"wrong login or password for user {login!r} (or the server is still starting and cannot "
-                f"check passwords yet): check the credentials; not retried. Server said: {text}",
+                f"HTTP 401 on login: wrong login or password for user {login!r} (or the server is still starting "
+                f"and cannot check passwords yet): check the credentials; not retried. {said(text)}",
                 endpoint=endpoint, status=status, text=text,
             )
         elif status == 401:
             error = IikoAuthError(
                 "the token was not accepted (expired after ~1 h without requests, the server restarted, "
-                f"or it is starting). Server said: {text}",
+                f"or it is starting). {said(text)}",
                 endpoint=endpoint, status=status, text=text,
             )
         elif status == 403:
             error = _forbidden(text, endpoint, status, login)
         elif status == 400:
             error = IikoBadRequestError(
-                f"the server rejected the request {display}: {text}. Fix the request parameters; retrying "
-                "will not help", endpoint=endpoint, status=status, text=text,
+                f"the server rejected the request {display} (HTTP 400). Fix the request parameters; retrying "
+                f"will not help. {said(text)}", endpoint=endpoint, status=status, text=text,
             )
         elif status in TRANSIENT_STATUSES:
             error = IikoApiError(
-                f"server error for {display}: {text}. Usually temporary; if it persists, check the iiko "
-                "server log (full.log)", endpoint=endpoint, status=status, text=text, transient=True,
+                f"server error HTTP {status} for {display}. Usually temporary; if it persists, check the iiko "
+                f"server log (full.log). {said(text)}", endpoint=endpoint, status=status, text=text,
+                transient=True,
             )
         elif status == 404:
             error = IikoApiError(
-                f"{display} not found: a wrong path, or a method this server version lacks. Server said: "
-                f"{text}", endpoint=endpoint, status=status, text=text,
+                f"{display} not found (HTTP 404): a wrong path, or a method this server version lacks. "
+                f"{said(text)}", endpoint=endpoint, status=status, text=text,
             )
         else:
-            error = IikoApiError(f"{display} failed: {text}", endpoint=endpoint, status=status, text=text)
+            error = IikoApiError(f"{display} failed with HTTP {status}. {said(text)}", endpoint=endpoint,
+                                 status=status, text=text)
     raise error
 
 

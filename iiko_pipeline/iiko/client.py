@@ -32,7 +32,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from .answers import raise_for_error, token_answer, xml_answer
+from .answers import raise_for_error, said, token_answer, xml_answer
 from .errors import IikoAuthError, IikoError
 from .models import IikoResponse, InvoiceWindow, ServerInfo
 from .parsing import (
@@ -391,7 +391,7 @@ class IikoClient:
                 second = error
         raise IikoAuthError(
             "401 again right after a fresh login: the server rejects new tokens (it may be starting, or "
-            f"the user lost its API rights). Check the server and the user. Server said: {second.text}",
+            f"the user lost its API rights). Check the server and the user. {said(second.text)}",
             endpoint=call.endpoint, status=401, text=second.text,
         )
 

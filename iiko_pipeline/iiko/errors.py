@@ -81,7 +81,8 @@ class IikoTransportError(IikoError):
 
 
 class IikoApiError(IikoError):
-    """The server answered with a ``text/plain`` error body; ``.text`` is that body (scrubbed, shortened)."""
+    """The server answered with a non-2xx status; ``.text`` is iiko's known error text in our fixed wording
+    (``answers.KNOWN_TEXTS``), or "" for anything else: the body itself is never kept (it may come from any host)."""
 
     def __init__(self, message: str, *, endpoint: str, status: int | None, text: str = "", **kwargs) -> None:
         self.text = redact_text(text)

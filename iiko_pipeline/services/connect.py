@@ -16,9 +16,10 @@ from sqlalchemy.engine import Engine
 
 from iiko_pipeline.core.failures import describe
 from iiko_pipeline.iiko import ClientSettings, IikoClient, RetryPolicy
+from iiko_pipeline.iiko.hosts import resolve_base_url
 from iiko_pipeline.warehouse.credentials import IIKO, normalise_base_url, save_credentials
 from iiko_pipeline.warehouse.crypto import KeyRing
-from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, default_base_url, integrations_enabled
+from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, integrations_enabled
 
 
 class IntegrationsDisabledError(RuntimeError):
@@ -47,10 +48,15 @@ def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username:
                     base_url: str | None = None, *, verify_tls: bool | str = True,
                     settings: ClientSettings | None = None,
                     register_partition: Callable[[str], None] | None = None) -> ConnectResult:
+    """Log in and out once; store the credentials only if that worked.
+
+    Raises `HostPolicyError` (no request made) when `base_url` is missing with no `IIKO_DEFAULT_BASE_URL`, or is
+    refused by the URL policy (`iiko_pipeline.iiko.hosts`)."""
     if not integrations_enabled():
         raise IntegrationsDisabledError()
     account = str(uuid.UUID(str(account_id)))
-    url = normalise_base_url(base_url) or default_base_url()
+    # the URL policy first: a missing, plain-http or not-allowed server raises HostPolicyError before any request
+    url = resolve_base_url(normalise_base_url(base_url))
     settings = settings or ClientSettings(connect_timeout=10.0, read_timeout=30.0,
                                           retry=RetryPolicy(max_attempts=2, max_total=20.0))
     if verify_tls is not True:

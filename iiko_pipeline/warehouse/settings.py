@@ -80,12 +80,5 @@ def integrations_enabled(environ: Mapping[str, str] | None = None) -> bool:
     return parse_bool(raw, INTEGRATIONS_ENABLED_ENV)
 
 
-DEFAULT_BASE_URL_ENV = "IIKO_DEFAULT_BASE_URL"
-#: The brief's example server, used when an account has no base URL and the operator set no default.
-BRIEF_EXAMPLE_BASE_URL = "https://your-iiko-instance.iiko.it"
-
-
-def default_base_url(environ: Mapping[str, str] | None = None) -> str:
-    """The iiko server of accounts connected without a base URL: `IIKO_DEFAULT_BASE_URL`, read when used (every
-    process that syncs sees the same value), else the brief's example URL."""
-    return _env(environ).get(DEFAULT_BASE_URL_ENV, "").strip() or BRIEF_EXAMPLE_BASE_URL
+# The iiko server URL policy (IIKO_DEFAULT_BASE_URL, IIKO_ALLOW_HTTP, IIKO_ALLOWED_HOSTS) lives in
+# `iiko_pipeline.iiko.hosts`: there is no built-in iiko server.

@@ -1,0 +1,176 @@
+"""Only named hosts (issue 13, item 1): no built-in iiko server, https only (loopback aside), the optional
+allow-list, checked at connect and again at every sync, before any request; and a foreign host's error body
+never comes back in an answer, a `connection_error`, an exception or a log line at INFO or above.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from iiko_pipeline.iiko import IikoClient
+from iiko_pipeline.iiko.errors import IikoError
+from iiko_pipeline.services.sync import run_account_sync
+from iiko_pipeline.warehouse.credentials import save_credentials
+from iiko_pipeline.warehouse.crypto import generate_key
+from tests.api.conftest import log_text
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+
+POLICY_ENV = ("IIKO_DEFAULT_BASE_URL", "IIKO_ALLOW_HTTP", "IIKO_ALLOWED_HOSTS")
+SECRET = "db_password=hunter2-0f9c"
+SECRET_BODY = f"INTERNAL-SECRET: {SECRET} (internal admin console)"
+
+
+@pytest.fixture(autouse=True)
+def _no_policy_env(monkeypatch) -> None:
+    for name in POLICY_ENV:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _requests(emulator) -> list:
+    return emulator.state.log.records()
+
+
+def _refused_field(response) -> str:
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == ["base_url"], errors
+    return errors[0]["reason"]
+
+
+def test_connect_without_base_url_or_default_is_422_and_sends_nothing(api):
+    response = api.connect({"username": EMULATOR_LOGIN, "password": EMULATOR_PASSWORD})
+    assert "IIKO_DEFAULT_BASE_URL" in _refused_field(response)
+    assert EMULATOR_PASSWORD not in response.text
+    assert _requests(api.emulator) == []
+    api.assert_nothing_stored()
+
+
+def test_connect_without_base_url_uses_iiko_default_base_url(api, monkeypatch):
+    monkeypatch.setenv("IIKO_DEFAULT_BASE_URL", api.emulator.url)
+    response = api.connect({"username": EMULATOR_LOGIN, "password": EMULATOR_PASSWORD})
+    assert response.status_code == 200, response.text
+    assert response.json()["is_connected"] is True
+
+
+@pytest.mark.parametrize("url", ["http://iiko.example", "http://iiko.example:8080/resto/api"])
+def test_plain_http_to_a_named_host_is_refused_before_any_request(api, url):
+    # iiko.example is a reserved name: had anything tried DNS or a connection, this would not be a 422
+    assert "https" in _refused_field(api.connect({**api.brief_connect_body(), "base_url": url}))
+    assert _requests(api.emulator) == []
+
+
+def test_a_default_base_url_over_plain_http_is_refused_too(api, monkeypatch):
+    monkeypatch.setenv("IIKO_DEFAULT_BASE_URL", "http://iiko.example")
+    response = api.connect({"username": EMULATOR_LOGIN, "password": EMULATOR_PASSWORD})
+    assert "https" in _refused_field(response)
+
+
+def test_allowed_hosts_refuse_other_hosts_before_any_request(api, monkeypatch):
+    monkeypatch.setenv("IIKO_ALLOWED_HOSTS", "*.iiko.it, *.syrve.online")
+    assert "IIKO_ALLOWED_HOSTS" in _refused_field(api.connect())
+    assert _requests(api.emulator) == []
+    api.assert_nothing_stored()
+    monkeypatch.setenv("IIKO_ALLOWED_HOSTS", "*.iiko.it,127.0.0.1")
+    assert api.connect().status_code == 200
+
+
+def test_a_stored_account_without_base_url_fails_the_sync_as_config(api):
+    save_credentials(api.engine, api.keyring, api.account_id, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD,
+                     base_url=None, connected_at=datetime.now(UTC))
+    outcome = run_account_sync(api.instance, api.account_id, ["restaurants"])
+    assert not outcome.success
+    kinds = {f.kind for f in outcome.step_failures}
+    assert kinds == {"config"}, outcome.step_failures
+    assert any("IIKO_DEFAULT_BASE_URL" in f.reason for f in outcome.step_failures)
+    assert _requests(api.emulator) == []
+
+
+def test_the_allow_list_is_checked_again_when_a_stored_account_syncs(api, monkeypatch):
+    assert api.connect().status_code == 200
+    api.emulator.state.log.clear()
+    monkeypatch.setenv("IIKO_ALLOWED_HOSTS", "*.iiko.it")
+    response = api.sync("restaurants")
+    assert response.status_code == 500 and "IIKO_ALLOWED_HOSTS" in response.json()["detail"], response.text
+    assert _requests(api.emulator) == []
+
+
+def test_cli_connect_without_base_url_says_how_to_give_one(emulator, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in POLICY_ENV}
+    env.update({"DAGSTER_HOME": str(tmp_path / "home"), "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+                "CREDENTIAL_ENCRYPTION_KEY": generate_key(), "IIKO_PASSWORD": EMULATOR_PASSWORD})
+    cli = [sys.executable, "-m", "iiko_pipeline.cli", "connect", str(uuid.uuid4()), "--username", EMULATOR_LOGIN]
+    done = subprocess.run(cli, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--base-url" in lines[0] and "IIKO_DEFAULT_BASE_URL" in lines[0], done.stderr
+    refused = subprocess.run([*cli, "--base-url", "http://iiko.example"], env=env, capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode != 0 and "https" in refused.stderr
+    assert emulator.state.log.records() == []
+
+
+# ------------------------------------------------------------------ a foreign host's body is never echoed
+
+
+class _SecretHandler(BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        body = SECRET_BODY.encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def secret_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SecretHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_401_with_a_secret_body_is_reported_by_status_only(api, logs, secret_server):
+    response = api.connect({**api.brief_connect_body(), "base_url": secret_server})
+    assert response.status_code == 502, response.text
+    error = response.json()["connection_error"]
+    assert "401" in error and "not shown" in error, error
+    loud = "\n".join(r.getMessage() for r in logs.records if r.levelno >= logging.INFO)
+    assert "not shown" in loud  # the failure is logged, by status only
+    for text in (response.text, error, loud):
+        assert "hunter2" not in text and "INTERNAL-SECRET" not in text
+    assert "hunter2" not in log_text(logs)  # the DEBUG excerpt is redacted
+    api.assert_nothing_stored()
+
+
+def test_the_client_exception_and_logs_never_hold_the_body(secret_server, caplog):
+    caplog.set_level(logging.DEBUG, logger="iiko_pipeline")
+    with pytest.raises(IikoError) as info, IikoClient(secret_server, "user", "pw"):
+        pass
+    err = info.value
+    assert err.status == 401
+    for text in (str(err), repr(err), getattr(err, "text", ""), err.message):
+        assert "hunter2" not in text and "INTERNAL-SECRET" not in text
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not any("INTERNAL-SECRET" in m or "hunter2" in m for m in loud), loud
+    debug = [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and "body excerpt" in r.getMessage()]
+    assert debug and all("hunter2" not in m for m in debug), debug  # redacted even at DEBUG

@@ -21,7 +21,8 @@ from dataclasses import asdict, dataclass
 from .reply import HTML, Reply, text
 
 REPLACE_KINDS = frozenset({"http_500", "http_502", "http_503", "http_504", "http_409", "http_400", "html200"})
-TRANSFORM_KINDS = frozenset({"truncated", "malformed", "wrong_charset", "bom", "wrong_content_type", "reset"})
+TRANSFORM_KINDS = frozenset({"truncated", "malformed", "wrong_charset", "bom", "wrong_content_type", "reset",
+                             "xml_bomb"})
 DELAY_KINDS = frozenset({"slow"})
 FAULT_KINDS = REPLACE_KINDS | TRANSFORM_KINDS | DELAY_KINDS
 
@@ -163,6 +164,9 @@ def transform(kind: str, reply: Reply) -> Reply:
         reply.body = malform(body)
     elif kind == "bom":
         reply.body = b"\xef\xbb\xbf" + body
+    elif kind == "xml_bomb":  # well-formed, inside the right root, but past libxml2's depth limit (256)
+        end = body.find(b">", body.find(b"<", body.find(b"?>") + 2 if body.startswith(b"<?") else 0)) + 1
+        reply.body = body[:end] + b"<x>" * 300 + b"</x>" * 300 + body[end:]
     elif kind == "wrong_charset":
         # The XML declaration (and any charset in Content-Type) still says UTF-8: classic mojibake.
         reply.body = body.decode("utf-8", "replace").encode("cp1251", "replace")

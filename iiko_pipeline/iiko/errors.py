@@ -119,8 +119,9 @@ class IikoResponseError(IikoError):
     """A 2xx answer we cannot use: malformed or truncated XML, an empty body, an unexpected root element,
     a wrong content type or a token that does not look like one.
 
-    ``kind`` is one of ``"syntax"``, ``"empty"``, ``"root"``, ``"content_type"``, ``"token"``; the first two
-    are transient (a proxy may have cut the body short) and are retried by the client.
+    ``kind`` is one of ``"syntax"``, ``"empty"``, ``"root"``, ``"content_type"``, ``"token"``, ``"limit"`` (the
+    parser's safety limits: an XML bomb, absurd depth or text); the first two are transient (a proxy may have
+    cut the body short) and are retried by the client.
     """
 
     def __init__(self, message: str, *, endpoint: str, status: int | None = None, kind: str = "syntax",

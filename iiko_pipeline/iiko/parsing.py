@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from lxml import etree
 
 from .errors import IikoResponseError
-from .xml import HARDENED_OPTIONS, xml_to_dict
+from .xml import HARDENED_OPTIONS, hit_a_limit, limit_error, xml_to_dict
 
 CORPORATE_ROOT, CORPORATE_RECORD = "corporateItemDtoes", "corporateItemDto"
 SUPPLIERS_ROOT, SUPPLIERS_RECORD = "employees", "employee"
@@ -92,7 +92,7 @@ def _iter_records(body: Source, root_tag: str, record_tag: str, build, endpoint:
                 del parent[0]
     except etree.XMLSyntaxError as exc:
         line, column = exc.position if exc.position else (exc.lineno, exc.offset)
-        error = IikoResponseError(
+        error = limit_error(exc, where, None) if hit_a_limit(exc) else IikoResponseError(
             f"the XML is malformed or truncated at line {line}, column {column}: {exc.msg}",
             endpoint=where, kind="syntax",
         )

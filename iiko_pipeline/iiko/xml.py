@@ -34,8 +34,28 @@ def _where(endpoint: str, status: int | None) -> dict[str, Any]:
     return {"endpoint": endpoint, "status": status}
 
 
+#: libxml2's XML_ERR_RESOURCE_LIMIT: too deep, a text node too long, entity amplification (an XML bomb).
+_RESOURCE_LIMIT = 114
+_LIMIT_MARKERS = ("xml_parse_huge", "resource limit", "amplification", "entity reference loop")
+
+
+def hit_a_limit(exc: etree.XMLSyntaxError) -> bool:
+    """Whether the parser stopped at one of its safety limits: the same bytes will stop it again, so unlike a
+    truncated answer this is not worth a retry."""
+    return exc.code == _RESOURCE_LIMIT or any(m in (exc.msg or "").lower() for m in _LIMIT_MARKERS)
+
+
+def limit_error(exc: etree.XMLSyntaxError, endpoint: str, status: int | None) -> IikoResponseError:
+    return IikoResponseError(
+        f"the XML answer exceeds the parser's safety limits ({exc.msg.split(',')[0]}): too deep, a text too "
+        "long, or entity expansion; iiko does not answer like this, so it is refused and not retried",
+        kind="limit", **_where(endpoint, status))
+
+
 def _syntax_error(exc: etree.XMLSyntaxError, endpoint: str, status: int | None, expected_root: str,
                   size: int) -> IikoResponseError:
+    if hit_a_limit(exc):
+        return limit_error(exc, endpoint, status)
     line, column = exc.position if exc.position else (exc.lineno, exc.offset)
     return IikoResponseError(
         f"the XML answer ({size} bytes, expected root <{expected_root}>) is malformed or truncated at "

@@ -202,3 +202,16 @@ def test_faults_on_every_call_still_balance_seats(make_client: MakeClient, contr
 def _recent_days(n: int) -> tuple[date, date]:
     end = date.today() - timedelta(days=2)
     return end - timedelta(days=n - 1), end
+
+
+def test_an_answer_past_the_parsers_safety_limits_is_refused_once_not_retried(make_client: MakeClient,
+                                                                              control: Control) -> None:
+    """An XML bomb (here: nesting past libxml2's depth limit) stops the parser the same way every time: it is
+    bad data, not a truncated answer, so it is not retried (issue 13: it used to be, up to 12 times)."""
+    control.fault("corporation/stores", "xml_bomb", count=10)
+    with make_client(retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.01)) as client, \
+            pytest.raises(IikoResponseError) as info:
+        client.stores()
+    assert info.value.kind == "limit" and not info.value.transient
+    assert "exceeds the parser's safety limits" in str(info.value)
+    assert len(control.requests("corporation/stores")) == 1

@@ -129,3 +129,27 @@ class TestCheckDocument:
         with pytest.raises(IikoResponseError) as info:
             check_document(b"", "suppliers", "employees")
         assert info.value.kind == "empty"
+
+
+_ENTITIES = "".join(f'<!ENTITY {n} "{("&" + p + ";") * 10}">' for p, n in zip("abcdef", "bcdefg", strict=True))
+_LAUGHS = (f'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">{_ENTITIES}]>'
+           "<corporateItemDtoes>&g;</corporateItemDtoes>").encode()
+
+
+@pytest.mark.parametrize("body", [
+    b"<corporateItemDtoes>" + b"<x>" * 300 + b"</x>" * 300 + b"</corporateItemDtoes>",  # too deep
+    b"<corporateItemDtoes><name>" + b"x" * (11 * 1024 * 1024) + b"</name></corporateItemDtoes>",  # text too long
+    _LAUGHS,  # entity amplification ("billion laughs")
+], ids=["depth", "huge_text", "laughs"])
+def test_the_parsers_safety_limits_are_bad_data_not_a_truncated_answer(body: bytes) -> None:
+    """Retrying cannot help: the same bytes hit the same limit (a truncated answer, by contrast, may not)."""
+    from iiko_pipeline.iiko.parsing import iter_corporate_items
+
+    for attempt in (lambda: check_document(body, "corporation/stores", "corporateItemDtoes"),
+                    lambda: list(iter_corporate_items(body, endpoint="corporation/stores"))):
+        with pytest.raises(IikoResponseError) as info:
+            attempt()
+        assert info.value.kind == "limit" and not info.value.transient, str(info.value)
+    with pytest.raises(IikoResponseError) as truncated:
+        check_document(b"<corporateItemDtoes><corporateItemDto>", "corporation/stores", "corporateItemDtoes")
+    assert truncated.value.kind == "syntax" and truncated.value.transient

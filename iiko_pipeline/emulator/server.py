@@ -8,6 +8,7 @@ damage (a cut body with a matching Content-Length, a connection reset mid-body v
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import signal
 import socket
 import ssl
@@ -344,6 +345,24 @@ class EmulatorServer:
         self.stop()
 
 
+def is_loopback(host: str) -> bool:
+    """Only this machine can reach the address (the emulator is a test double; it has no business elsewhere)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str) -> str | None:
+    if is_loopback(host):
+        return None
+    return (f"WARNING: the emulator listens on {host or 'every interface'}, beyond loopback: anyone who reaches "
+            "it can read its data and drive its control API (/_emulator), which has no authentication. Use "
+            "--host 127.0.0.1 unless that is what you want.")
+
+
 def serve_forever(config: EmulatorConfig) -> None:
     """Run until Ctrl-C or SIGTERM. Prints exactly one line, `listening on <url>`, once bound."""
     server = EmulatorServer(config).start()
@@ -355,6 +374,9 @@ def serve_forever(config: EmulatorConfig) -> None:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
+        warning = exposure_warning(config.host)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         print(f"listening on {server.url}", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:

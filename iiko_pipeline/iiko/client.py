@@ -47,7 +47,7 @@ from .parsing import (
 )
 from .redact import install_third_party_log_redaction, redact_text, redact_url
 from .retry import RetryPolicy
-from .transport import RawAnswer, send
+from .transport import Limits, RawAnswer, send
 from .windows import as_date, split_windows
 from .xml import parse_document
 
@@ -87,12 +87,16 @@ class ClientSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     invoice_window_days: int = 7
     auth_method: Literal["post", "get"] = "post"
+    max_answer_bytes: int = Limits.max_bytes  # one answer, decompressed; more is refused (not retried)
+    request_deadline: float = Limits.deadline  # one exchange, start to last byte; later is a retryable failure
 
     def __post_init__(self) -> None:
         if self.auth_method not in ("post", "get"):
             raise ValueError(f"auth_method must be 'post' or 'get', not {self.auth_method!r}")
-        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+        if self.connect_timeout <= 0 or self.read_timeout <= 0 or self.request_deadline <= 0:
             raise ValueError("timeouts must be positive numbers of seconds")
+        if self.max_answer_bytes < 1:
+            raise ValueError("max_answer_bytes must be at least 1")
         if isinstance(self.invoice_window_days, bool) or self.invoice_window_days < 1:
             raise ValueError("invoice_window_days must be at least 1")
         if not isinstance(self.verify, bool | str) or self.verify == "":
@@ -338,6 +342,7 @@ class IikoClient:
             params=params or None, data=call.data,
             timeout=(self._settings.connect_timeout, self._settings.read_timeout),
             verify=self._settings.verify, secrets=self._secrets(),
+            limits=Limits(self._settings.max_answer_bytes, self._settings.request_deadline),
         )
         log.debug("%s -> HTTP %s, %d bytes, %.3f s", display, raw.status, len(raw.body), raw.elapsed)
         raise_for_error(raw, endpoint=call.endpoint, display=display, login=self._login_name,

@@ -8,7 +8,10 @@ described by exception *type*, the redacted path and the underlying OS error, an
 
 from __future__ import annotations
 
+import contextlib
 import http.client
+import socket
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +70,64 @@ def _root_cause(exc: BaseException, secrets: Iterable[str | None]) -> str:
     return " <- ".join(dict.fromkeys(types))
 
 
+#: Read the body in pieces of this size (decompressed): the size cap and the deadline are checked per piece.
+_PIECE = 1 << 16
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one answer may cost: its decompressed size, and the wall time of the whole exchange.
+
+    The read timeout bounds each socket read only: a server (or anything `base_url` points at) sending a byte
+    now and then keeps an exchange alive for ever, and a small gzip answer may decompress to gigabytes."""
+
+    max_bytes: int = 1 << 30  # 1 GiB: a week of a large chain's invoices is well under 100 MB
+    deadline: float = 3600.0  # seconds for one exchange, first byte to last
+
+
+def _cut_at_deadline(response: requests.Response, deadline: float) -> threading.Timer:
+    """Shut the connection's socket down when the deadline passes, so a read blocked on a dripping server
+    returns (closing alone does not wake a blocked read)."""
+    def cut() -> None:
+        sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+        if sock is None:  # http.client lets go of it once the headers are read: take it from the body's reader
+            reader = getattr(getattr(response.raw, "_fp", None), "fp", None)
+            sock = getattr(getattr(reader, "raw", None), "_sock", None)
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed: nothing to cut
+                sock.shutdown(socket.SHUT_RDWR)
+
+    timer = threading.Timer(max(deadline, 0.0), cut)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def _read_bounded(response: requests.Response, limits: Limits, started: float, display: str
+                  ) -> tuple[bytes | None, tuple[str, bool] | None]:
+    """The whole body, or why not: too large (not retried: the same answer is as large next time) or past the
+    deadline (retried: a slow moment may pass)."""
+    pieces: list[bytes] = []
+    size = 0
+    timer = _cut_at_deadline(response, limits.deadline - (time.monotonic() - started))
+    try:
+        for piece in response.iter_content(chunk_size=_PIECE):
+            size += len(piece)
+            if size > limits.max_bytes:
+                return None, (f"the answer to {display} is larger than {limits.max_bytes:,} bytes decompressed "
+                              "(max_answer_bytes): refused; use shorter windows or raise the limit", False)
+            pieces.append(piece)
+    except Exception:
+        if time.monotonic() - started < limits.deadline:
+            raise
+    finally:
+        timer.cancel()
+    if time.monotonic() - started >= limits.deadline:
+        return None, (f"the answer to {display} took longer than {limits.deadline:.0f} s (request_deadline), "
+                      f"{size:,} bytes read: the server or the network is too slow", True)
+    return b"".join(pieces), None
+
+
 def send(
     session: requests.Session,
     method: str,
@@ -79,12 +140,14 @@ def send(
     timeout: tuple[float, float],
     verify: bool | str,
     secrets: Iterable[str | None],
+    limits: Limits = Limits(),
 ) -> RawAnswer:
     """Send one request and read the full body as bytes (never ``.text``: the XML declaration decides the
     encoding). ``display`` is the redacted ``METHOD path?query`` used in messages.
 
     Raises :class:`IikoTransportError`; ``transient`` is True for connection failures, resets, incomplete
-    reads and timeouts, False for TLS and configuration problems.
+    reads, timeouts and a passed deadline, False for TLS and configuration problems and an answer over the
+    size cap (`limits`).
     """
     secrets = tuple(secrets)
     started = time.monotonic()
@@ -92,14 +155,15 @@ def send(
     try:
         with session.request(method, url, params=params, data=data, timeout=timeout, verify=verify,
                              allow_redirects=False, stream=True) as response:
-            body = response.content
-            return RawAnswer(
-                status=response.status_code,
-                content_type=response.headers.get("Content-Type", ""),
-                body=body,
-                elapsed=time.monotonic() - started,
-                location=response.headers.get("Location"),
-            )
+            body, problem = _read_bounded(response, limits, started, display)
+            if body is not None:
+                return RawAnswer(
+                    status=response.status_code,
+                    content_type=response.headers.get("Content-Type", ""),
+                    body=body,
+                    elapsed=time.monotonic() - started,
+                    location=response.headers.get("Location"),
+                )
     except rex.SSLError as exc:
         problem = (
             f"TLS failed for {display} ({_root_cause(exc, secrets)}): check the certificate; set `verify` to "

@@ -80,6 +80,8 @@ _IIKO_KINDS: tuple[tuple[type[IikoError], FailureKind, str, bool], ...] = (
 
 def describe(exc: BaseException) -> str:
     """A specific, secret-free sentence for an error (also the connect flow's `connection_error`)."""
+    if isinstance(exc, IikoAuthError) and exc.transient:
+        return f"the iiko server did not accept the session (starting or restarting): {exc}"
     for cls, _kind, label, _ in _IIKO_KINDS:
         if isinstance(exc, cls):
             return f"{label}: {exc}"
@@ -92,6 +94,11 @@ def classify(exc: BaseException) -> SyncFailure:
     """The typed failure for any exception a step raised."""
     if isinstance(exc, SyncFailure):
         return exc
+    if isinstance(exc, IikoAuthError):  # disconnect only on proof: a login refused twice, a pause apart
+        if exc.transient:
+            return SyncFailure(FailureKind.TRANSIENT, describe(exc), retryable=True, iiko_error=type(exc).__name__)
+        return SyncFailure(FailureKind.CREDENTIALS, describe(exc), disconnects=exc.definitive,
+                           iiko_error=type(exc).__name__)
     for cls, kind, _label, disconnects in _IIKO_KINDS:
         if isinstance(exc, cls):
             retryable = kind is FailureKind.TRANSIENT

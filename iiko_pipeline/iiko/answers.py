@@ -135,10 +135,15 @@ def raise_for_error(raw: RawAnswer, *, endpoint: str, display: str, login: str, 
         )
     else:
         text = error_text(raw, secrets)
-        if status == 401 and is_login:
+        if status == 401 and is_login and "starting" in text.lower():
+            error = IikoAuthError(
+                f"HTTP 401 on login: the iiko server is starting and cannot check passwords yet; retried. "
+                f"{said(text)}", endpoint=endpoint, status=status, text=text, transient=True,
+            )
+        elif status == 401 and is_login:
             error = IikoAuthError(
                 f"HTTP 401 on login: wrong login or password for user {login!r} (or the server is still starting "
-                f"and cannot check passwords yet): check the credentials; not retried. {said(text)}",
+                f"and cannot check passwords yet): check the credentials. {said(text)}",
                 endpoint=endpoint, status=status, text=text,
             )
         elif status == 401:

@@ -233,6 +233,27 @@ class IikoClient:
                      is_login=True)
 
     def _login_locked(self) -> None:
+        """Log in. A refused login is believed only if a second one, a pause later, is refused too (an iiko
+        restarting can refuse a correct password for a moment): only then is the error `definitive`."""
+        try:
+            raw = self._login_once()
+        except IikoAuthError as first:
+            if first.transient:
+                raise
+            log.warning("%s refused the login (HTTP %s); trying once more before believing it",
+                        self._display_base, first.status)
+            self._sleep(self._settings.retry.base_delay * 4)
+            try:
+                raw = self._login_once()
+            except IikoAuthError as second:
+                second.definitive = not second.transient
+                raise
+        self._token = token_answer(raw, endpoint="auth")
+        log.info("logged in to %s as %r (one API licence seat taken)", self._display_base, self._login_name)
+        if self._on_token is not None:
+            self._on_token(self._token)
+
+    def _login_once(self) -> RawAnswer:
         method = self._settings.auth_method
         fallback = False
         try:
@@ -245,10 +266,7 @@ class IikoClient:
                      self._display_base, error.status)
         if fallback:
             raw = self._perform(self._auth_call("get"))
-        self._token = token_answer(raw, endpoint="auth")
-        log.info("logged in to %s as %r (one API licence seat taken)", self._display_base, self._login_name)
-        if self._on_token is not None:
-            self._on_token(self._token)
+        return raw
 
     def _logout_locked(self) -> None:
         token = self._token
@@ -394,10 +412,10 @@ class IikoClient:
                 if error.status != 401:
                     raise
                 second = error
-        raise IikoAuthError(
+        raise IikoAuthError(  # the login just worked: not proof that the credentials are wrong
             "401 again right after a fresh login: the server rejects new tokens (it may be starting, or "
             f"the user lost its API rights). Check the server and the user. {said(second.text)}",
-            endpoint=call.endpoint, status=401, text=second.text,
+            endpoint=call.endpoint, status=401, text=second.text, transient=True,
         )
 
     def _xml(self, endpoint: str, root: str, record: str | None, params: Sequence[tuple[str, str]] = (),

@@ -91,8 +91,14 @@ class IikoApiError(IikoError):
 
 class IikoAuthError(IikoApiError):
     """401 on login (wrong login or password, or the server is still starting), or 401 again right after
-    one re-login. Not retried: repeating a wrong password only fills the server log.
+    one re-login.
+
+    ``definitive`` is set only when a login was refused twice, a pause apart, and not with iiko's "server is
+    starting" text: the one proof that the stored credentials no longer work (the account is then marked
+    disconnected). A "starting" answer and a 401 on a data call after a fresh login are ``transient``.
     """
+
+    definitive: bool = False
 
 
 class IikoLicenceError(IikoApiError):

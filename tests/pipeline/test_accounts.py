@@ -248,3 +248,30 @@ def test_accounts_listing_has_no_secret(pipeline):
     p.connect()
     text = repr(list_accounts(p.engine))
     assert EMULATOR_PASSWORD not in text and "ciphertext" not in text
+
+
+def test_an_account_is_disconnected_only_on_proof(pipeline):
+    """A server that is starting (401 to every login) fails the run as transient and leaves the account
+    connected; a password changed at iiko (refused twice, a pause apart) disconnects it (issue 13.4)."""
+    from datetime import UTC, datetime
+
+    from iiko_pipeline.warehouse.credentials import save_credentials
+
+    p = pipeline
+    p.connect()
+
+    def account():
+        return next(a for a in list_accounts(p.engine) if str(a.account_id) == p.account_id)
+
+    p.emulator.state.configure(mode="starting")
+    starting = p.sync(["restaurants"])
+    assert not starting.success and [f.kind for f in starting.step_failures] == ["transient"]
+    assert account().is_connected and account().connection_error is None
+
+    p.emulator.state.configure(mode="normal")
+    save_credentials(p.engine, p.keyring, p.account_id, "iiko", EMULATOR_LOGIN, "changed at iiko",
+                     base_url=p.emulator.url, connected_at=datetime.now(UTC))  # worked until iiko changed it
+    assert account().is_connected
+    changed = p.sync(["restaurants"])
+    assert not changed.success and [f.kind for f in changed.step_failures] == ["credentials"]
+    assert not account().is_connected and "wrong login or password" in account().connection_error

@@ -41,7 +41,7 @@ from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.iiko import ClientSettings
 from iiko_pipeline.iiko.hosts import HostPolicyError
-from iiko_pipeline.services.connect import IntegrationsDisabledError, connect_account
+from iiko_pipeline.services.connect import CredentialTextError, IntegrationsDisabledError, connect_account
 from iiko_pipeline.services.launcher import AccountBusyError, Launch, ensure_idle, settle, start_sync, wait
 from iiko_pipeline.services.sync import AccountSyncOutcome, invoice_run_config, read_outcome
 from iiko_pipeline.warehouse import run_locks
@@ -181,6 +181,8 @@ async def connect(request: Request, ctx: ApiContext) -> Response:
         raise ApiError(503, str(exc)) from None
     except HostPolicyError as exc:  # the environment changed since the request was validated
         raise validation_error([FieldError("base_url", "body", str(exc))]) from None
+    except CredentialTextError as exc:  # validation refuses these first; never the value, only the field
+        raise validation_error([FieldError(exc.field, "body", str(exc).removeprefix(exc.field + " "))]) from None
     if answer["is_connected"]:
         logger.info("account %s connected", account)
         return JSONResponse(answer)

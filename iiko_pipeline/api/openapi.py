@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 description served at /openapi.json (hand-written: Starlette has no schema generator).
 
 Tests check that every route of the app appears here with its methods, and that the answers they observe
-are documented, so keep it in step with `app.py`.
+are documented, so keep it in step with `app.py`. The one sync route, `.../sync/{entity}`, is documented as one
+path per entity of `core.specs.REGISTRY`, so that each says exactly what it accepts: only dated (`windowed`)
+entities take `from`/`to` (query or body); the others take no parameters and no body.
 """
 
 from __future__ import annotations
@@ -9,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from iiko_pipeline.core.specs import ENTITY_NAMES as ENTITIES
-from iiko_pipeline.core.specs import windowed_specs
+from iiko_pipeline.core.specs import REGISTRY, EntitySpec, windowed_specs
 
 PREFIX = "/api/v1/accounts/{account_id}/integrations/iiko"
 
 _ACCOUNT_PARAM = {"name": "account_id", "in": "path", "required": True, "description": "The account's UUID.",
                   "schema": {"type": "string", "format": "uuid"}}
 _DATED = " and ".join(s.name for s in windowed_specs()).capitalize()
-_ENTITY_PARAM = {"name": "entity", "in": "path", "required": True, "schema": {"type": "string", "enum": list(ENTITIES)}}
+_DATE_EXAMPLE = "2024-01-31"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -32,7 +34,8 @@ def _error(description: str) -> dict[str, Any]:
 
 
 _COMMON = {
-    "400": _error("Malformed request: invalid JSON, or credentials in the query string (never processed)."),
+    "400": _error("Malformed request: invalid JSON, credentials in the query string (never processed), or, in "
+                  "the insecure local mode (no token), a Host header that is not a loopback name or address."),
     "401": _error("Missing or wrong bearer token."),
 }
 _VALIDATION = {"422": _json(_ref("ValidationError"), "A parameter or field is invalid; `errors` names each.")}
@@ -94,8 +97,11 @@ _SCHEMAS: dict[str, Any] = {
         "type": "object", "additionalProperties": False,
         "description": f"{_DATED} only: the document dates to export (the same may be given as query "
                        "parameters `from` and `to`, but not both ways). Other entities take no body.",
-        "properties": {"from": {"type": ["string", "null"], "format": "date"},
-                       "to": {"type": ["string", "null"], "format": "date"}},
+        "properties": {"from": {"type": ["string", "null"], "format": "date",
+                                "description": "First document date (YYYY-MM-DD), not after `to` (or today)."},
+                       "to": {"type": ["string", "null"], "format": "date",
+                              "description": "Last document date (YYYY-MM-DD); default today."}},
+        "example": {"from": "2024-01-01", "to": _DATE_EXAMPLE},
     },
     "SyncResult": {
         "type": "object", "required": ["total", "created", "updated", "errors", "error_details", "run_id"],
@@ -164,6 +170,44 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+def _sync_operation(entity: EntitySpec) -> dict[str, Any]:
+    """POST .../sync/<entity>: `from`/`to` (query or body) for a dated entity; nothing for the others."""
+    parameters: list[dict[str, Any]] = [_ACCOUNT_PARAM]
+    operation: dict[str, Any] = {
+        "operationId": "sync" + "".join(part.capitalize() for part in entity.name.split("_")),
+        "summary": f"Sync {entity.name} now, as a Dagster run; answers when it ends (or at once with "
+                   "`Prefer: respond-async`)",
+        "parameters": parameters,
+    }
+    if entity.windowed:
+        parameters += [
+            {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+             "example": "2024-01-01", "description": "First document date (YYYY-MM-DD), not after `to` (or today)."},
+            {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
+             "example": _DATE_EXAMPLE, "description": "Last document date (YYYY-MM-DD); default today."},
+        ]
+        operation["description"] = ("The document dates may be given as query parameters or in a JSON body, "
+                                    "not both ways.")
+        operation["requestBody"] = {"required": False,
+                                    "content": {"application/json": {"schema": _ref("SyncRequest")}}}
+    else:
+        operation["description"] = (f"Takes no query parameters and no body (only {_DATED.lower()} take "
+                                    "`from`/`to`; anything else answers 422).")
+    operation["responses"] = {
+        "200": _json(_ref("SyncResult"), "The brief's sync result plus the Dagster run id."),
+        "202": _json(_ref("SyncStarted"), "With `Prefer: respond-async`: the run started; follow "
+                                          "`status_url` (also in `Location`)."),
+        "500": _json(_ref("SyncFailure"), "The run failed for a reason other than iiko."),
+        "502": _json(_ref("SyncFailure"), "The run failed because of iiko (the connection error)."),
+        **_COMMON, **_NOT_FOUND, **_VALIDATION, **_BODY_ERRORS, **_DISABLED,
+        "409": _json(_ref("SyncFailure"),
+                     "A sync of this account is already running (`run_id` names it), or the run stored "
+                     "too little of what iiko returned (every record, or more than half, rejected: "
+                     "`detail` says why, e.g. reference data missing; the brief's counts are included)."),
+    }
+    return operation
+
+
 def spec() -> dict[str, Any]:
     secured = [{"bearerAuth": []}]
     return {
@@ -199,31 +243,7 @@ def spec() -> dict[str, Any]:
                     **_COMMON, **_VALIDATION, **_BODY_ERRORS, **_DISABLED,
                 },
             }},
-            f"{PREFIX}/sync/{{entity}}": {"post": {
-                "operationId": "sync",
-                "summary": "Sync one entity now, as a Dagster run; answers when it ends (or at once with "
-                           "`Prefer: respond-async`)",
-                "parameters": [
-                    _ACCOUNT_PARAM, _ENTITY_PARAM,
-                    {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-                     "description": f"{_DATED} only: first document date."},
-                    {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-                     "description": f"{_DATED} only: last document date (default today)."},
-                ],
-                "requestBody": {"required": False, "content": {"application/json": {"schema": _ref("SyncRequest")}}},
-                "responses": {
-                    "200": _json(_ref("SyncResult"), "The brief's sync result plus the Dagster run id."),
-                    "202": _json(_ref("SyncStarted"), "With `Prefer: respond-async`: the run started; follow "
-                                                      "`status_url` (also in `Location`)."),
-                    "500": _json(_ref("SyncFailure"), "The run failed for a reason other than iiko."),
-                    "502": _json(_ref("SyncFailure"), "The run failed because of iiko (the connection error)."),
-                    **_COMMON, **_NOT_FOUND, **_VALIDATION, **_BODY_ERRORS, **_DISABLED,
-                    "409": _json(_ref("SyncFailure"),
-                                 "A sync of this account is already running (`run_id` names it), or the run stored "
-                                 "too little of what iiko returned (every record, or more than half, rejected: "
-                                 "`detail` says why, e.g. reference data missing; the brief's counts are included)."),
-                },
-            }},
+            **{f"{PREFIX}/sync/{entity.name}": {"post": _sync_operation(entity)} for entity in REGISTRY},
             f"{PREFIX}/runs/{{run_id}}": {"get": {
                 "operationId": "runStatus", "summary": "A sync run's status and, once done, its result",
                 "parameters": [_ACCOUNT_PARAM, {"name": "run_id", "in": "path", "required": True,

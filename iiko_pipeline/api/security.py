@@ -1,7 +1,9 @@
 """Bearer-token authentication, the credentials-in-URL refusal and the access log, as one ASGI middleware.
 
-Order for every request: (1) a query parameter that looks like a credential -> 400, before anything else;
-(2) outside the public paths, a missing or wrong `Authorization: Bearer <API_TOKEN>` -> 401; (3) the route.
+Order for every request: (0) in the insecure local mode only (no token), a Host header that is not a loopback
+name or address -> 400, so that a web page cannot reach the unauthenticated API through DNS rebinding;
+(1) a query parameter that looks like a credential -> 400; (2) outside the public paths, a missing or wrong
+`Authorization: Bearer <API_TOKEN>` -> 401; (3) the route.
 The access log records method, route template (never the raw path or query), status and duration.
 """
 
@@ -41,6 +43,24 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_host_header(value: str) -> bool:
+    """Whether a Host header names a loopback host: `localhost`, `127.0.0.1` (any 127/8 address) or `[::1]`,
+    with or without a port. Anything else, a malformed value included, is not."""
+    value = value.strip()
+    if value.startswith("["):
+        host, bracket, rest = value[1:].partition("]")
+        if not bracket or ":" not in host:
+            return False
+    else:
+        host, _, rest = value.partition(":")
+        rest = ":" + rest if _ else ""
+        if ":" in rest[1:]:
+            return False
+    if rest and not (rest.startswith(":") and rest[1:].isdigit() and len(rest) <= 6):
+        return False
+    return bool(host) and is_loopback(host)
 
 
 def check_token(token: str | None, *, insecure: bool = False, host: str | None = None) -> str | None:
@@ -128,6 +148,12 @@ class GuardMiddleware:
             self._log(scope, status.get("code", 500), time.perf_counter() - started)
 
     def _refusal(self, scope: Scope) -> ApiError | None:
+        if self.checker is None:  # insecure local mode: loopback Host headers only (DNS rebinding)
+            hosts = [v for k, v in scope.get("headers", []) if k.lower() == b"host"]
+            if len(hosts) != 1 or not is_loopback_host_header(hosts[0].decode("latin-1")):
+                return ApiError(400, "this API serves without authentication (insecure local mode) and answers "
+                                     "only requests whose Host header is a loopback name or address: localhost, "
+                                     "127.0.0.1 or [::1]")
         names = validation.credentials_in_query(scope)
         if names:
             return ApiError(400, "credentials are accepted only in the JSON request body, never in the URL: "

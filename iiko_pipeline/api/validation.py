@@ -21,6 +21,7 @@ from iiko_pipeline.api.errors import ApiError, FieldError, validation_error
 from iiko_pipeline.core.specs import ENTITY_NAMES as ENTITIES
 from iiko_pipeline.core.specs import spec, windowed_specs
 from iiko_pipeline.iiko.hosts import HostPolicyError, MissingBaseUrlError, resolve_base_url
+from iiko_pipeline.services.connect import UNICODE_TEXT_REASON, is_unicode_text
 from iiko_pipeline.warehouse.credentials import normalise_base_url
 
 #: Bodies are a few short strings; anything bigger is a mistake or an attack.
@@ -178,6 +179,9 @@ def _string(data: dict[str, Any], name: str, limit: int, errors: list[FieldError
     value = data[name]
     if not isinstance(value, str):
         errors.append(FieldError(name, "body", f"must be a string, not {_json_type(value)}"))
+        return None
+    if not is_unicode_text(value):  # a lone surrogate (JSON "\ud800"): no request could carry it
+        errors.append(FieldError(name, "body", UNICODE_TEXT_REASON))
         return None
     if not value.strip():
         errors.append(FieldError(name, "body", "must not be empty"))

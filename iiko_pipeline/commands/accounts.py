@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("account_id", help="the account's UUID")
     p.add_argument("--username", required=True)
     p.add_argument("--base-url", default=None,
-                   help="iiko server URL, e.g. https://name.iiko.it (required unless IIKO_DEFAULT_BASE_URL is set)")
+                   help="iiko server URL, e.g. https://iiko.example (required unless IIKO_DEFAULT_BASE_URL is set)")
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from standard input (otherwise from IIKO_PASSWORD)")
     p.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
@@ -50,13 +50,22 @@ def connect(args: argparse.Namespace) -> int:
 
     from iiko_pipeline.defs.partitions import accounts_partitions_def
     from iiko_pipeline.iiko.hosts import MissingBaseUrlError
-    from iiko_pipeline.services.connect import IntegrationsDisabledError, connect_account
+    from iiko_pipeline.services.connect import (
+        CredentialTextError,
+        IntegrationsDisabledError,
+        check_credential_text,
+        connect_account,
+    )
 
     try:
         account = str(uuid.UUID(args.account_id))
     except ValueError:
         raise SystemExit(f"error: ACCOUNT_ID must be a UUID, got {args.account_id!r}") from None
     password = _password(args)
+    try:  # before anything is opened or sent; the message never shows the value
+        check_credential_text(args.username, password)
+    except CredentialTextError as exc:
+        raise SystemExit(f"error: {exc}") from None
     verify: bool | str = args.ca_bundle or (not args.insecure)
 
     def register_partition(account_id: str) -> None:

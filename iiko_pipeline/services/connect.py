@@ -21,6 +21,33 @@ from iiko_pipeline.warehouse.credentials import IIKO, normalise_base_url, save_c
 from iiko_pipeline.warehouse.crypto import KeyRing
 from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, integrations_enabled
 
+#: Why a credential that is not Unicode text is refused (the value itself is never shown).
+UNICODE_TEXT_REASON = "must be valid Unicode text (it contains a lone surrogate, which cannot be encoded as UTF-8)"
+
+
+def is_unicode_text(value: str) -> bool:
+    """Whether the string encodes as UTF-8 (it does unless it holds a lone surrogate, e.g. JSON "\\ud800")."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+class CredentialTextError(ValueError):
+    """A user name or password that is not Unicode text; raised before any request, never showing the value."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} {UNICODE_TEXT_REASON}")
+        self.field = field
+
+
+def check_credential_text(username: str, password: str) -> None:
+    """Raises `CredentialTextError` naming the first field (`username`, then `password`) that cannot be sent."""
+    for field, value in (("username", username), ("password", password)):
+        if not is_unicode_text(value):
+            raise CredentialTextError(field)
+
 
 class IntegrationsDisabledError(RuntimeError):
     def __init__(self) -> None:
@@ -51,10 +78,12 @@ def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username:
     """Log in and out once; store the credentials only if that worked.
 
     Raises `HostPolicyError` (no request made) when `base_url` is missing with no `IIKO_DEFAULT_BASE_URL`, or is
-    refused by the URL policy (`iiko_pipeline.iiko.hosts`)."""
+    refused by the URL policy (`iiko_pipeline.iiko.hosts`); `CredentialTextError` (no request made, nothing
+    stored) when the user name or password is not Unicode text."""
     if not integrations_enabled():
         raise IntegrationsDisabledError()
     account = str(uuid.UUID(str(account_id)))
+    check_credential_text(username, password)
     # the URL policy first: a missing, plain-http or not-allowed server raises HostPolicyError before any request
     url = resolve_base_url(normalise_base_url(base_url))
     settings = settings or ClientSettings(connect_timeout=10.0, read_timeout=30.0,

@@ -9,6 +9,8 @@ for an hour. `close()` logs every client out, then releases the seats (an ExitSt
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -47,7 +49,7 @@ class RunClients:
                 raise SyncFailure(FailureKind.CONFIG, f"account {account_id}: {exc}",
                                   iiko_error=type(exc).__name__) from None
             client = IikoClient(base_url, creds.username, creds.password,
-                                settings=replace(self.settings, verify=creds.verify_tls),
+                                settings=replace(self.settings, verify=self._verify(creds)),
                                 on_token=self._escrow(account_id, base_url))
             # the server's seat first, so it is released after the logout
             self._stack.enter_context(server_seat(self.engine, self.keyring, base_url,
@@ -56,6 +58,17 @@ class RunClients:
             self._stack.enter_context(client)
             self._clients[account_id] = client
         return client
+
+    def _verify(self, creds) -> bool | str:
+        """What TLS verifies against: the account's own CA bundle (written to a private file for the run,
+        removed after it), the system CAs, or nothing when the operator turned verification off."""
+        if not creds.ca_bundle:
+            return creds.verify_tls
+        fd, path = tempfile.mkstemp(prefix="iiko-ca-", suffix=".pem")  # mode 0600
+        with os.fdopen(fd, "w", encoding="ascii") as fh:
+            fh.write(creds.ca_bundle)
+        self._stack.callback(os.unlink, path)  # registered before the client: removed after its logout
+        return path
 
     def close(self) -> None:
         try:

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -88,6 +89,12 @@ def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username:
     url = resolve_base_url(normalise_base_url(base_url))
     settings = settings or ClientSettings(connect_timeout=10.0, read_timeout=30.0,
                                           retry=RetryPolicy(max_attempts=2, max_total=20.0))
+    ca_bundle = None
+    if isinstance(verify_tls, str):  # a CA bundle: kept with the account, so its syncs verify the same way
+        try:
+            ca_bundle = Path(verify_tls).read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"the CA bundle cannot be read ({type(exc).__name__}): give a PEM file") from None
     if verify_tls is not True:
         from dataclasses import replace
 
@@ -99,7 +106,7 @@ def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username:
         return ConnectResult(account, False, None, describe(exc))
     now = datetime.now(UTC)
     save_credentials(engine, keyring, account, IIKO, username, password, base_url=base_url,
-                     verify_tls=verify_tls is not False, connected_at=now)
+                     verify_tls=verify_tls is not False, connected_at=now, ca_bundle=ca_bundle)
     if register_partition is not None:
         register_partition(account)
     return ConnectResult(account, True, now.isoformat().replace("+00:00", "Z"), None)

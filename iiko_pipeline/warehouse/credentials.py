@@ -51,11 +51,12 @@ class Credentials:
     password: str
     base_url: str | None = None
     verify_tls: bool = True
+    ca_bundle: str | None = None  # PEM text of the CAs to verify the server against, instead of the system's
 
     def __repr__(self) -> str:
         return (
             f"Credentials(username={self.username!r}, password='***', base_url={self.base_url!r}, "
-            f"verify_tls={self.verify_tls!r})"
+            f"verify_tls={self.verify_tls!r}, ca_bundle={'PEM' if self.ca_bundle else None})"
         )
 
     __str__ = __repr__
@@ -153,6 +154,7 @@ def save_credentials(
     base_url: str | None = None,
     verify_tls: bool = True,
     connected_at: datetime | None = None,
+    ca_bundle: str | None = None,
 ) -> None:
     """Store (insert or replace) one account's credentials, encrypted under the current key.
 
@@ -168,6 +170,7 @@ def save_credentials(
         "key_id": keyring.current_key_id,
         "base_url": normalise_base_url(base_url),
         "verify_tls": bool(verify_tls),
+        "ca_bundle": ca_bundle,
         "is_connected": connected_at is not None,
         "connection_error": None,
         "updated_at": now,
@@ -194,14 +197,16 @@ def load_credentials(
     with engine.connect() as conn:
         row = conn.execute(
             sa.select(
-                creds_table.c.credentials_ciphertext, creds_table.c.base_url, creds_table.c.verify_tls
+                creds_table.c.credentials_ciphertext, creds_table.c.base_url, creds_table.c.verify_tls,
+                creds_table.c.ca_bundle,
             ).where(creds_table.c.account_id == account, creds_table.c.integration_type == integration_type)
         ).one_or_none()
     if row is None:
         raise CredentialsNotFoundError(f"no {integration_type} credentials stored for account {account}")
     plaintext = keyring.open(account, integration_type, row.credentials_ciphertext)
     username, password = _decode_secret(plaintext, account, integration_type)
-    return Credentials(username=username, password=password, base_url=row.base_url, verify_tls=row.verify_tls)
+    return Credentials(username=username, password=password, base_url=row.base_url, verify_tls=row.verify_tls,
+                       ca_bundle=row.ca_bundle)
 
 
 def mark_connection(

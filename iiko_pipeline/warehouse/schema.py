@@ -93,6 +93,8 @@ account_integration_credentials = sa.Table(
     # NULL: use the default server URL of the integration (decided by the caller).
     sa.Column("base_url", sa.Text(), nullable=True),
     sa.Column("verify_tls", sa.Boolean(), nullable=False, server_default=sa.true()),
+    # The CA bundle (PEM) the account's server is verified against, when not the system CAs (0006).
+    sa.Column("ca_bundle", sa.Text(), nullable=True),
     sa.Column("is_connected", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("last_connected_at", UtcDateTime(), nullable=True),
     sa.Column("connection_error", sa.Text(), nullable=True),

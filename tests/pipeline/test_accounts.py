@@ -275,3 +275,26 @@ def test_an_account_is_disconnected_only_on_proof(pipeline):
     changed = p.sync(["restaurants"])
     assert not changed.success and [f.kind for f in changed.step_failures] == ["credentials"]
     assert not account().is_connected and "wrong login or password" in account().connection_error
+
+
+def test_the_ca_bundle_of_a_connect_is_kept_for_the_accounts_syncs(pipeline, certificate, tmp_path):
+    """`connect --ca-bundle` used to check the server against the bundle and then forget it, so every sync
+    failed TLS (issue 13.7). The bundle's PEM is kept with the account; the run verifies against it."""
+    from iiko_pipeline.emulator import EmulatorConfig, EmulatorServer
+    from iiko_pipeline.services.connect import connect_account
+
+    p = pipeline
+    cert, key = certificate
+    cfg = EmulatorConfig(host="127.0.0.1", port=0, login=EMULATOR_LOGIN, password=EMULATOR_PASSWORD, seed=7,
+                         scale="tiny", certfile=cert, keyfile=key)
+    with EmulatorServer(cfg) as tls:
+        result = connect_account(p.engine, p.keyring, p.account_id, EMULATOR_LOGIN, EMULATOR_PASSWORD, tls.url,
+                                 verify_tls=cert,
+                                 register_partition=lambda a: p.instance.add_dynamic_partitions("accounts", [a]))
+        assert result.is_connected, result.connection_error
+        creds = load_credentials(p.engine, p.keyring, p.account_id, "iiko")
+        assert creds.ca_bundle == Path(cert).read_text() and creds.verify_tls
+        outcome = p.sync(["restaurants"])
+        assert outcome.success, outcome.failures
+        assert outcome.results["restaurants"]["total"] == len(tls.state.dataset.restaurants())
+        assert tls.state.log.summary()["logins"] == 2  # the connect and the run, both over verified TLS

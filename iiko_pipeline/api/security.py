@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import logging
 import time
 import uuid
@@ -24,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from iiko_pipeline.api import validation
 from iiko_pipeline.api.errors import ApiError
 from iiko_pipeline.core.specs import ENTITY_NAMES as ENTITIES
+from iiko_pipeline.loopback import is_loopback
 
 API_TOKEN_ENV = "API_TOKEN"  # noqa: S105 - the variable's name, not a secret
 MIN_TOKEN_CHARS = 16
@@ -34,15 +34,6 @@ access_logger = logging.getLogger("iiko_pipeline.api.access")
 
 class InsecureConfigError(ValueError):
     """The API would start without authentication where that is not allowed."""
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def is_loopback_host_header(value: str) -> bool:

@@ -8,7 +8,6 @@ damage (a cut body with a matching Content-Length, a connection reset mid-body v
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import signal
 import socket
 import ssl
@@ -21,6 +20,8 @@ from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from iiko_pipeline.loopback import is_loopback
 
 from . import control, faults, resto
 from .config import EmulatorConfig
@@ -343,16 +344,6 @@ class EmulatorServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def is_loopback(host: str) -> bool:
-    """Only this machine can reach the address (the emulator is a test double; it has no business elsewhere)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def exposure_warning(host: str) -> str | None:

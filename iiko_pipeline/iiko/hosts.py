@@ -16,11 +16,12 @@ hold the URL itself (the API's 422 never echoes a submitted value); they name th
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
+
+from iiko_pipeline import loopback
 
 DEFAULT_BASE_URL_ENV = "IIKO_DEFAULT_BASE_URL"
 ALLOW_HTTP_ENV = "IIKO_ALLOW_HTTP"
@@ -69,13 +70,8 @@ def allowed_hosts(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
 
 
 def is_loopback(host: str) -> bool:
-    host = host.lower().rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """`loopback.is_loopback` for a URL's host, which may be written in the absolute DNS form (`localhost.`)."""
+    return loopback.is_loopback(host.rstrip("."))
 
 
 def host_matches(host: str, pattern: str) -> bool:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from iiko_pipeline.core.recovery import HEARTBEAT_TIMEOUT
 from iiko_pipeline.core.specs import ENTITY_NAMES
 from iiko_pipeline.defs.constants import ACCOUNT_TAG, SYNC_JOB
-from iiko_pipeline.defs.onboarding import IN_PROGRESS
+from iiko_pipeline.defs.onboarding import IN_PROGRESS, running_run
 from iiko_pipeline.defs.resources import take_back_dead_run
 from iiko_pipeline.defs.sensors import run_tags
 from iiko_pipeline.runner import RunProcess
@@ -65,9 +65,8 @@ ACTIVE = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.Dags
 _MONITORED = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING}
 
 
-def _busy(account: str, run: dg.DagsterRun) -> AccountBusyError:
-    return AccountBusyError(f"account {account} is busy: run {run.run_id} is {run.status.value.lower()}; wait for "
-                            "it to finish", run.run_id)
+def _busy(account: str, run_id: str, doing: str) -> AccountBusyError:
+    return AccountBusyError(f"account {account} is busy: run {run_id} is {doing}; wait for it to finish", run_id)
 
 
 def ensure_idle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, account: str, *,
@@ -81,14 +80,13 @@ def ensure_idle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, 
     take_back_dead_run(instance, engine, keyring, account)
     holder = run_locks.current(engine, account)
     if holder is not None:
-        raise AccountBusyError(f"account {account} is busy: run {holder.run_id} is syncing it; wait for it to "
-                               "finish", holder.run_id)
+        raise _busy(account, holder.run_id, "syncing it")
     now = time.time()
-    statuses = [*ACTIVE, dg.DagsterRunStatus.QUEUED] if queued_blocks else ACTIVE
+    statuses = IN_PROGRESS if queued_blocks else ACTIVE
     for record in instance.get_run_records(dg.RunsFilter(tags={ACCOUNT_TAG: account}, statuses=statuses)):
         run = record.dagster_run
         if run.status in _MONITORED or now - record.update_timestamp.timestamp() < HEARTBEAT_TIMEOUT.total_seconds():
-            raise _busy(account, run)
+            raise _busy(account, run.run_id, run.status.value.lower())
         instance.report_run_failed(run, message=f"the run never took account {account}'s lock within "
                                                 f"{HEARTBEAT_TIMEOUT.total_seconds():.0f} s: its process died starting")
 
@@ -105,8 +103,7 @@ def start_sync(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, a
     run_id = str(uuid.uuid4())  # what Dagster makes run ids of; chosen here so the lock can name the run
     holder = run_locks.acquire(engine, account, run_id)  # this process holds it until the run takes it over
     if holder is not None:
-        raise AccountBusyError(f"account {account} is busy: run {holder.run_id} is syncing it; wait for it to "
-                               "finish", holder.run_id)
+        raise _busy(account, holder.run_id, "syncing it")
     if queued:
         return _submit(instance, engine, account, run_id, planned, missing, run_config, extra_tags)
     job = {"run_id": run_id, "account": account, "entities": planned, "run_config": run_config or {},
@@ -126,10 +123,9 @@ def _submit(instance: dg.DagsterInstance, engine: Engine, account: str, run_id: 
     """Create the run and queue it while holding the account's lock; a request that got the lock just before
     us had already created its run, which shows now (the earlier one wins, the later one is refused)."""
     try:
-        other = next((r.dagster_run for r in instance.get_run_records(dg.RunsFilter(
-            tags={ACCOUNT_TAG: account}, statuses=[*ACTIVE, dg.DagsterRunStatus.QUEUED]), limit=1)), None)
+        other = running_run(instance, account)
         if other is not None:
-            raise _busy(account, other)
+            raise _busy(account, other.run_id, other.status.value.lower())
         submit(instance, run_id=run_id, job_name=SYNC_JOB, partition_key=account, asset_keys=selection_for(planned),
                run_config=selected_config(run_config, planned),
                tags={**run_tags(account), **(extra_tags or {})})

@@ -16,7 +16,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
-from .engine import SQLITE_BEGIN_IMMEDIATE, make_engine
+from .engine import make_engine, write_transaction
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -62,11 +62,7 @@ def migrate(engine_or_url: Engine | str | sa.URL | None = None) -> str:
     engine = make_engine(engine_or_url) if owned else engine_or_url  # type: ignore[arg-type]
     try:
         cfg = alembic_config()
-        with (
-            _ALEMBIC_LOCK,
-            engine.connect().execution_options(**{SQLITE_BEGIN_IMMEDIATE: True}) as conn,
-            conn.begin(),
-        ):
+        with _ALEMBIC_LOCK, write_transaction(engine) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
             cfg.attributes["connection"] = conn

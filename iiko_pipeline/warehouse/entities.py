@@ -24,11 +24,10 @@ from iiko_pipeline.warehouse.upsert import (
     Rejection,
     Stage,
     dedupe_last,
-    id_chunks,
     merge_stage,
     reject_dangling,
 )
-from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE, withheld_because
+from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE, mark_deleted, withheld_because
 
 
 def parent_refs(table: sa.Table) -> tuple[ParentRef, ...]:
@@ -149,11 +148,7 @@ def _delete_vanished(conn: Connection, table: sa.Table, account: uuid.UUID, exte
                              returned=returned_count, max_vanished_share=max_vanished_share)
     if guard or not vanished:
         return 0, guard
-    deleted = 0
-    for chunk in id_chunks(vanished, 500):
-        deleted += conn.execute(table.update().where(*live, table.c.external_id.in_(chunk))
-                                .values(deleted_at=now)).rowcount or 0
-    return deleted, None
+    return mark_deleted(conn, table, live, vanished, deleted_at=now), None
 
 
 def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Sequence[dict[str, Any]],

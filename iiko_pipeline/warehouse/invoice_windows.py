@@ -21,8 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 from iiko_pipeline.warehouse import pending, schema, state
 from iiko_pipeline.warehouse.engine import write_transaction
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_invoices
-from iiko_pipeline.warehouse.upsert import id_chunks, refresh_statistics
-from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE, withheld_because
+from iiko_pipeline.warehouse.upsert import refresh_statistics
+from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE, mark_deleted, withheld_because
 
 ENTITY = "invoices"
 
@@ -68,10 +68,8 @@ def reconcile_window(conn: Connection, account_id: uuid.UUID, date_from: date, d
                                      max_vanished_share=max_vanished_share)
     if outcome.guard:
         return outcome
-    for chunk in id_chunks(vanished, 500):
-        outcome.deleted += conn.execute(inv.update().where(
-            inv.c.account_id == account_id, inv.c.external_system == external_system,
-            inv.c.external_id.in_(chunk)).values(is_deleted=True, deleted_at=now)).rowcount or 0
+    scope = (inv.c.account_id == account_id, inv.c.external_system == external_system)
+    outcome.deleted = mark_deleted(conn, inv, scope, vanished, is_deleted=True, deleted_at=now)
     return outcome
 
 

@@ -11,6 +11,14 @@ their new version.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from iiko_pipeline.warehouse.upsert import id_chunks
+
 #: Above this share of held rows vanishing at once, nothing is deleted (configurable per run).
 DEFAULT_MAX_VANISHED_SHARE = 0.2
 
@@ -27,3 +35,14 @@ def withheld_because(scope: str, noun: str, *, held: int, vanished: int, returne
         return (f"{scope}: {vanished} of {held} {noun} ({share:.0%}) would vanish, above the "
                 f"{max_vanished_share:.0%} limit; nothing deleted")
     return None
+
+
+def mark_deleted(conn: Connection, table: sa.Table, where: Sequence[Any], external_ids: Sequence[str],
+                 **values: Any) -> int:
+    """Soft-delete these rows (`where` scopes them to the account; `values` are the deletion marks), in chunks
+    a database takes as an IN list. Returns how many rows were marked."""
+    marked = 0
+    for chunk in id_chunks(external_ids, 500):
+        marked += conn.execute(table.update().where(*where, table.c.external_id.in_(chunk)).values(**values)
+                               ).rowcount or 0
+    return marked

@@ -198,7 +198,7 @@ def connect_request(data: dict[str, Any]) -> ConnectRequest:
     username = _string(data, "username", MAX_USERNAME_CHARS, errors, required=True)
     password = _string(data, "password", MAX_PASSWORD_CHARS, errors, required=True)
     base_url = _string(data, "base_url", MAX_BASE_URL_CHARS, errors, required=False)
-    if base_url is not None or "base_url" not in data or data["base_url"] is None:
+    if not any(e.field == "base_url" for e in errors):  # given and well-formed, or not given: the policy decides
         try:
             resolve_base_url(normalise_base_url(base_url))  # the URL policy: iiko_pipeline.iiko.hosts
         except MissingBaseUrlError:

@@ -23,7 +23,7 @@ from iiko_pipeline.core.seats import DEFAULT_WAIT_SECONDS, server_seat
 from iiko_pipeline.iiko import ClientSettings, IikoClient
 from iiko_pipeline.iiko.hosts import HostPolicyError, resolve_base_url
 from iiko_pipeline.warehouse import sessions
-from iiko_pipeline.warehouse.credentials import load_credentials
+from iiko_pipeline.warehouse.credentials import Credentials, load_credentials
 from iiko_pipeline.warehouse.crypto import KeyRing
 
 
@@ -59,7 +59,7 @@ class RunClients:
             self._clients[account_id] = client
         return client
 
-    def _verify(self, creds) -> bool | str:
+    def _verify(self, creds: Credentials) -> bool | str:
         """What TLS verifies against: the account's own CA bundle (written to a private file for the run,
         removed after it), the system CAs, or nothing when the operator turned verification off."""
         if not creds.ca_bundle:

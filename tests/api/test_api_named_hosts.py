@@ -9,11 +9,10 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -23,7 +22,7 @@ from iiko_pipeline.services.sync import run_account_sync
 from iiko_pipeline.warehouse.credentials import save_credentials
 from iiko_pipeline.warehouse.crypto import generate_key
 from tests.api.conftest import log_text
-from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, serving
 
 POLICY_ENV = ("IIKO_DEFAULT_BASE_URL", "IIKO_ALLOW_HTTP", "IIKO_ALLOWED_HOSTS")
 SECRET = "db_password=hunter2-0f9c"
@@ -139,14 +138,8 @@ class _SecretHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def secret_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _SecretHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_SecretHandler) as url:
+        yield url
 
 
 def test_a_401_with_a_secret_body_is_reported_by_status_only(api, logs, secret_server):

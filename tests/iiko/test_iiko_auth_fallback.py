@@ -6,9 +6,8 @@ checked against a tiny stdlib HTTP server (still real HTTP on localhost).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -16,6 +15,7 @@ from iiko_helpers import FAST_RETRY
 
 from iiko_pipeline.iiko import ClientSettings, IikoClient
 from iiko_pipeline.iiko.client import password_hash
+from tests.conftest import serving
 
 TOKEN = "0f1e2d3c-4b5a-6978-8a9b-0c1d2e3f4a5b"
 PASSWORD = "пароль"
@@ -66,14 +66,8 @@ class QueryOnlyServer(BaseHTTPRequestHandler):
 def query_only_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, list[tuple[str, str]]]]:
     seen: list[tuple[str, str]] = []
     handler = type("Handler", (QueryOnlyServer,), {"seen": seen, "refuse_status": request.param})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", seen
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url, seen
 
 
 def test_post_login_falls_back_to_get(query_only_server: tuple[str, list[tuple[str, str]]]) -> None:

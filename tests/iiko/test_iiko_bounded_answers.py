@@ -5,11 +5,10 @@ longer keeps a call alive past it). Real HTTP on loopback: a small server that m
 from __future__ import annotations
 
 import gzip
-import threading
 import time
 import tracemalloc
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 import requests
@@ -17,6 +16,7 @@ from iiko_helpers import Control
 
 from iiko_pipeline.iiko.errors import IikoTransportError
 from iiko_pipeline.iiko.transport import Limits, send
+from tests.conftest import serving
 
 BOMB = gzip.compress(b"<a>" + b"0" * (200 * 1024 * 1024) + b"</a>", compresslevel=9)  # ~200 KB -> 200 MB
 
@@ -49,15 +49,8 @@ class _Misbehaving(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Misbehaving)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(_Misbehaving) as url:
+        yield url
 
 
 def _send(url: str, limits: Limits, read_timeout: float = 5.0):

@@ -18,7 +18,10 @@ PREFIX = "/api/v1/accounts/{account_id}/integrations/iiko"
 _ACCOUNT_PARAM = {"name": "account_id", "in": "path", "required": True, "description": "The account's UUID.",
                   "schema": {"type": "string", "format": "uuid"}}
 _DATED = " and ".join(s.name for s in windowed_specs()).capitalize()
-_DATE_EXAMPLE = "2024-01-31"
+#: The dated entities' range, described once for the JSON body and the query parameters.
+_FROM_DOC = "First document date (YYYY-MM-DD), not after `to` (or today)."
+_TO_DOC = "Last document date (YYYY-MM-DD); default today."
+_FROM_EXAMPLE, _TO_EXAMPLE = "2024-01-01", "2024-01-31"
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -98,10 +101,10 @@ _SCHEMAS: dict[str, Any] = {
         "description": f"{_DATED} only: the document dates to export (the same may be given as query "
                        "parameters `from` and `to`, but not both ways). Other entities take no body.",
         "properties": {"from": {"type": ["string", "null"], "format": "date",
-                                "description": "First document date (YYYY-MM-DD), not after `to` (or today)."},
+                                "description": _FROM_DOC},
                        "to": {"type": ["string", "null"], "format": "date",
-                              "description": "Last document date (YYYY-MM-DD); default today."}},
-        "example": {"from": "2024-01-01", "to": _DATE_EXAMPLE},
+                              "description": _TO_DOC}},
+        "example": {"from": _FROM_EXAMPLE, "to": _TO_EXAMPLE},
     },
     "SyncResult": {
         "type": "object", "required": ["total", "created", "updated", "errors", "error_details", "run_id"],
@@ -182,9 +185,9 @@ def _sync_operation(entity: EntitySpec) -> dict[str, Any]:
     if entity.windowed:
         parameters += [
             {"name": "from", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-             "example": "2024-01-01", "description": "First document date (YYYY-MM-DD), not after `to` (or today)."},
+             "example": _FROM_EXAMPLE, "description": _FROM_DOC},
             {"name": "to", "in": "query", "required": False, "schema": {"type": "string", "format": "date"},
-             "example": _DATE_EXAMPLE, "description": "Last document date (YYYY-MM-DD); default today."},
+             "example": _TO_EXAMPLE, "description": _TO_DOC},
         ]
         operation["description"] = ("The document dates may be given as query parameters or in a JSON body, "
                                     "not both ways.")

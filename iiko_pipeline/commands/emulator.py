@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
+
+CONTROL_TOKEN_ENV = "IIKO_EMULATOR_CONTROL_TOKEN"  # noqa: S105 - the name of a variable, not a secret
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,6 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", default="seed", help="tiny | seed | large")
     p.add_argument("--seats", type=int, default=1, help="API licence seats")
     p.add_argument("--token-ttl", type=float, default=3600.0, help="sliding token lifetime in seconds")
+    p.add_argument("--control-token", default=os.environ.get(CONTROL_TOKEN_ENV) or None,
+                   help=f"require this bearer token on the control API /_emulator (default: ${CONTROL_TOKEN_ENV}; "
+                        "none on loopback)")
     p.set_defaults(handler=run)
 
 
@@ -24,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
     if args.scale not in SCALES:
         raise SystemExit(f"--scale must be one of {', '.join(SCALES)}, not {args.scale!r}")
     serve(EmulatorConfig(host=args.host, port=args.port, login=args.login, password=args.password,
-                         seed=args.seed, scale=args.scale, seats=args.seats, token_ttl=args.token_ttl))
+                         seed=args.seed, scale=args.scale, seats=args.seats, token_ttl=args.token_ttl,
+                         control_token=args.control_token))
     return 0

@@ -111,6 +111,11 @@ class SessionManager:
         with self._lock:
             return self._sessions.pop(token, None)
 
+    def expire(self, token: str) -> None:
+        """Let one token die as if its idle lifetime had run out (its seat is freed, its next use is a 401)."""
+        with self._lock:
+            self._sessions.pop(token, None)
+
     def restart(self) -> None:
         """Invalidate every token (server restart)."""
         with self._lock:

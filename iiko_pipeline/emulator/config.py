@@ -106,6 +106,9 @@ class EmulatorConfig:
     fault_seed: int | None = None  # RNG for probability faults; None -> derived from seed
     certfile: str | None = None  # serve HTTPS with this certificate (optional)
     keyfile: str | None = None
+    # When set, `/_emulator/` answers 401 unless `Authorization: Bearer <control_token>` comes with the request:
+    # a server reachable beyond loopback must not let anyone rewrite its data or switch its faults on.
+    control_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -137,7 +140,7 @@ class EmulatorConfig:
         """The settings as JSON-able data, without the password."""
         out: dict[str, object] = {}
         for f in dataclasses.fields(self):
-            if f.name == "password":
+            if f.name in ("password", "control_token"):
                 continue
             value = getattr(self, f.name)
             if isinstance(value, date):

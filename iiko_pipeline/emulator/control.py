@@ -6,6 +6,7 @@ in-process test calls `emu.state.*`. See README.md in this package for every rou
 
 from __future__ import annotations
 
+import hmac
 import json
 from collections.abc import Callable
 from datetime import date
@@ -18,6 +19,20 @@ from .resto import Request
 from .state import EmulatorState
 
 PREFIX = "/_emulator"
+
+
+def refuse_unauthorised(control_token: str | None, authorization: str | None) -> Reply | None:
+    """A 401 when the server has a control token and the request does not carry it as a bearer token, else None.
+
+    Compared in constant time; the answer never says what was expected."""
+    if not control_token:
+        return None
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), control_token.encode()):
+        return None
+    reply = json_reply(401, {"error": "the control API needs the emulator's control token (Authorization: Bearer)"})
+    reply.headers.append(("WWW-Authenticate", 'Bearer realm="iiko-emulator-control"'))
+    return reply
 
 
 class _HttpError(Exception):

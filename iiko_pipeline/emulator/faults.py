@@ -10,6 +10,9 @@ into three groups, which decides whether the request is still processed:
   `wrong_charset`, `bom`, `wrong_content_type`, `reset`): a login that is reset mid-answer still holds
   its seat, the nastiest realistic case for seat leaks.
 * DELAY: `slow` sleeps `delay` seconds before the first byte, then answers normally.
+* EXPIRE: `token_expired` drops the caller's session right before the request is checked, so the answer is
+  iiko's own 401 for a dead token and the seat is free: what a client sees when its token outlives the
+  server's ~1 h idle expiry or an iiko restart, at a moment of the test's choosing.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ REPLACE_KINDS = frozenset({"http_500", "http_502", "http_503", "http_504", "http
 TRANSFORM_KINDS = frozenset({"truncated", "malformed", "wrong_charset", "bom", "wrong_content_type", "reset",
                              "xml_bomb"})
 DELAY_KINDS = frozenset({"slow"})
-FAULT_KINDS = REPLACE_KINDS | TRANSFORM_KINDS | DELAY_KINDS
+EXPIRE_KINDS = frozenset({"token_expired"})
+FAULT_KINDS = REPLACE_KINDS | TRANSFORM_KINDS | DELAY_KINDS | EXPIRE_KINDS
 
 DEFAULT_SLOW_DELAY = 2.0
 

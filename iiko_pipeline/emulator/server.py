@@ -129,7 +129,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         state = self.server.state
         try:
             if req.path == control.PREFIX or req.path.startswith(control.PREFIX + "/"):
-                self._send(control.handle(state, req, raw_body), gzip_ok=False)
+                refused = control.refuse_unauthorised(state.config.control_token, self.headers.get("Authorization"))
+                self._send(refused or control.handle(state, req, raw_body), gzip_ok=False)
             elif req.path.startswith("/resto/") or req.path == "/resto":
                 self._handle_resto(state, req)
             else:
@@ -157,6 +158,10 @@ class EmulatorHandler(BaseHTTPRequestHandler):
                 rec.fault = fault.kind
                 if fault.kind in faults.DELAY_KINDS:
                     state.stop_event.wait(fault.delay)
+                    fault = None
+                elif fault.kind in faults.EXPIRE_KINDS:
+                    if session is not None:
+                        state.sessions.expire(session.token)
                     fault = None
                 elif fault.kind in faults.REPLACE_KINDS:
                     reply = faults.replacement(fault.kind)
@@ -346,12 +351,14 @@ class EmulatorServer:
         self.stop()
 
 
-def exposure_warning(host: str) -> str | None:
+def exposure_warning(host: str, control_token: str | None = None) -> str | None:
+    """The line printed when the emulator listens beyond loopback (None on loopback)."""
     if is_loopback(host):
         return None
+    control = ("its control API (/_emulator) asks for the control token" if control_token else
+               "anyone who reaches it can also drive its control API (/_emulator): set --control-token")
     return (f"WARNING: the emulator listens on {host or 'every interface'}, beyond loopback: anyone who reaches "
-            "it can read its data and drive its control API (/_emulator), which has no authentication. Use "
-            "--host 127.0.0.1 unless that is what you want.")
+            f"it can read its data; {control}. Use --host 127.0.0.1 unless that is what you want.")
 
 
 def serve_forever(config: EmulatorConfig) -> None:
@@ -365,7 +372,7 @@ def serve_forever(config: EmulatorConfig) -> None:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        warning = exposure_warning(config.host)
+        warning = exposure_warning(config.host, config.control_token)
         if warning:
             print(warning, file=sys.stderr, flush=True)
         print(f"listening on {server.url}", flush=True)

@@ -35,6 +35,8 @@ def test_the_emulator_warns_loudly_when_it_listens_beyond_loopback():
         assert exposure_warning(host) is None, host
     for host in ("0.0.0.0", "", "192.168.1.10", "::", "emulator.example"):  # noqa: S104
         assert "WARNING: the emulator listens on" in exposure_warning(host), host
+        assert "set --control-token" in exposure_warning(host), host
+        assert "asks for the control token" in exposure_warning(host, "a-token"), host
     proc = subprocess.Popen([sys.executable, "-m", "iiko_pipeline.cli", "emulator", "--host", "127.0.0.1",
                              "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -202,3 +202,20 @@ def test_reset_restores_the_start_state(pinned) -> None:
     tok3 = api.login()
     assert api.invoices(tok3, "2024-06-01", "2024-06-10").content != original
     api.logout(tok3)
+
+
+def test_the_control_api_can_require_a_token(make_emulator) -> None:
+    """Bound beyond loopback, the control API would let anyone rewrite the data or switch faults on; with
+    `control_token` set it answers 401 to a request without the bearer token, and the iiko API is unaffected."""
+    with make_emulator(control_token="emu-control-0123456789") as emu:
+        api = Api(emu)
+        assert api.control("GET", "health").status_code == 401
+        wrong = requests.get(f"{api.base}/_emulator/config", headers={"Authorization": "Bearer nope"}, timeout=10)
+        assert wrong.status_code == 401 and "emu-control" not in wrong.text
+        assert requests.post(f"{api.base}/_emulator/reset", timeout=10).status_code == 401
+        right = requests.get(f"{api.base}/_emulator/config", timeout=10,
+                             headers={"Authorization": "Bearer emu-control-0123456789"})
+        assert right.status_code == 200 and "control_token" not in right.json()
+        tok = api.login()  # the iiko API itself needs no control token
+        assert api.get("corporation/departments", tok).status_code == 200
+        api.logout(tok)

@@ -181,3 +181,16 @@ def test_after_lets_good_answers_through_first(api: Api, token: str) -> None:
     _add(api, "http_503", after=2, count=1)
     statuses = [api.get(EP, token).status_code for _ in range(4)]
     assert statuses == [200, 200, 503, 200]
+
+
+def test_token_expired_kills_the_callers_session_and_answers_iikos_own_401(api: Api) -> None:
+    """The token dies at a moment the test picks, as after ~1 h idle: iiko's 401, the seat freed, the next
+    login works and the next call with the new token is served."""
+    token = api.login()
+    _add(api, "token_expired")
+    assert api.get(EP, token).status_code == 401
+    assert api.emu.state.log.active_tokens == 0  # the seat went with the session
+    assert api.get(EP, token).status_code == 401  # it stays dead
+    fresh = api.login()
+    assert api.get(EP, fresh).status_code == 200
+    api.logout(fresh)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -68,3 +69,18 @@ def pg_pipeline(emulator, monkeypatch, tmp_path, pg_url) -> Iterator[Pipeline]:
     """Production shape: both the warehouse and the Dagster instance on PostgreSQL."""
     overrides = {"storage": {"postgres": {"postgres_url": pg_url}}}
     yield from _pipeline(emulator, monkeypatch, tmp_path, pg_url, overrides)
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch, db_url) -> Path:
+    """For tests that drive the command line: an instance as `make demo` makes it (the shipped dagster.yaml), a
+    warehouse, a key, all in the environment the command line and the runs' processes inherit."""
+    folder = tmp_path / "dagster_home"
+    folder.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "dagster_home" / "dagster.yaml", folder / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(folder))
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.setenv("CREDENTIAL_ENCRYPTION_KEY", generate_key())
+    monkeypatch.setenv("IIKO_STEP_RETRY_DELAY_SECONDS", "0.2")
+    dg.DagsterInstance.get().dispose()  # created once, before any process races to create it
+    return folder

@@ -7,79 +7,22 @@ the real command line, as an operator runs them.
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from datetime import date, timedelta
-from pathlib import Path
 
 import dagster as dg
 import pytest
 import requests
 import sqlalchemy as sa
 
-from iiko_pipeline.emulator import EmulatorConfig, EmulatorServer
 from iiko_pipeline.warehouse import schema
-from iiko_pipeline.warehouse.crypto import generate_key
 from iiko_pipeline.warehouse.invoice_windows import get_watermark
-from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+from tests.pipeline import cli_runs as op
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 TOKEN = "crash-test-token-0123456789abcdef"
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch, db_url):
-    """An instance as `make demo` makes it (the shipped dagster.yaml), a warehouse, a key: all in the environment
-    the command line and the runs' processes inherit."""
-    folder = tmp_path / "dagster_home"
-    folder.mkdir()
-    shutil.copy(ROOT / "dagster_home" / "dagster.yaml", folder / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(folder))
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    monkeypatch.setenv("CREDENTIAL_ENCRYPTION_KEY", generate_key())
-    monkeypatch.setenv("IIKO_STEP_RETRY_DELAY_SECONDS", "0.2")
-    dg.DagsterInstance.get().dispose()  # created once, before any process races to create it
-    return folder
-
-
-def _emulator(**kw) -> EmulatorServer:
-    return EmulatorServer(EmulatorConfig(host="127.0.0.1", port=0, login=EMULATOR_LOGIN, password=EMULATOR_PASSWORD,
-                                         seed=kw.pop("seed", 7), scale=kw.pop("scale", "tiny"), **kw))
-
-
-def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "iiko-pipeline"), *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "IIKO_PASSWORD": EMULATOR_PASSWORD}, timeout=kw.pop("timeout", 300), **kw)
-
-
-def _connect(account: str, emulator: EmulatorServer) -> None:
-    done = _cli("connect", account, "--username", EMULATOR_LOGIN, "--base-url", emulator.url)
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
-def _engine():
-    from iiko_pipeline.warehouse.migrate import migrated_engine as engine_for
-
-    return engine_for(os.environ["DATABASE_URL"])
-
-
-def _live_sessions(emulator: EmulatorServer) -> int:
-    return emulator.state.sessions.live_count(emulator.state.config.token_ttl)
-
-
-def _stored(account: str) -> list[str]:
-    inv = schema.invoices
-    with _engine().connect() as conn:
-        return list(conn.execute(sa.select(inv.c.external_id).where(
-            inv.c.account_id == uuid.UUID(account), inv.c.is_deleted.is_(False))).scalars())
 
 
 def test_api_syncs_of_two_accounts_overlap_and_a_busy_account_answers_409_to_the_api_and_the_cli(home):
@@ -87,12 +30,12 @@ def test_api_syncs_of_two_accounts_overlap_and_a_busy_account_answers_409_to_the
     from iiko_pipeline.warehouse.crypto import KeyRing
 
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
-    with _emulator() as emu_a, _emulator(seed=8) as emu_b, dg.DagsterInstance.get() as instance:
-        _connect(first, emu_a)
-        _connect(second, emu_b)
+    with op.emulator() as emu_a, op.emulator(seed=8) as emu_b, dg.DagsterInstance.get() as instance:
+        op.connect(first, emu_a)
+        op.connect(second, emu_b)
         for emu in (emu_a, emu_b):  # long enough for the runs to overlap and for the busy checks below
             emu.state.add_fault("suppliers", "slow", count=1, delay=6)
-        app = create_app(instance=instance, engine=_engine(), keyring=KeyRing.from_env(), api_token=TOKEN)
+        app = create_app(instance=instance, engine=op.engine(), keyring=KeyRing.from_env(), api_token=TOKEN)
         with ApiServer(app) as server:
             http = requests.Session()
             http.headers["Authorization"] = f"Bearer {TOKEN}"
@@ -107,7 +50,7 @@ def test_api_syncs_of_two_accounts_overlap_and_a_busy_account_answers_409_to_the
             busy = http.post(base.format(first) + "/sync/restaurants", timeout=60)
             assert busy.status_code == 409, busy.text
             assert busy.json()["run_id"] == run_a and run_a in busy.json()["detail"]
-            cli = _cli("sync", first, "restaurants")  # the CLI sees the same lock
+            cli = op.cli("sync", first, "restaurants")  # the CLI sees the same lock
             assert cli.returncode == 2 and run_a in cli.stderr, cli.stdout + cli.stderr
 
             results = {}
@@ -137,13 +80,11 @@ def test_a_sync_killed_mid_commit_frees_its_account_and_seat_and_the_next_sync_l
     today = date.today()
     start = today - timedelta(days=history - 1)
     # `seed` scale: windows large enough that the kill lands while the table step commits them
-    with _emulator(scale="seed", seats=1) as emu, dg.DagsterInstance.get() as instance:
-        _connect(account, emu)
-        assert _cli("sync", account, "restaurants", "stores", "suppliers").returncode == 0
-        engine = _engine()
-        sync = subprocess.Popen([str(BIN / "iiko-pipeline"), "sync", account, "invoices", "--history-days",
-                                 str(history)], cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    with op.emulator(scale="seed", seats=1) as emu, dg.DagsterInstance.get() as instance:
+        op.connect(account, emu)
+        assert op.cli("sync", account, "restaurants", "stores", "suppliers").returncode == 0
+        engine = op.engine()
+        sync = op.start_cli("sync", account, "invoices", "--history-days", str(history))
         sw = schema.sync_windows
         deadline = time.monotonic() + 240
         committed = 0
@@ -155,23 +96,22 @@ def test_a_sync_killed_mid_commit_frees_its_account_and_seat_and_the_next_sync_l
                 break
             time.sleep(0.05)
         assert committed >= 1 and sync.poll() is None, "the sync ended before it could be killed mid-commit"
-        os.killpg(sync.pid, signal.SIGKILL)  # the machine went down: the CLI and the run's process at once
-        sync.wait()
+        op.kill_group(sync)  # the machine went down: the CLI and the run's process at once
         killed_run = next(r for r in instance.get_runs(dg.RunsFilter(tags={"iiko/account": account}))
                           if r.status == dg.DagsterRunStatus.STARTED)
-        assert _live_sessions(emu) == 1  # the dead run's iiko session still holds the only seat
+        assert op.live_sessions(emu) == 1  # the dead run's iiko session still holds the only seat
 
         watermark = get_watermark(engine, account)
         assert watermark is not None and watermark < today  # some windows committed, not all
         truth_before = {d.id for d in emu.state.dataset.invoices(start, watermark)}
-        assert set(_stored(account)) == truth_before  # exactly the committed windows, nothing half-written
+        assert set(op.stored_invoices(account)) == truth_before  # exactly the committed windows, nothing half-written
 
-        again = _cli("sync", account, "invoices", "--history-days", str(history), timeout=300)
+        again = op.cli("sync", account, "invoices", "--history-days", str(history), timeout=300)
         assert again.returncode == 0, again.stdout + again.stderr  # the seat was freed: no licence error
         assert instance.get_run_by_id(killed_run.run_id).status == dg.DagsterRunStatus.FAILURE
-        stored = _stored(account)
+        stored = op.stored_invoices(account)
         assert len(stored) == len(set(stored))  # nothing duplicated
         reread_from = min(start, watermark - timedelta(days=14))  # the re-run's lookback reaches further back
         assert set(stored) == {d.id for d in emu.state.dataset.invoices(reread_from, today)}  # nothing lost
         assert get_watermark(engine, account) == today
-        assert _live_sessions(emu) == 0  # every session logged out, the dead one's included
+        assert op.live_sessions(emu) == 0  # every session logged out, the dead one's included

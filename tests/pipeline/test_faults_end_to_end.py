@@ -1,0 +1,109 @@
+"""Faults a production sync meets, run the way production runs (the real command line, runs in processes of their
+own, the shipped instance config, emulators over HTTP), on SQLite and on PostgreSQL (issue 13, item 8).
+
+After each: nothing lost, nothing duplicated, the watermark where the committed windows put it, the account still
+connected, every iiko session either logged out or killed by the server itself (logins == logouts + the sessions
+the server dropped), and no run left looking alive.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from datetime import date, timedelta
+
+import dagster as dg
+import pytest
+
+from tests.pipeline import cli_runs as op
+
+pytestmark = pytest.mark.slow
+
+EXPORT = "documents/export/incomingInvoice"
+DATA_ENDPOINTS = ("corporation/departments", "corporation/stores", "suppliers", EXPORT)
+ENTITIES = ("restaurants", "stores", "suppliers", "invoices")
+
+
+def test_a_token_that_expires_twice_in_a_row_costs_a_retry_and_never_a_disconnect(home):
+    """The export's token dies, the client logs in again, and the new token dies at once too: the client gives up
+    as transient, the step retries with a fresh login, and the sync ends complete, the account connected."""
+    account, history = str(uuid.uuid4()), 10
+    start = date.today() - timedelta(days=history - 1)
+    with op.emulator() as emu, dg.DagsterInstance.get() as instance:
+        op.connect(account, emu)
+        rule = emu.state.add_fault(EXPORT, "token_expired", count=2)
+        done = op.cli("sync", account, *ENTITIES, "--history-days", str(history))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert rule.fired == 2 and op.expired_sessions(emu) == 2
+        statuses = [r.status for r in emu.state.log.records(EXPORT)]
+        assert statuses[:2] == [401, 401], statuses  # twice in a row, the second right after a fresh login
+        op.assert_whole(emu, instance, account, start, killed_by_server=2)
+
+
+def test_an_iiko_server_restarted_mid_run_is_waited_for_and_nothing_is_lost(home):
+    """iiko restarts while the third invoice window is being answered: every token dies, the port refuses
+    connections for two seconds, then the same server answers again. The run heals within itself."""
+    account, history = str(uuid.uuid4()), 21
+    start = date.today() - timedelta(days=history - 1)
+    with op.emulator(port=op.free_port()) as emu, dg.DagsterInstance.get() as instance:
+        op.connect(account, emu)
+        emu.state.add_fault(EXPORT, "slow", delay=30, after=2, count=1)  # holds the third window for the restart
+        sync = op.start_cli("sync", account, "invoices", "--history-days", str(history))
+        try:
+            deadline = time.monotonic() + 120
+            while not any(r.fault == "slow" for r in emu.state.log.records(EXPORT)):
+                assert time.monotonic() < deadline and sync.poll() is None, "the third window never came"
+                time.sleep(0.05)
+            killed = op.live_sessions(emu)
+            emu.state.restart()  # every token dies ...
+            emu.stop()  # ... the held answer goes out as a 401 and the port closes
+            time.sleep(2)
+            emu.start()  # the same server (same data, same port) is back
+            output, _ = sync.communicate(timeout=240)
+        finally:
+            op.kill_group(sync)
+        assert sync.returncode == 0, output.decode(errors="replace")
+        assert killed == 1
+        op.assert_whole(emu, instance, account, start, killed_by_server=killed)
+
+
+# Faults on a third of the requests, of every kind a flaky network or an iiko restart produces. On the data
+# endpoints: resets mid-body, truncated bodies, expired tokens (401), slow answers; on those and on the login:
+# 503s and Tomcat HTML pages with status 200. Not on the logout: a failed logout leaves its seat taken until the
+# token expires (~1 h), which is iiko's behaviour, not a fault of ours to heal within a test.
+HEAVY = ([(ep, kind, p) for ep in DATA_ENDPOINTS
+          for kind, p in (("reset", 0.06), ("truncated", 0.06), ("token_expired", 0.06), ("slow", 0.05))]
+         + [(ep, kind, p) for ep in (*DATA_ENDPOINTS, "auth") for kind, p in (("http_503", 0.06), ("html200", 0.05))])
+
+
+# Once, in the production shape (about two minutes); each fault and crash has its own test on both backends.
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
+def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_clean_sync(home):
+    account, clean, history = str(uuid.uuid4()), str(uuid.uuid4()), 21
+    start = date.today() - timedelta(days=history - 1)
+    chance = random.Random(13)
+    with op.emulator(fault_seed=13) as emu, op.emulator() as twin, dg.DagsterInstance.get() as instance:
+        op.connect(account, emu)
+        op.connect(clean, twin)
+        for endpoint, kind, probability in HEAVY:
+            emu.state.add_fault(endpoint, kind, probability=probability, delay=0.5)
+
+        for _ in range(3):  # the machine goes down mid-sync, three times
+            sync = op.start_cli("sync", account, *ENTITIES, "--history-days", str(history))
+            time.sleep(chance.uniform(3, 8))
+            op.kill_group(sync)
+        outcomes = []
+        for _ in range(2):  # then a sync is left to finish, still under the faults (one more try if it fails)
+            outcomes.append(op.cli("sync", account, *ENTITIES, "--history-days", str(history), timeout=400))
+            if outcomes[-1].returncode == 0:
+                break
+        assert outcomes[-1].returncode == 0, "\n\n".join(o.stdout + o.stderr for o in outcomes)
+        totals = emu.state.log.aggregates()
+        injected, requests_made = totals["faults_injected"], totals["requests"]
+        assert injected >= 0.15 * requests_made, (injected, requests_made)  # the faults really were heavy
+
+        done = op.cli("sync", clean, *ENTITIES, "--history-days", str(history))
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert op.snapshot(account) == op.snapshot(clean)  # every table, row for row
+        op.assert_whole(emu, instance, account, start, killed_by_server=op.expired_sessions(emu))

@@ -2,8 +2,9 @@
 
 The client already knows what kind of error it saw (`IikoError` subclasses, `transient`); this keeps that
 knowledge on the way up: the Dagster layer decides retry or not from `retryable`, the API its status code
-from `kind`, and the account's connection state changes only for the kinds that say the credentials or the
-licence are at fault. `reason` is safe to show (the client's messages never hold a secret).
+from `kind`, and the account's connection state changes only for the kinds that say the credentials, the
+licence or the user's rights are at fault, and only when the client proved it (`definitive`: the same refusal
+twice, a pause apart; issue 13.4). `reason` is safe to show (the client's messages never hold a secret).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class SyncFailure(Exception):
         return f"SyncFailure({self.kind.value}, retryable={self.retryable}, {self.reason!r})"
 
 
+#: (error class, kind, label, disconnects when `definitive`). IikoAuthError is classified before the table is read.
 _IIKO_KINDS: tuple[tuple[type[IikoError], FailureKind, str, bool], ...] = (
     (IikoAuthError, FailureKind.CREDENTIALS, "wrong login or password", True),
     (IikoLicenceBlockedError, FailureKind.LICENCE, "the iiko API module is not licensed on this server", True),
@@ -99,10 +101,17 @@ def classify(exc: BaseException) -> SyncFailure:
             return SyncFailure(FailureKind.TRANSIENT, describe(exc), retryable=True, iiko_error=type(exc).__name__)
         return SyncFailure(FailureKind.CREDENTIALS, describe(exc), disconnects=exc.definitive,
                            iiko_error=type(exc).__name__)
-    for cls, kind, _label, disconnects in _IIKO_KINDS:
+    for cls, kind, _label, on_proof in _IIKO_KINDS:
         if isinstance(exc, cls):
+            if on_proof and not getattr(exc, "definitive", False):
+                # A blocked module or missing rights that the client could not confirm: its re-check got a
+                # different answer (the server's answers were changing: a restart, a licence reload, rights
+                # being edited), or the error never went through that re-check. Not proof, so the account
+                # stays connected; a step retry later costs one login (freed at its end) and either works or
+                # brings the proof, so it is worth one, like any failure that may heal.
+                return SyncFailure(kind, describe(exc), retryable=True, iiko_error=type(exc).__name__)
             retryable = kind is FailureKind.TRANSIENT
-            return SyncFailure(kind, describe(exc), retryable=retryable, disconnects=disconnects,
+            return SyncFailure(kind, describe(exc), retryable=retryable, disconnects=on_proof,
                                iiko_error=type(exc).__name__)
     if isinstance(exc, IikoError):  # e.g. a malformed or truncated answer: the client says whether it may heal
         kind = FailureKind.TRANSIENT if exc.transient else FailureKind.BAD_DATA

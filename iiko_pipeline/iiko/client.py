@@ -10,6 +10,10 @@ Why it looks like this (iiko Server API §5, §11):
 * Transient failures (5xx, resets, incomplete reads, timeouts, truncated XML) are retried with exponential
   backoff and full jitter, bounded by attempts and total time. Everything that a retry cannot fix
   (400, 401 after re-login, 403, HTML pages, wrong roots or content types) fails at once.
+* Disconnect only on proof (issue 13.4): the refusals that would mark an account disconnected (a wrong
+  password at login, a blocked API module, missing rights) are believed only if they come again on a
+  second attempt a pause later, after a fresh login (one re-check, never a loop); only then is the error
+  ``definitive``. A full licence (no free seat) is not re-checked: a new login cannot help.
 * Secrets: the password is hashed in ``__init__`` and not kept; the hash and the token live in private
   attributes only and are scrubbed from every message and log line we produce.
 """
@@ -33,7 +37,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from .answers import raise_for_error, said, token_answer, xml_answer
-from .errors import IikoAuthError, IikoError
+from .errors import IikoApiError, IikoAuthError, IikoError, IikoLicenceBlockedError, IikoPermissionError
 from .models import IikoResponse, InvoiceWindow, ServerInfo
 from .parsing import (
     CORPORATE_RECORD,
@@ -63,6 +67,17 @@ SERVER_INFO_TYPES = frozenset({"application/xml", "text/xml"})
 # POST login rejected as a method (404/405/415), or 400 "Argument ... must not be null": a server that
 # reads /auth parameters from the query string only. A real 400 fails the GET attempt the same way.
 AUTH_FALLBACK_STATUSES = frozenset({400, 404, 405, 415})
+#: The refusals that would mark an account disconnected, so each is believed only if it persists (issue 13.4).
+#: `IikoLicenceError` (every seat taken) is not one: it frees itself and another login would take a seat.
+REFUSALS: tuple[type[IikoApiError], ...] = (IikoAuthError, IikoLicenceBlockedError, IikoPermissionError)
+#: Of those, the ones a data call can get with a valid token; a login's own refusals are re-checked at login.
+CALL_REFUSALS: tuple[type[IikoApiError], ...] = (IikoLicenceBlockedError, IikoPermissionError)
+
+
+def _persisted(first: IikoApiError, second: IikoApiError) -> bool:
+    """Whether ``second`` is the same refusal as ``first`` (the proof): one of a different kind, or a
+    transient one, only shows that the server's answers are changing."""
+    return type(second) is type(first) and not second.transient
 
 
 def password_hash(password: str) -> str:
@@ -232,22 +247,33 @@ class IikoClient:
         return _Call("GET", "auth", f"{API_PREFIX}/auth", params=tuple(credentials.items()), needs_key=False,
                      is_login=True)
 
+    @property
+    def _recheck_delay(self) -> float:
+        """The pause before a refusal is checked again: long enough for a restart or a licence reload to
+        settle, tied to the retry policy so tests and impatient callers can shrink it."""
+        return self._settings.retry.base_delay * 4
+
     def _login_locked(self) -> None:
-        """Log in. A refused login is believed only if a second one, a pause later, is refused too (an iiko
-        restarting can refuse a correct password for a moment): only then is the error `definitive`."""
+        """Log in. A refused login (wrong password, blocked module, no rights) is believed only if a second
+        one, a pause later, is refused the same way (an iiko restarting can refuse a correct password for a
+        moment): only then is the error `definitive`."""
         try:
             raw = self._login_once()
-        except IikoAuthError as first:
+        except REFUSALS as first:
             if first.transient:
                 raise
-            log.warning("%s refused the login (HTTP %s); trying once more before believing it",
-                        self._display_base, first.status)
-            self._sleep(self._settings.retry.base_delay * 4)
+            log.warning("%s refused the login (%s, HTTP %s); trying once more in %.1f s before believing it",
+                        self._display_base, type(first).__name__, first.status, self._recheck_delay)
+            self._sleep(self._recheck_delay)
             try:
                 raw = self._login_once()
-            except IikoAuthError as second:
-                second.definitive = not second.transient
+            except REFUSALS as second:
+                second.definitive = _persisted(first, second)
                 raise
+        self._take_token(raw)
+
+    def _take_token(self, raw: RawAnswer) -> None:
+        """Keep the token of a successful login (and tell `on_token`): from here on a logout is owed."""
         self._token = token_answer(raw, endpoint="auth")
         log.info("logged in to %s as %r (one API licence seat taken)", self._display_base, self._login_name)
         if self._on_token is not None:
@@ -341,6 +367,21 @@ class IikoClient:
         self._forget_cookie()
         self._login_locked()
 
+    def _recheck_locked(self, first: IikoApiError) -> None:
+        """After a data call's blocked-module or permission refusal: log out (free the seat), pause, log in
+        once more. A login refused the same way is the proof (raised `definitive`); the caller repeats the
+        call on success. The login is not itself re-checked: this is the one re-check of the call."""
+        log.warning("%s refused %s (%s, HTTP %s); logging out and in again in %.1f s to check that it persists",
+                    self._display_base, first.endpoint, type(first).__name__, first.status, self._recheck_delay)
+        self._logout_locked()
+        self._sleep(self._recheck_delay)
+        try:
+            raw = self._login_once()
+        except REFUSALS as second:
+            second.definitive = _persisted(first, second)
+            raise
+        self._take_token(raw)
+
     # ----------------------------------------------------------------------------- request engine
 
     def _display(self, call: _Call, params: Sequence[tuple[str, str]]) -> str:
@@ -396,22 +437,40 @@ class IikoClient:
             self._sleep(delay)
 
     def _call(self, call: _Call, check: Callable[[RawAnswer, str], object] | None = None) -> RawAnswer:
-        """A data call under the lock: retries, and on a 401 one re-login and one repeat."""
+        """A data call under the lock: retries, on a 401 one re-login and one repeat, and on a blocked-module
+        or permission refusal one re-check (`_recheck_locked`) and one repeat: the same refusal again is
+        raised `definitive`, a repeat that works carries on as if nothing happened."""
         with self._lock:
             try:
-                return self._perform(call, check=check)
-            except IikoAuthError as error:
-                if error.status != 401:
+                return self._call_locked(call, check)
+            except CALL_REFUSALS as error:
+                # A refusal of a re-login (after a 401) was already re-checked by `_login_locked`.
+                if error.transient or error.definitive or error.endpoint == "auth":
                     raise
-            log.warning("%s answered 401 (token expired or server restarted); logging in again once",
-                        call.endpoint)
-            self._relogin_locked()
+                first = error
+            self._recheck_locked(first)
             try:
-                return self._perform(call, check=check)
-            except IikoAuthError as error:
-                if error.status != 401:
-                    raise
-                second = error
+                return self._call_locked(call, check)
+            except CALL_REFUSALS as second:
+                second.definitive = second.definitive or _persisted(first, second)
+                raise
+
+    def _call_locked(self, call: _Call, check: Callable[[RawAnswer, str], object] | None) -> RawAnswer:
+        """`call` with retries, and on a 401 one re-login and one repeat (the caller holds the lock)."""
+        try:
+            return self._perform(call, check=check)
+        except IikoAuthError as error:
+            if error.status != 401:
+                raise
+        log.warning("%s answered 401 (token expired or server restarted); logging in again once",
+                    call.endpoint)
+        self._relogin_locked()
+        try:
+            return self._perform(call, check=check)
+        except IikoAuthError as error:
+            if error.status != 401:
+                raise
+            second = error
         raise IikoAuthError(  # the login just worked: not proof that the credentials are wrong
             "401 again right after a fresh login: the server rejects new tokens (it may be starting, or "
             f"the user lost its API rights). Check the server and the user. {said(second.text)}",

@@ -82,7 +82,17 @@ class IikoTransportError(IikoError):
 
 class IikoApiError(IikoError):
     """The server answered with a non-2xx status; ``.text`` is iiko's known error text in our fixed wording
-    (``answers.KNOWN_TEXTS``), or "" for anything else: the body itself is never kept (it may come from any host)."""
+    (``answers.KNOWN_TEXTS``), or "" for anything else: the body itself is never kept (it may come from any host).
+
+    ``definitive`` is the client's proof that the account cannot work until a human acts (issue 13.4): it is
+    set only on the refusals that say so (a wrong password, :class:`IikoLicenceBlockedError`,
+    :class:`IikoPermissionError`) and only when the same refusal came again on a second attempt after a
+    pause and a fresh login. One such answer is not proof: an iiko that is restarting, reloading its licence
+    or having a user's rights edited gives them for a moment. Only a definitive error marks the account
+    disconnected (``core.failures.classify``); every other error leaves its connection state alone.
+    """
+
+    definitive: bool = False
 
     def __init__(self, message: str, *, endpoint: str, status: int | None, text: str = "", **kwargs) -> None:
         self.text = redact_text(text)
@@ -93,12 +103,11 @@ class IikoAuthError(IikoApiError):
     """401 on login (wrong login or password, or the server is still starting), or 401 again right after
     one re-login.
 
-    ``definitive`` is set only when a login was refused twice, a pause apart, and not with iiko's "server is
-    starting" text: the one proof that the stored credentials no longer work (the account is then marked
-    disconnected). A "starting" answer and a 401 on a data call after a fresh login are ``transient``.
+    ``definitive`` (see :class:`IikoApiError`) is set only when a login was refused twice, a pause apart, and
+    not with iiko's "server is starting" text: the one proof that the stored credentials no longer work (the
+    account is then marked disconnected). A "starting" answer and a 401 on a data call after a fresh login
+    are ``transient``.
     """
-
-    definitive: bool = False
 
 
 class IikoLicenceError(IikoApiError):
@@ -110,11 +119,17 @@ class IikoLicenceError(IikoApiError):
 
 
 class IikoLicenceBlockedError(IikoApiError):
-    """403 "Module ... is blocked within current license": the licence has no API module at all."""
+    """403 "Module ... is blocked within current license": the licence has no API module at all.
+
+    The client believes it (``definitive``) only when it persists after a logout, a pause and a new login.
+    """
 
 
 class IikoPermissionError(IikoApiError):
-    """403 "Permission denied" (or another 403): the iiko user lacks the back-office right for this call."""
+    """403 "Permission denied" (or another 403): the iiko user lacks the back-office right for this call.
+
+    The client believes it (``definitive``) only when it persists after a logout, a pause and a new login.
+    """
 
 
 class IikoBadRequestError(IikoApiError):

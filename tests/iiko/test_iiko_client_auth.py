@@ -159,16 +159,18 @@ def test_module_blocked_on_login(make_client: MakeClient, control: Control) -> N
     with pytest.raises(IikoLicenceBlockedError) as info:
         make_client().__enter__()
     assert info.value.status == 403 and "blocked within current license" in str(info.value)
-    assert len(control.requests("auth")) == 1
+    assert info.value.definitive  # believed because a second login, a pause later, was blocked too
+    assert len(control.requests("auth")) == 2
 
 
-def test_module_blocked_mid_session_is_not_retried_and_logout_still_happens(
+def test_module_blocked_mid_session_is_re_checked_once_and_logout_still_happens(
         make_client: MakeClient, control: Control) -> None:
     with make_client() as client:
         control.configure(mode="module_blocked")
-        with pytest.raises(IikoLicenceBlockedError):
+        with pytest.raises(IikoLicenceBlockedError) as info:
             client.suppliers()
-    assert len(control.requests("suppliers")) == 1
+    assert info.value.definitive
+    assert len(control.requests("suppliers")) == 1 and len(control.requests("auth")) == 2  # the re-check's login
     agg = control.aggregates()
     assert agg["logins"] == agg["logouts"] == 1
 
@@ -179,8 +181,9 @@ def test_permission_denied(make_client: MakeClient, control: Control) -> None:
         with pytest.raises(IikoPermissionError) as info:
             client.suppliers()
         assert "Permission denied" in info.value.text and "rights" in str(info.value)
+        assert info.value.definitive  # denied again after a logout, a pause and a new login
         assert client.departments().root == "corporateItemDtoes"
-    assert len(control.requests("suppliers")) == 1
+    assert len(control.requests("suppliers")) == 2
 
 
 def test_logout_falls_back_to_post(make_client: MakeClient, control: Control) -> None:

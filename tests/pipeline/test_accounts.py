@@ -252,7 +252,8 @@ def test_accounts_listing_has_no_secret(pipeline):
 
 def test_an_account_is_disconnected_only_on_proof(pipeline):
     """A server that is starting (401 to every login) fails the run as transient and leaves the account
-    connected; a password changed at iiko (refused twice, a pause apart) disconnects it (issue 13.4)."""
+    connected; a password changed at iiko (refused twice, a pause apart) disconnects it, and so do rights
+    taken away at iiko (denied again after a logout, a pause and a new login) (issue 13.4)."""
     from datetime import UTC, datetime
 
     from iiko_pipeline.warehouse.credentials import save_credentials
@@ -275,6 +276,16 @@ def test_an_account_is_disconnected_only_on_proof(pipeline):
     changed = p.sync(["restaurants"])
     assert not changed.success and [f.kind for f in changed.step_failures] == ["credentials"]
     assert not account().is_connected and "wrong login or password" in account().connection_error
+
+    save_credentials(p.engine, p.keyring, p.account_id, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD,
+                     base_url=p.emulator.url, connected_at=datetime.now(UTC))  # reconnected
+    p.emulator.state.configure(permission_denied=("corporation/departments",))  # the right taken away at iiko
+    denied = p.sync(["restaurants"])
+    assert not denied.success and [f.kind for f in denied.step_failures] == ["rights"]
+    assert [r.status for r in p.emulator.state.log.records("corporation/departments")] == [403, 403]
+    assert not account().is_connected and "rights" in account().connection_error
+    log = p.emulator.state.log.summary()
+    assert log["logins"] == log["logouts"]  # the re-check's login was logged out too
 
 
 def test_the_ca_bundle_of_a_connect_is_kept_for_the_accounts_syncs(pipeline, certificate, tmp_path):

@@ -172,7 +172,8 @@ async def connect(request: Request, ctx: ApiContext) -> Response:
 
     def work() -> dict[str, Any]:
         result = connect_account(ctx.engine, ctx.keyring, account, body.username, body.password, body.base_url,
-                                 settings=ctx.connect_settings, register_partition=ctx.register_partition)
+                                 allow_http=body.allow_http, settings=ctx.connect_settings,
+                                 register_partition=ctx.register_partition)
         return result.as_dict()
 
     try:
@@ -298,7 +299,8 @@ async def status(request: Request, ctx: ApiContext) -> Response:
         return {
             "account_id": account, "integration_type": row.integration_type, "is_connected": row.is_connected,
             "last_connected_at": _iso(row.last_connected_at), "connection_error": row.connection_error,
-            "base_url": row.base_url, "sync_running": running is not None, "running_run_id": running,
+            "base_url": row.base_url, "allow_http": row.allow_http, "sync_running": running is not None,
+            "running_run_id": running,
             "entities": entities,
         }
 

@@ -75,9 +75,16 @@ _SCHEMAS: dict[str, Any] = {
             "base_url": {"type": ["string", "null"], "format": "uri",
                          "description": "The iiko server URL, e.g. https://iiko.example (a trailing "
                                         "/resto/api is removed). Required unless the operator set "
-                                        "IIKO_DEFAULT_BASE_URL; https only (plain http for loopback hosts or "
-                                        "with IIKO_ALLOW_HTTP=true), and within IIKO_ALLOWED_HOSTS when set. "
-                                        "A refused URL answers 422 naming base_url, before any request."},
+                                        "IIKO_DEFAULT_BASE_URL; https only (plain http for loopback hosts, "
+                                        "with allow_http true, or with IIKO_ALLOW_HTTP=true), and within "
+                                        "IIKO_ALLOWED_HOSTS when set. A refused URL answers 422 naming base_url, "
+                                        "before any request."},
+            "allow_http": {"type": "boolean", "default": False,
+                           "description": "This account's explicit opt-in to plain http to a host that is not "
+                                          "loopback (the login and the password's SHA-1 then cross the network "
+                                          "unencrypted). Stored with the account: every sync checks its URL the "
+                                          "same way. Does not lift IIKO_ALLOWED_HOSTS. Strictly a JSON boolean; "
+                                          "anything else answers 422 naming allow_http."},
         },
         "example": {"username": "your-iiko-username", "password": "your-iiko-password",
                     "base_url": "https://iiko.example"},
@@ -131,7 +138,7 @@ _SCHEMAS: dict[str, Any] = {
     "IntegrationStatus": {
         "type": "object",
         "required": ["account_id", "integration_type", "is_connected", "last_connected_at", "connection_error",
-                     "base_url", "sync_running", "entities"],
+                     "base_url", "allow_http", "sync_running", "entities"],
         "properties": {
             "account_id": {"type": "string", "format": "uuid"},
             "integration_type": {"type": "string", "const": "iiko"},
@@ -139,6 +146,8 @@ _SCHEMAS: dict[str, Any] = {
             "last_connected_at": {"type": ["string", "null"], "format": "date-time"},
             "connection_error": {"type": ["string", "null"]},
             "base_url": {"type": ["string", "null"]},
+            "allow_http": {"type": "boolean", "description": "Whether the account was connected with the opt-in "
+                                                              "to plain http (`allow_http`)."},
             "sync_running": {"type": "boolean"},
             "running_run_id": {"type": ["string", "null"]},
             "entities": {"type": "object", "additionalProperties": _ref("EntityState"),

@@ -30,7 +30,7 @@ MAX_USERNAME_CHARS = 256
 MAX_PASSWORD_CHARS = 1024
 MAX_BASE_URL_CHARS = 2048
 
-CONNECT_FIELDS = ("username", "password", "base_url")
+CONNECT_FIELDS = ("username", "password", "base_url", "allow_http")
 WINDOW_FIELDS = ("from", "to")
 
 # Query parameter names that carry credentials. Credentials in a URL end up in proxy and server logs, browser
@@ -163,9 +163,11 @@ class ConnectRequest:
     username: str
     password: str
     base_url: str | None
+    allow_http: bool = False
 
     def __repr__(self) -> str:  # never show the password, even in a traceback's locals
-        return f"ConnectRequest(username={self.username!r}, password='***', base_url={self.base_url!r})"
+        return (f"ConnectRequest(username={self.username!r}, password='***', base_url={self.base_url!r}, "
+                f"allow_http={self.allow_http!r})")
 
     __str__ = __repr__
 
@@ -192,15 +194,27 @@ def _string(data: dict[str, Any], name: str, limit: int, errors: list[FieldError
     return value
 
 
+def _boolean(data: dict[str, Any], name: str, errors: list[FieldError]) -> bool | None:
+    """An optional JSON boolean (default false); anything else (null, 1, the string "true") is an error (None)."""
+    if name not in data:
+        return False
+    value = data[name]
+    if not isinstance(value, bool):
+        errors.append(FieldError(name, "body", f"must be a boolean (true or false), not {_json_type(value)}"))
+        return None
+    return value
+
+
 def connect_request(data: dict[str, Any]) -> ConnectRequest:
     errors = [FieldError(name, "body", f"unknown field; expected {', '.join(CONNECT_FIELDS)}")
               for name in data if name not in CONNECT_FIELDS]
     username = _string(data, "username", MAX_USERNAME_CHARS, errors, required=True)
     password = _string(data, "password", MAX_PASSWORD_CHARS, errors, required=True)
     base_url = _string(data, "base_url", MAX_BASE_URL_CHARS, errors, required=False)
+    allow_http = _boolean(data, "allow_http", errors)
     if not any(e.field == "base_url" for e in errors):  # given and well-formed, or not given: the policy decides
-        try:
-            resolve_base_url(normalise_base_url(base_url))  # the URL policy: iiko_pipeline.iiko.hosts
+        try:  # the URL policy (iiko_pipeline.iiko.hosts); with an invalid allow_http, only the rules it cannot lift
+            resolve_base_url(normalise_base_url(base_url), allow_http=allow_http is not False)
         except MissingBaseUrlError:
             errors.append(FieldError("base_url", "body", "is required: no default iiko server is configured "
                                                          "(IIKO_DEFAULT_BASE_URL)"))
@@ -211,8 +225,8 @@ def connect_request(data: dict[str, Any]) -> ConnectRequest:
                                                          "user name, password, query or fragment"))
     if errors:
         raise validation_error(errors)
-    assert username is not None and password is not None
-    return ConnectRequest(username.strip(), password, base_url)
+    assert username is not None and password is not None and allow_http is not None
+    return ConnectRequest(username.strip(), password, base_url, allow_http)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="read the password from standard input (otherwise from IIKO_PASSWORD)")
     p.add_argument("--insecure", action="store_true", help="do not verify the server's TLS certificate")
     p.add_argument("--ca-bundle", default=None, help="verify TLS against this CA bundle")
+    p.add_argument("--allow-http", action="store_true",
+                   help="allow plain http to a host that is not loopback for this account (the login crosses the "
+                        "network unencrypted); stored with the account, so its syncs are allowed it too")
     p.set_defaults(handler=connect)
 
     p = sub.add_parser("accounts", help="status of every account (never a secret)")
@@ -73,7 +76,8 @@ def connect(args: argparse.Namespace) -> int:
 
     try:
         result = connect_account(_common.engine(), _common.keyring(), account, args.username, password,
-                                 args.base_url, verify_tls=verify, register_partition=register_partition)
+                                 args.base_url, verify_tls=verify, allow_http=args.allow_http,
+                                 register_partition=register_partition)
     except IntegrationsDisabledError as exc:
         raise SystemExit(f"error: {exc}") from None
     except MissingBaseUrlError:
@@ -90,7 +94,7 @@ def accounts(args: argparse.Namespace) -> int:
     rows = list_accounts(_common.engine())
     _common.print_json([{
         "account_id": str(r.account_id), "integration_type": r.integration_type, "base_url": r.base_url,
-        "is_connected": r.is_connected, "last_connected_at": r.last_connected_at,
+        "allow_http": r.allow_http, "is_connected": r.is_connected, "last_connected_at": r.last_connected_at,
         "connection_error": r.connection_error, "key_id": r.key_id,
     } for r in rows])
     return 0

@@ -43,8 +43,9 @@ class RunClients:
         client = self._clients.get(account_id)
         if client is None:
             creds = load_credentials(self.engine, self.keyring, account_id, self.integration_type)
-            try:  # checked again at every run: the default or the allow-list may have changed since connect
-                base_url = resolve_base_url(creds.base_url)
+            try:  # checked again at every run (with the account's stored opt-in to plain http): the default,
+                # IIKO_ALLOW_HTTP or the allow-list may have changed since connect
+                base_url = resolve_base_url(creds.base_url, allow_http=creds.allow_http)
             except HostPolicyError as exc:
                 raise SyncFailure(FailureKind.CONFIG, f"account {account_id}: {exc}",
                                   iiko_error=type(exc).__name__) from None

@@ -5,13 +5,15 @@ receives the credentials. There is no built-in server; the rules, checked before
 no connection), are:
 
 * `base_url` is required unless the operator sets `IIKO_DEFAULT_BASE_URL`;
-* `https` only, except for loopback hosts (127.0.0.0/8, ::1, localhost) or with `IIKO_ALLOW_HTTP=true`
-  (a process-wide opt-in: a per-account flag would need a schema change);
+* `https` only, except for loopback hosts (127.0.0.0/8, ::1, localhost), for an account connected with the
+  explicit opt-in `allow_http` (stored with its credentials and passed as `allow_http=True` at every check), or
+  for every account when the operator sets `IIKO_ALLOW_HTTP=true` (the process-wide switch);
 * when `IIKO_ALLOWED_HOSTS` is set (comma-separated patterns, `*` standing for one or more labels, e.g.
-  `*.iiko.it,*.syrve.online`), only matching hosts pass. Empty means any host.
+  `*.iiko.it,*.syrve.online`), only matching hosts pass, whatever `allow_http` says. Empty means any host.
 
-Every variable is read at call time, so a stored account is checked again when it is synced. Messages never
-hold the URL itself (the API's 422 never echoes a submitted value); they name the rule that refused it.
+Every variable is read at call time, so a stored account is checked again, with its stored `allow_http`,
+when it is synced. Messages never hold the URL itself (the API's 422 never echoes a submitted value);
+they name the rule that refused it.
 """
 
 from __future__ import annotations
@@ -81,24 +83,29 @@ def host_matches(host: str, pattern: str) -> bool:
     return re.fullmatch(regex, host) is not None
 
 
-def check_base_url(url: str, environ: Mapping[str, str] | None = None) -> str:
-    """`url` when the policy lets this process send credentials there, else :class:`HostPolicyError`."""
+def check_base_url(url: str, environ: Mapping[str, str] | None = None, *, allow_http: bool = False) -> str:
+    """`url` when the policy lets this process send credentials there, else :class:`HostPolicyError`.
+
+    `allow_http` is the account's own opt-in to plain http (a non-loopback host is then accepted over http);
+    without it only `IIKO_ALLOW_HTTP=true` does that. Neither lifts `IIKO_ALLOWED_HOSTS`."""
     parts = urlsplit(url.strip())
     scheme, host = parts.scheme.lower(), parts.hostname
     if scheme not in ("http", "https") or not host:
         raise HostPolicyError("base_url must be an https URL with a host, e.g. https://name.iiko.it")
-    if scheme == "http" and not is_loopback(host) and not http_allowed(environ):
-        raise HostPolicyError(f"base_url must use https (http only for loopback hosts, or with "
-                              f"{ALLOW_HTTP_ENV}=true)")
+    if scheme == "http" and not is_loopback(host) and not (http_allowed(environ) or allow_http):
+        raise HostPolicyError(f"base_url must use https (http only for loopback hosts, for an account connected "
+                              f"with allow_http=true, or with {ALLOW_HTTP_ENV}=true)")
     patterns = allowed_hosts(environ)
     if patterns and not any(host_matches(host, p) for p in patterns):
         raise HostPolicyError(f"the host of base_url is not in {ALLOWED_HOSTS_ENV}")
     return url.strip()
 
 
-def resolve_base_url(base_url: str | None, environ: Mapping[str, str] | None = None) -> str:
-    """The server to use: `base_url`, else `IIKO_DEFAULT_BASE_URL`, checked; raises :class:`HostPolicyError`."""
+def resolve_base_url(base_url: str | None, environ: Mapping[str, str] | None = None, *,
+                     allow_http: bool = False) -> str:
+    """The server to use: `base_url`, else `IIKO_DEFAULT_BASE_URL`, checked (with the account's `allow_http`,
+    see :func:`check_base_url`); raises :class:`HostPolicyError`."""
     url = (base_url or "").strip() or default_base_url(environ)
     if url is None:
         raise MissingBaseUrlError()
-    return check_base_url(url, environ)
+    return check_base_url(url, environ, allow_http=allow_http)

@@ -73,20 +73,25 @@ class ConnectResult:
 
 
 def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username: str, password: str,
-                    base_url: str | None = None, *, verify_tls: bool | str = True,
+                    base_url: str | None = None, *, verify_tls: bool | str = True, allow_http: bool = False,
                     settings: ClientSettings | None = None,
                     register_partition: Callable[[str], None] | None = None) -> ConnectResult:
     """Log in and out once; store the credentials only if that worked.
 
+    `allow_http` is the account's explicit opt-in to plain http to a non-loopback host: the URL policy is checked
+    with it, and it is stored with the credentials so that every sync checks the URL the same way.
+
     Raises `HostPolicyError` (no request made) when `base_url` is missing with no `IIKO_DEFAULT_BASE_URL`, or is
     refused by the URL policy (`iiko_pipeline.iiko.hosts`); `CredentialTextError` (no request made, nothing
-    stored) when the user name or password is not Unicode text."""
+    stored) when the user name or password is not Unicode text; `TypeError` when `allow_http` is not a bool."""
     if not integrations_enabled():
         raise IntegrationsDisabledError()
+    if not isinstance(allow_http, bool):  # a string such as "false" must not count as an opt-in
+        raise TypeError("allow_http must be a bool")
     account = str(uuid.UUID(str(account_id)))
     check_credential_text(username, password)
     # the URL policy first: a missing, plain-http or not-allowed server raises HostPolicyError before any request
-    url = resolve_base_url(normalise_base_url(base_url))
+    url = resolve_base_url(normalise_base_url(base_url), allow_http=allow_http)
     settings = settings or ClientSettings(connect_timeout=10.0, read_timeout=30.0,
                                           retry=RetryPolicy(max_attempts=2, max_total=20.0))
     ca_bundle = None
@@ -106,7 +111,8 @@ def connect_account(engine: Engine, keyring: KeyRing, account_id: str, username:
         return ConnectResult(account, False, None, describe(exc))
     now = datetime.now(UTC)
     save_credentials(engine, keyring, account, IIKO, username, password, base_url=base_url,
-                     verify_tls=verify_tls is not False, connected_at=now, ca_bundle=ca_bundle)
+                     verify_tls=verify_tls is not False, connected_at=now, ca_bundle=ca_bundle,
+                     allow_http=allow_http)
     if register_partition is not None:
         register_partition(account)
     return ConnectResult(account, True, now.isoformat().replace("+00:00", "Z"), None)

@@ -44,7 +44,8 @@ class Credentials:
     """Decrypted credentials, held in memory only for the run that logs in.
 
     ``repr``/``str`` mask the password, so logging the object or a traceback showing it leaks nothing.
-    ``base_url`` None means "use the integration's default server URL".
+    ``base_url`` None means "use the integration's default server URL". ``allow_http`` is the account's explicit
+    opt-in to plain http to a non-loopback host, which the URL policy (``iiko_pipeline.iiko.hosts``) checks.
     """
 
     username: str
@@ -52,11 +53,13 @@ class Credentials:
     base_url: str | None = None
     verify_tls: bool = True
     ca_bundle: str | None = None  # PEM text of the CAs to verify the server against, instead of the system's
+    allow_http: bool = False
 
     def __repr__(self) -> str:
         return (
             f"Credentials(username={self.username!r}, password='***', base_url={self.base_url!r}, "
-            f"verify_tls={self.verify_tls!r}, ca_bundle={'PEM' if self.ca_bundle else None})"
+            f"verify_tls={self.verify_tls!r}, ca_bundle={'PEM' if self.ca_bundle else None}, "
+            f"allow_http={self.allow_http!r})"
         )
 
     __str__ = __repr__
@@ -70,6 +73,7 @@ class AccountStatus:
     integration_type: str
     base_url: str | None
     verify_tls: bool
+    allow_http: bool
     is_connected: bool
     last_connected_at: datetime | None
     connection_error: str | None
@@ -155,12 +159,14 @@ def save_credentials(
     verify_tls: bool = True,
     connected_at: datetime | None = None,
     ca_bundle: str | None = None,
+    allow_http: bool = False,
 ) -> None:
     """Store (insert or replace) one account's credentials, encrypted under the current key.
 
     ``connected_at`` is the time a login with these credentials succeeded: given, the row is marked
     connected; None (saved without checking), it is marked not connected. Either way an old connection
-    error is cleared, since it was about the old credentials.
+    error is cleared, since it was about the old credentials. ``allow_http`` (the account's opt-in to plain
+    http) is replaced with the rest: it belongs to the URL these credentials were checked against.
     """
     account = account_uuid(account_id)
     envelope = keyring.seal(account, integration_type, _encode_secret(username, password))
@@ -171,6 +177,7 @@ def save_credentials(
         "base_url": normalise_base_url(base_url),
         "verify_tls": bool(verify_tls),
         "ca_bundle": ca_bundle,
+        "allow_http": bool(allow_http),
         "is_connected": connected_at is not None,
         "connection_error": None,
         "updated_at": now,
@@ -198,7 +205,7 @@ def load_credentials(
         row = conn.execute(
             sa.select(
                 creds_table.c.credentials_ciphertext, creds_table.c.base_url, creds_table.c.verify_tls,
-                creds_table.c.ca_bundle,
+                creds_table.c.ca_bundle, creds_table.c.allow_http,
             ).where(creds_table.c.account_id == account, creds_table.c.integration_type == integration_type)
         ).one_or_none()
     if row is None:
@@ -206,7 +213,7 @@ def load_credentials(
     plaintext = keyring.open(account, integration_type, row.credentials_ciphertext)
     username, password = _decode_secret(plaintext, account, integration_type)
     return Credentials(username=username, password=password, base_url=row.base_url, verify_tls=row.verify_tls,
-                       ca_bundle=row.ca_bundle)
+                       ca_bundle=row.ca_bundle, allow_http=row.allow_http)
 
 
 def mark_connection(
@@ -243,7 +250,7 @@ def list_accounts(engine: Engine, integration_type: str | None = None) -> list[A
     """Every stored account (optionally one integration), ordered by account id. No secrets."""
     c = creds_table.c
     stmt = sa.select(
-        c.account_id, c.integration_type, c.base_url, c.verify_tls, c.is_connected, c.last_connected_at,
+        c.account_id, c.integration_type, c.base_url, c.verify_tls, c.allow_http, c.is_connected, c.last_connected_at,
         c.connection_error, c.key_id, c.created_at, c.updated_at,
     ).order_by(c.account_id, c.integration_type)
     if integration_type is not None:

@@ -95,6 +95,8 @@ account_integration_credentials = sa.Table(
     sa.Column("verify_tls", sa.Boolean(), nullable=False, server_default=sa.true()),
     # The CA bundle (PEM) the account's server is verified against, when not the system CAs (0006).
     sa.Column("ca_bundle", sa.Text(), nullable=True),
+    # The account's explicit opt-in to plain http to a non-loopback host (0007); see iiko_pipeline.iiko.hosts.
+    sa.Column("allow_http", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("is_connected", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("last_connected_at", UtcDateTime(), nullable=True),
     sa.Column("connection_error", sa.Text(), nullable=True),

@@ -22,7 +22,7 @@ def test_status_then_disconnect_keeps_the_data(api):
     data = before.json()
     assert data["account_id"] == api.account_id and data["integration_type"] == "iiko"
     assert data["is_connected"] is True and data["connection_error"] is None and data["base_url"] == api.emulator.url
-    assert data["sync_running"] is False and data["running_run_id"] is None
+    assert data["sync_running"] is False and data["running_run_id"] is None and data["allow_http"] is False
     assert list(data["entities"])[:4] == ["restaurants", "stores", "suppliers", "invoices"]
     assert all(e["last_success_at"] is None for e in data["entities"].values())
 
@@ -134,7 +134,9 @@ def test_openapi_describes_every_route(api):
     for (path, method), codes in expected.items():
         assert set(doc["paths"][path][method]["responses"]) == codes, (path, method)
     schema_keys = doc["components"]["schemas"]
-    assert set(schema_keys["ConnectRequest"]["properties"]) == {"username", "password", "base_url"}
+    assert set(schema_keys["ConnectRequest"]["properties"]) == {"username", "password", "base_url", "allow_http"}
+    assert schema_keys["ConnectRequest"]["properties"]["allow_http"]["type"] == "boolean"
+    assert "allow_http" in schema_keys["IntegrationStatus"]["required"]
     assert set(schema_keys["SyncResult"]["required"]) == {"total", "created", "updated", "errors", "error_details",
                                                          "run_id"}
     assert [p.rsplit("/", 1)[-1] for p in doc["paths"] if "/sync/" in p] == [

@@ -1,25 +1,30 @@
-"""Only named hosts (issue 13, item 1): no built-in iiko server, https only (loopback aside), the optional
-allow-list, checked at connect and again at every sync, before any request; and a foreign host's error body
-never comes back in an answer, a `connection_error`, an exception or a log line at INFO or above.
+"""Only named hosts (issue 13, item 1): no built-in iiko server, https only (loopback aside, or an account's
+explicit `allow_http`), the optional allow-list, checked at connect and again at every sync, before any request;
+and a foreign host's error body never comes back in an answer, a `connection_error`, an exception or a log line at
+INFO or above.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 
 from iiko_pipeline.iiko import IikoClient
 from iiko_pipeline.iiko.errors import IikoError
+from iiko_pipeline.iiko.hosts import is_loopback
 from iiko_pipeline.services.sync import run_account_sync
-from iiko_pipeline.warehouse.credentials import save_credentials
+from iiko_pipeline.warehouse.credentials import load_credentials, save_credentials
 from iiko_pipeline.warehouse.crypto import generate_key
 from tests.api.conftest import log_text
 from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, serving
@@ -116,6 +121,128 @@ def test_cli_connect_without_base_url_says_how_to_give_one(emulator, tmp_path):
                              timeout=120)
     assert refused.returncode != 0 and "https" in refused.stderr
     assert emulator.state.log.records() == []
+
+
+# ------------------------------------------------------------------ the per-account opt-in to plain http
+
+
+def _loopback_alias() -> str | None:
+    """A name that is not `localhost` (so the policy does not count it as loopback) but that /etc/hosts maps to
+    127.0.0.1, and that resolves to nothing else (e.g. this machine's host name): the emulator is reached over
+    plain http through a "named" host, and nothing leaves the machine. None when there is no such name."""
+    try:
+        lines = Path("/etc/hosts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split("#", 1)[0].split()
+        if len(fields) < 2 or fields[0] != "127.0.0.1":
+            continue
+        for name in fields[1:]:
+            if is_loopback(name):
+                continue
+            try:
+                addresses = {info[4][0] for info in socket.getaddrinfo(name, None)}
+            except OSError:
+                continue
+            if addresses == {"127.0.0.1"}:
+                return name
+    return None
+
+
+def test_allow_http_connects_and_syncs_a_plain_http_named_host(api):
+    name = _loopback_alias()
+    if name is None:
+        pytest.skip("no name other than localhost maps to 127.0.0.1 only in /etc/hosts")
+    url = api.emulator.url.replace("://127.0.0.1:", f"://{name}:")
+    body = {**api.brief_connect_body(), "base_url": url}
+    reason = _refused_field(api.connect(body))
+    assert "https" in reason and "allow_http" in reason
+    assert _requests(api.emulator) == []
+    api.assert_nothing_stored()
+    response = api.connect({**body, "allow_http": True})
+    assert response.status_code == 200 and response.json()["is_connected"] is True, response.text
+    status = api.status().json()
+    assert (status["base_url"], status["allow_http"]) == (url, True)
+    synced = api.sync("restaurants")  # the run checks the stored URL with the stored opt-in
+    assert synced.status_code == 200, synced.text
+
+
+def test_allow_http_lifts_the_https_rule_of_that_connect_and_nothing_else(api, monkeypatch):
+    # iiko.example is refused by the allow-list: whatever the https rule decides, nothing can be sent
+    monkeypatch.setenv("IIKO_ALLOWED_HOSTS", "*.iiko.it")
+    body = {**api.brief_connect_body(), "base_url": "http://iiko.example"}
+    assert "https" in _refused_field(api.connect({**body, "allow_http": False}))
+    reason = _refused_field(api.connect({**body, "allow_http": True}))
+    assert "IIKO_ALLOWED_HOSTS" in reason and "https" not in reason  # past the https rule, stopped by the list
+    assert _requests(api.emulator) == []
+    api.assert_nothing_stored()
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_allow_http_must_be_a_json_boolean(api, value):
+    body = {**api.brief_connect_body(), "base_url": "http://iiko.example", "allow_http": value}
+    response = api.connect(body)
+    assert response.status_code == 422, response.text
+    errors = response.json()["errors"]
+    assert [e["field"] for e in errors] == ["allow_http"], errors  # base_url is not judged on a broken flag
+    assert "boolean" in errors[0]["reason"]
+    assert _requests(api.emulator) == []
+    api.assert_nothing_stored()
+
+
+def test_the_opt_in_is_stored_shown_and_kept_by_a_failed_connect(api):
+    assert api.connect({**api.brief_connect_body(), "allow_http": True}).status_code == 200
+    answer = api.status()
+    assert answer.json()["allow_http"] is True and EMULATOR_PASSWORD not in answer.text
+    assert load_credentials(api.engine, api.keyring, api.account_id, "iiko").allow_http is True
+    failed = api.connect({**api.brief_connect_body(), "password": "wrong-password", "allow_http": False})
+    assert failed.status_code == 502, failed.text
+    stored = load_credentials(api.engine, api.keyring, api.account_id, "iiko")
+    assert (stored.password, stored.allow_http) == (EMULATOR_PASSWORD, True)  # the working credentials stay
+    assert api.connect().status_code == 200  # connected again without it: https only from now on
+    assert api.status().json()["allow_http"] is False
+
+
+def _config_failures(api) -> list:
+    outcome = run_account_sync(api.instance, api.account_id, ["restaurants"])
+    assert not outcome.success
+    assert {f.kind for f in outcome.step_failures} == {"config"}, outcome.step_failures
+    assert _requests(api.emulator) == []
+    return [f.reason for f in outcome.step_failures]
+
+
+def test_a_stored_plain_http_account_without_the_opt_in_fails_its_run_as_config(api):
+    save_credentials(api.engine, api.keyring, api.account_id, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD,
+                     base_url="http://iiko.example", connected_at=datetime.now(UTC))
+    reasons = _config_failures(api)
+    assert any("https" in r and "allow_http" in r for r in reasons), reasons
+
+
+def test_a_stored_opt_in_is_what_the_run_checks(api, monkeypatch):
+    save_credentials(api.engine, api.keyring, api.account_id, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD,
+                     base_url="http://iiko.example", connected_at=datetime.now(UTC), allow_http=True)
+    monkeypatch.setenv("IIKO_ALLOWED_HOSTS", "*.iiko.it")  # so the run stops before any request either way
+    reasons = _config_failures(api)
+    assert any("IIKO_ALLOWED_HOSTS" in r for r in reasons) and not any("https" in r for r in reasons), reasons
+
+
+def test_cli_connect_allow_http_is_stored_and_listed(emulator, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in POLICY_ENV}
+    env.update({"DAGSTER_HOME": str(tmp_path / "home"), "DATABASE_URL": f"sqlite:///{tmp_path}/w.db",
+                "CREDENTIAL_ENCRYPTION_KEY": generate_key(), "IIKO_PASSWORD": EMULATOR_PASSWORD})
+    account = str(uuid.uuid4())
+    cli = [sys.executable, "-m", "iiko_pipeline.cli"]
+    connect = [*cli, "connect", account, "--username", EMULATOR_LOGIN, "--allow-http"]
+    named = subprocess.run([*connect, "--base-url", "http://iiko.example"], capture_output=True, text=True,
+                           env={**env, "IIKO_ALLOWED_HOSTS": "*.iiko.it"}, timeout=120)
+    assert named.returncode != 0 and "IIKO_ALLOWED_HOSTS" in named.stderr and "https" not in named.stderr
+    assert emulator.state.log.records() == []
+    ok = subprocess.run([*connect, "--base-url", emulator.url], env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    listed = subprocess.run([*cli, "accounts"], env=env, capture_output=True, text=True, timeout=120)
+    assert [(a["account_id"], a["allow_http"]) for a in json.loads(listed.stdout)] == [(account, True)]
+    assert EMULATOR_PASSWORD not in listed.stdout
 
 
 # ------------------------------------------------------------------ a foreign host's body is never echoed

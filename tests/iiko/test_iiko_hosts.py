@@ -43,6 +43,44 @@ def test_https_only_unless_loopback_or_opted_in():
         check_base_url("http://iiko.example", {"IIKO_ALLOW_HTTP": "sure"})
 
 
+def test_an_account_may_opt_in_to_plain_http():
+    with pytest.raises(HostPolicyError, match="https"):
+        check_base_url("http://iiko.example", {}, allow_http=False)
+    assert check_base_url("http://iiko.example:8080", {}, allow_http=True) == "http://iiko.example:8080"
+    assert check_base_url("http://10.0.0.5", {"IIKO_ALLOW_HTTP": "false"}, allow_http=True)
+    assert check_base_url("https://iiko.example", {}, allow_http=True)  # https needs no opt-in, nor refuses one
+    assert resolve_base_url("http://iiko.example", {}, allow_http=True) == "http://iiko.example"
+    assert resolve_base_url(None, {"IIKO_DEFAULT_BASE_URL": "http://iiko.example"}, allow_http=True)
+    with pytest.raises(HostPolicyError, match="https"):
+        resolve_base_url(None, {"IIKO_DEFAULT_BASE_URL": "http://iiko.example"})
+
+
+def test_loopback_needs_no_opt_in():
+    for url in ("http://127.0.0.1:8080", "http://localhost", "http://[::1]:9"):
+        assert check_base_url(url, {}, allow_http=False) == url
+        assert check_base_url(url, {}, allow_http=True) == url
+
+
+def test_the_opt_in_lifts_only_the_https_rule():
+    env = {"IIKO_ALLOWED_HOSTS": "*.iiko.it"}
+    assert check_base_url("http://name.iiko.it", env, allow_http=True)
+    with pytest.raises(HostPolicyError, match="https"):
+        check_base_url("http://name.iiko.it", env)
+    with pytest.raises(HostPolicyError, match="IIKO_ALLOWED_HOSTS"):
+        check_base_url("http://iiko.example", env, allow_http=True)  # the allow-list still applies
+    with pytest.raises(HostPolicyError, match="https URL with a host"):
+        check_base_url("ftp://name.iiko.it", env, allow_http=True)  # and only http(s) at all
+    with pytest.raises(HostPolicyError, match="IIKO_ALLOW_HTTP must be"):
+        check_base_url("http://iiko.example", {"IIKO_ALLOW_HTTP": "sure"}, allow_http=True)  # misconfiguration shows
+
+
+def test_the_refusal_names_both_ways_to_allow_http():
+    with pytest.raises(HostPolicyError) as info:
+        check_base_url("http://iiko.example", {})
+    assert "allow_http" in str(info.value) and "IIKO_ALLOW_HTTP=true" in str(info.value)
+    assert info.value.field == "base_url"
+
+
 @pytest.mark.parametrize(("host", "pattern", "ok"), [
     ("name.iiko.it", "*.iiko.it", True), ("a.b.iiko.it", "*.iiko.it", True), ("iiko.it", "*.iiko.it", False),
     ("eviliiko.it", "*.iiko.it", False), ("name.iiko.it.evil.example", "*.iiko.it", False),

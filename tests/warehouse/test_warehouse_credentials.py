@@ -150,6 +150,22 @@ def test_credentials_repr_masks_the_password() -> None:
     assert "***" in repr(c) and USERNAME in repr(c)
 
 
+def test_allow_http_is_stored_returned_and_replaced_with_the_credentials(engine: sa.Engine,
+                                                                        keyring_a: KeyRing) -> None:
+    _save(engine, keyring_a, ACC2, base_url="https://demo-co.iiko.it", connected_at=T0)
+    _save(engine, keyring_a, ACC1, base_url="http://10.0.0.5:8080", connected_at=T0, allow_http=True)
+    loaded = load_credentials(engine, keyring_a, ACC1, "iiko")
+    assert loaded == Credentials(USERNAME, PASSWORD, "http://10.0.0.5:8080", True, None, allow_http=True)
+    assert "allow_http=True" in repr(loaded) and PASSWORD not in repr(loaded)
+    assert load_credentials(engine, keyring_a, ACC2, "iiko").allow_http is False  # the default: https only
+    assert _row(engine, ACC1).allow_http is True and _row(engine, ACC2).allow_http is False
+    assert [(s.account_id, s.allow_http) for s in list_accounts(engine)] == [(ACC1, True), (ACC2, False)]
+    mark_connection(engine, ACC1, "iiko", False, "timeout")  # status updates leave the opt-in alone
+    assert load_credentials(engine, keyring_a, ACC1, "iiko").allow_http is True
+    _save(engine, keyring_a, ACC1, base_url="https://demo-co.iiko.it", connected_at=T0 + timedelta(hours=1))
+    assert load_credentials(engine, keyring_a, ACC1, "iiko").allow_http is False  # it went with the old URL
+
+
 def test_delete_keeps_synced_rows(engine: sa.Engine, keyring_a: KeyRing) -> None:
     _save(engine, keyring_a, ACC1, connected_at=T0)
     with engine.begin() as conn:

@@ -3,6 +3,7 @@ exact decimals, UTC timestamps and the constraints the sync relies on."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -13,7 +14,16 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from iiko_pipeline.warehouse import current_revision, head_revision, make_engine, migrate, schema
+from iiko_pipeline.warehouse import (
+    KeyRing,
+    current_revision,
+    head_revision,
+    list_accounts,
+    load_credentials,
+    make_engine,
+    migrate,
+    schema,
+)
 from iiko_pipeline.warehouse.migrate import VERSION_TABLE, alembic_config
 from iiko_pipeline.warehouse.sqltypes import ExactDecimal, to_exact_decimal
 
@@ -93,6 +103,52 @@ def test_downgrade_to_base_and_back(engine: sa.Engine) -> None:
     assert set(sa.inspect(engine).get_table_names()) <= {VERSION_TABLE}
     migrate(engine)
     assert _diffs(engine, schema.metadata) == []
+
+
+def test_0007_adds_allow_http_false_to_existing_credentials(db_url: str, keyring_a: KeyRing) -> None:
+    """A warehouse at 0006 holding connected accounts upgrades in place: every row keeps its credentials and
+    gets `allow_http` false (https only, what it was connected under); a downgrade to 0006 keeps the rows."""
+    eng = make_engine(db_url)
+    try:
+        cfg = alembic_config()
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0006_credentials_ca_bundle")
+        assert "allow_http" not in _credential_columns(eng)
+        accounts = {ACCOUNT: "http://10.0.0.5:8080", uuid.UUID("0b7f6d52-5f1e-4c35-9a51-9f3f3c1d2e02"): None}
+        at_0006 = sa.table("account_integration_credentials", sa.column("account_id", sa.Uuid()),
+                           sa.column("integration_type"), sa.column("credentials_ciphertext", sa.LargeBinary()),
+                           sa.column("key_id"), sa.column("base_url"), sa.column("is_connected", sa.Boolean()))
+        with eng.begin() as conn:
+            for account, url in accounts.items():
+                secret = json.dumps({"username": f"user-{account}", "password": "pw"}).encode()
+                conn.execute(sa.insert(at_0006).values(
+                    account_id=account, integration_type="iiko", base_url=url, is_connected=True,
+                    credentials_ciphertext=keyring_a.seal(account, "iiko", secret), key_id=keyring_a.current_key_id))
+
+        assert migrate(eng) == head_revision()
+        assert _diffs(eng, schema.metadata) == []
+        for account, url in accounts.items():
+            loaded = load_credentials(eng, keyring_a, account, "iiko")
+            assert (loaded.username, loaded.password, loaded.base_url) == (f"user-{account}", "pw", url)
+            assert loaded.allow_http is False
+        assert [(a.account_id, a.allow_http, a.is_connected) for a in list_accounts(eng)] == [
+            (account, False, True) for account in sorted(accounts)]
+
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0006_credentials_ca_bundle")
+        assert "allow_http" not in _credential_columns(eng)
+        with eng.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(at_0006)).scalar_one() == len(accounts)
+        migrate(eng)
+        assert load_credentials(eng, keyring_a, ACCOUNT, "iiko").allow_http is False
+    finally:
+        eng.dispose()
+
+
+def _credential_columns(eng: sa.Engine) -> set[str]:
+    return {c["name"] for c in sa.inspect(eng).get_columns("account_integration_credentials")}
 
 
 # -- types ------------------------------------------------------------------------------------------------

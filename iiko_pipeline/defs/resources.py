@@ -113,11 +113,24 @@ class AccountGuardResource(dg.ConfigurableResource):
         return crypto.KeyRing.with_key(self.encryption_key)
 
 
+def end_dead_run(instance: dg.DagsterInstance, run: dg.DagsterRun, message: str) -> None:
+    """Mark a run whose process died as failed and give back the pool slots it held.
+
+    A process killed inside an `iiko_api` step never frees its slot of that limit-1 pool; only the daemon's run
+    monitoring does, `free_slots_after_run_end_seconds` after the run ended, and without a daemon (the embedded
+    default) never: every later iiko step of the instance would wait for ever. We know the process is dead (its
+    lock was taken back, or we saw it exit), so its slots go back now."""
+    if run.status in IN_PROGRESS:
+        instance.report_run_failed(run, message=message)
+    if instance.event_log_storage.supports_global_concurrency_limits:
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+
+
 def mark_dead_run_failed(instance: dg.DagsterInstance, dead: run_locks.LockHolder) -> None:
     """The instance's side of taking an account back: the dead run never ends itself, so end it, saying why."""
     run = instance.get_run_by_id(dead.run_id)
-    if run is not None and run.status in IN_PROGRESS:
-        instance.report_run_failed(run, message=(
+    if run is not None:
+        end_dead_run(instance, run, message=(
             f"the run's process ({dead.holder}) died: last heartbeat {dead.heartbeat_at.isoformat()}; its account "
             f"lock and iiko licence seat were taken back by {run_locks.this_holder()}"))
 

@@ -31,7 +31,7 @@ from iiko_pipeline.core.recovery import HEARTBEAT_TIMEOUT
 from iiko_pipeline.core.specs import ENTITY_NAMES
 from iiko_pipeline.defs.constants import ACCOUNT_TAG, SYNC_JOB
 from iiko_pipeline.defs.onboarding import IN_PROGRESS, running_run
-from iiko_pipeline.defs.resources import take_back_dead_run
+from iiko_pipeline.defs.resources import end_dead_run, take_back_dead_run
 from iiko_pipeline.defs.sensors import run_tags
 from iiko_pipeline.runner import RunProcess
 from iiko_pipeline.services.queue import QueuedRun, submit, use_queue
@@ -87,8 +87,8 @@ def ensure_idle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, 
         run = record.dagster_run
         if run.status in _MONITORED or now - record.update_timestamp.timestamp() < HEARTBEAT_TIMEOUT.total_seconds():
             raise _busy(account, run.run_id, run.status.value.lower())
-        instance.report_run_failed(run, message=f"the run never took account {account}'s lock within "
-                                                f"{HEARTBEAT_TIMEOUT.total_seconds():.0f} s: its process died starting")
+        end_dead_run(instance, run, message=f"the run never took account {account}'s lock within "
+                                            f"{HEARTBEAT_TIMEOUT.total_seconds():.0f} s: its process died starting")
 
 
 def start_sync(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, account_id: str,
@@ -142,8 +142,8 @@ def settle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, launc
     take_back_dead_run(instance, engine, keyring, launch.account, dead_run_id=launch.run_id)
     run = instance.get_run_by_id(launch.run_id)
     if run is not None and run.status in IN_PROGRESS:
-        instance.report_run_failed(run, message=f"the run's process exited with {launch.process.returncode} "
-                                                "before the run ended")
+        end_dead_run(instance, run, message=f"the run's process exited with {launch.process.returncode} "
+                                            "before the run ended")
     launch.settled = True
 
 

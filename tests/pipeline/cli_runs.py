@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from datetime import date
 from pathlib import Path
@@ -45,9 +46,17 @@ def free_port() -> int:
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """`iiko-pipeline ARGS` to the end, as an operator types it (the password comes from IIKO_PASSWORD)."""
-    return subprocess.run([str(BIN / "iiko-pipeline"), *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "IIKO_PASSWORD": EMULATOR_PASSWORD}, timeout=timeout)
+    """`iiko-pipeline ARGS` to the end, as an operator types it (the password comes from IIKO_PASSWORD). On a
+    timeout the command and every process it started are killed (a run left behind would hold its account)."""
+    process = subprocess.Popen([str(BIN / "iiko-pipeline"), *args], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
+                               env={**os.environ, "IIKO_PASSWORD": EMULATOR_PASSWORD})
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(process)
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
 def start_cli(*args: str) -> subprocess.Popen:
@@ -149,3 +158,20 @@ def assert_whole(emu, instance, account: str, start: date, killed_by_server: int
     log = emu.state.log
     assert log.logins == log.logouts + killed_by_server, (log.logins, log.logouts, killed_by_server)
     assert runs_alive(instance, account) == []
+
+
+def diagnosis(emu, instance: dg.DagsterInstance, account: str) -> str:
+    """What a stuck or failed sync leaves behind, for the failure message: locks, runs, the emulator's open and
+    last requests, the processes still running."""
+    from iiko_pipeline.warehouse import run_locks
+
+    now = time.time()
+    runs = instance.get_runs(dg.RunsFilter(tags={"iiko/account": account}))
+    lines = [f"locks: {run_locks.all_locks(engine())}", f"runs: {[(r.run_id[:8], r.status.value) for r in runs]}",
+             f"live iiko sessions: {live_sessions(emu)}"]
+    for rec in emu.state.log.records()[-12:]:
+        open_for = "" if rec.ended is not None else f" OPEN for {now - rec.started:.0f} s"
+        lines.append(f"  {rec.seq} {rec.method} {rec.endpoint} {rec.status} fault={rec.fault}{open_for}")
+    ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,etimes,args"], capture_output=True, text=True).stdout
+    lines += [line for line in ps.splitlines() if "iiko" in line or "dagster" in line]
+    return "\n".join(lines)

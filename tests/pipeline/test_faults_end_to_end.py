@@ -9,6 +9,7 @@ the server dropped), and no run left looking alive.
 from __future__ import annotations
 
 import random
+import subprocess
 import time
 import uuid
 from datetime import date, timedelta
@@ -96,7 +97,10 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
             op.kill_group(sync)
         outcomes = []
         for _ in range(2):  # then a sync is left to finish, still under the faults (one more try if it fails)
-            outcomes.append(op.cli("sync", account, *ENTITIES, "--history-days", str(history), timeout=400))
+            try:
+                outcomes.append(op.cli("sync", account, *ENTITIES, "--history-days", str(history), timeout=100))
+            except subprocess.TimeoutExpired as stuck:
+                pytest.fail(f"the sync did not end in {stuck.timeout} s:\n{op.diagnosis(emu, instance, account)}")
             if outcomes[-1].returncode == 0:
                 break
         assert outcomes[-1].returncode == 0, "\n\n".join(o.stdout + o.stderr for o in outcomes)
@@ -108,3 +112,29 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
         assert done.returncode == 0, done.stdout + done.stderr
         assert op.snapshot(account) == op.snapshot(clean)  # every table, row for row
         op.assert_whole(emu, instance, account, start, killed_by_server=op.expired_sessions(emu))
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the pool's slots live in the instance: one backend
+def test_a_run_killed_inside_an_iiko_step_gives_its_pool_slot_back_to_the_next_sync(home):
+    """The `iiko_api` pool has one slot. A run killed while its step holds that slot never frees it, and without a
+    daemon nothing else did: every later sync of the instance waited for ever (found by the heavy-fault test).
+    Taking the dead run's account back now gives its slot back too."""
+    account = str(uuid.uuid4())
+    with op.emulator() as emu, dg.DagsterInstance.get() as instance:
+        op.connect(account, emu)
+        emu.state.add_fault("suppliers", "slow", delay=60, count=1)
+        sync = op.start_cli("sync", account, "suppliers")
+        try:
+            deadline = time.monotonic() + 120
+            while not emu.state.log.records("suppliers"):  # the step is inside the pool, waiting for iiko
+                assert time.monotonic() < deadline and sync.poll() is None, "the suppliers call never came"
+                time.sleep(0.05)
+        finally:
+            op.kill_group(sync)
+        assert instance.event_log_storage.get_concurrency_run_ids()  # the dead run still holds its slot
+        try:
+            again = op.cli("sync", account, "suppliers", timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the next sync waited for the dead run's slot:\n{op.diagnosis(emu, instance, account)}")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert op.runs_alive(instance, account) == []

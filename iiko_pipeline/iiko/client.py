@@ -152,6 +152,9 @@ class IikoClient:
         self._login_name = login
         self._pass_hash = password_hash(password)  # the plain password is not kept
         self._token: str | None = None
+        # Between login() and logout(): the caller wants a session. A re-login that failed (the server was
+        # restarting, a proxy answered) leaves no token; the next call logs in again instead of refusing.
+        self._session_wanted = False
         self._lock = threading.Lock()
         self._owns_session = session is None
         self._session = session if session is not None else requests.Session()
@@ -229,12 +232,14 @@ class IikoClient:
     def login(self) -> None:
         """Log in (takes one licence seat) unless already logged in."""
         with self._lock:
+            self._session_wanted = True
             if self._token is None:
                 self._login_locked()
 
     def logout(self) -> None:
         """Log out and free the seat. Failures are logged (without the token) and swallowed."""
         with self._lock:
+            self._session_wanted = False
             self._logout_locked()
 
     # ------------------------------------------------------------------------------------ auth flow
@@ -441,6 +446,10 @@ class IikoClient:
         or permission refusal one re-check (`_recheck_locked`) and one repeat: the same refusal again is
         raised `definitive`, a repeat that works carries on as if nothing happened."""
         with self._lock:
+            if self._token is None and self._session_wanted and call.needs_key:
+                log.warning("%s: the last re-login failed; logging in again before %s", self._display_base,
+                            call.endpoint)
+                self._login_locked()
             try:
                 return self._call_locked(call, check)
             except CALL_REFUSALS as error:

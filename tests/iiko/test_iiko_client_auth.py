@@ -16,6 +16,7 @@ from iiko_pipeline.iiko.errors import (
     IikoLicenceBlockedError,
     IikoLicenceError,
     IikoPermissionError,
+    IikoTransportError,
 )
 
 MakeClient = Callable[..., IikoClient]
@@ -98,6 +99,23 @@ def test_expired_token_means_exactly_one_relogin(make_client: MakeClient, contro
     # The dead token's seat was freed by the restart and the new one by our logout: nothing leaks.
     # (The emulator counts only logouts that free a live seat, so logins == logouts + 1 here.)
     assert agg["logins"] == 2 and agg["logouts"] == 1 and agg["active_tokens"] == 0
+
+
+def test_a_failed_relogin_leaves_the_client_able_to_log_in_again(make_client: MakeClient, control: Control) -> None:
+    """The token expires and the re-login meets a proxy's HTML page: that call fails, but the client is
+    still in its session, so the next call logs in again instead of refusing with "not logged in" (seen under
+    heavy faults: every later step of the run failed as an internal error)."""
+    with make_client() as client:
+        client.suppliers()
+        control.fault("suppliers", "token_expired", count=1)
+        control.fault("auth", "html200", count=1)
+        with pytest.raises(IikoTransportError) as info:
+            client.suppliers()
+        assert info.value.endpoint == "auth" and not client.logged_in
+        assert client.departments().root == "corporateItemDtoes"  # logs in again first
+    agg = control.aggregates()
+    assert agg["by_endpoint"]["auth"] == 3  # the first login, the failed re-login, the one before departments
+    assert agg["logins"] == agg["logouts"] + 1 and agg["active_tokens"] == 0  # + the seat the expiry freed
 
 
 def test_second_401_after_relogin_is_an_auth_error(emulator: Any, fast_settings: ClientSettings,

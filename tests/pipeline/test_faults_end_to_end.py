@@ -69,20 +69,20 @@ def test_an_iiko_server_restarted_mid_run_is_waited_for_and_nothing_is_lost(home
         op.assert_whole(emu, instance, account, start, killed_by_server=killed)
 
 
-# Faults on a third of the requests, of every kind a flaky network or an iiko restart produces. On the data
+# Faults on about a third of the requests, of every kind a flaky network or an iiko restart produces. On the data
 # endpoints: resets mid-body, truncated bodies, expired tokens (401), slow answers; on those and on the login:
-# 503s and Tomcat HTML pages with status 200. Not on the logout: a failed logout leaves its seat taken until the
-# token expires (~1 h), which is iiko's behaviour, not a fault of ours to heal within a test.
-HEAVY = ([(ep, kind, p) for ep in DATA_ENDPOINTS
-          for kind, p in (("reset", 0.06), ("truncated", 0.06), ("token_expired", 0.06), ("slow", 0.05))]
-         + [(ep, kind, p) for ep in (*DATA_ENDPOINTS, "auth") for kind, p in (("http_503", 0.06), ("html200", 0.05))])
+# 503s and Tomcat HTML pages with status 200 (each rule 8%: a data call meets one 39% of the time, a login 15%).
+# Not on the logout: a failed logout leaves its seat taken until the token expires (~1 h), which is iiko's
+# behaviour, not a fault of ours to heal within a test.
+HEAVY = ([(ep, kind, 0.08) for ep in DATA_ENDPOINTS for kind in ("reset", "truncated", "token_expired", "slow")]
+         + [(ep, kind, 0.08) for ep in (*DATA_ENDPOINTS, "auth") for kind in ("http_503", "html200")])
 
 
 # Once (about two minutes), on SQLite, where a killed writer is the harder case for locking: the kill mid-commit
 # on PostgreSQL is test_crash_safe_runs.py's, and each fault above runs on both backends.
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_clean_sync(home):
-    account, clean, history = str(uuid.uuid4()), str(uuid.uuid4()), 21
+    account, clean, history = str(uuid.uuid4()), str(uuid.uuid4()), 42
     start = date.today() - timedelta(days=history - 1)
     chance = random.Random(13)
     with op.emulator(fault_seed=13) as emu, op.emulator() as twin, dg.DagsterInstance.get() as instance:
@@ -96,7 +96,9 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
             time.sleep(chance.uniform(3, 8))
             op.kill_group(sync)
         outcomes = []
-        for _ in range(2):  # then a sync is left to finish, still under the faults (one more try if it fails)
+        # Then syncs are left to finish, still under the faults. One may fail part-way (an HTML page on the last
+        # window's retry, say): its committed windows stay, and the next sync goes on from its watermark.
+        for _ in range(3):
             try:
                 outcomes.append(op.cli("sync", account, *ENTITIES, "--history-days", str(history), timeout=100))
             except subprocess.TimeoutExpired as stuck:
@@ -104,9 +106,9 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
             if outcomes[-1].returncode == 0:
                 break
         assert outcomes[-1].returncode == 0, "\n\n".join(o.stdout + o.stderr for o in outcomes)
-        totals = emu.state.log.aggregates()
-        injected, requests_made = totals["faults_injected"], totals["requests"]
-        assert injected >= 0.15 * requests_made, (injected, requests_made)  # the faults really were heavy
+        faulted = [r for r in emu.state.log.records() if r.endpoint != "logout"]
+        injected = sum(1 for r in faulted if r.fault)
+        assert injected >= max(3, 0.1 * len(faulted)), (injected, len(faulted))  # the faults really were heavy
 
         done = op.cli("sync", clean, *ENTITIES, "--history-days", str(history))
         assert done.returncode == 0, done.stdout + done.stderr

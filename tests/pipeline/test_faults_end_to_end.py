@@ -109,6 +109,8 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
         faulted = [r for r in emu.state.log.records() if r.endpoint != "logout"]
         injected = sum(1 for r in faulted if r.fault)
         assert injected >= max(3, 0.1 * len(faulted)), (injected, len(faulted))  # the faults really were heavy
+        print(f"heavy faults: {injected} of {len(faulted)} requests (logouts aside) faulted; "
+              f"{len(outcomes)} finishing sync(s) after 3 kills")
 
         done = op.cli("sync", clean, *ENTITIES, "--history-days", str(history))
         assert done.returncode == 0, done.stdout + done.stderr

@@ -26,6 +26,8 @@ DATA_ENDPOINTS = ("corporation/departments", "corporation/stores", "suppliers", 
 ENTITIES = ("restaurants", "stores", "suppliers", "invoices")
 
 
+# Faults at iiko do not depend on the warehouse: each of these two runs on one backend, the pair covers both.
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_a_token_that_expires_twice_in_a_row_costs_a_retry_and_never_a_disconnect(home):
     """The export's token dies, the client logs in again, and the new token dies at once too: the client gives up
     as transient, the step retries with a fresh login, and the sync ends complete, the account connected."""
@@ -42,6 +44,7 @@ def test_a_token_that_expires_twice_in_a_row_costs_a_retry_and_never_a_disconnec
         op.assert_whole(emu, instance, account, start, killed_by_server=2)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_iiko_server_restarted_mid_run_is_waited_for_and_nothing_is_lost(home):
     """iiko restarts while the third invoice window is being answered: every token dies, the port refuses
     connections for two seconds, then the same server answers again. The run heals within itself."""
@@ -82,10 +85,13 @@ HEAVY = ([(ep, kind, 0.08) for ep in DATA_ENDPOINTS for kind in ("reset", "trunc
 # on PostgreSQL is test_crash_safe_runs.py's, and each fault above runs on both backends.
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_clean_sync(home):
-    account, clean, history = str(uuid.uuid4()), str(uuid.uuid4()), 42
+    account, clean, history = str(uuid.uuid4()), str(uuid.uuid4()), 28
     start = date.today() - timedelta(days=history - 1)
     chance = random.Random(13)
-    with op.emulator(fault_seed=13) as emu, op.emulator() as twin, dg.DagsterInstance.get() as instance:
+    # Tokens live 30 s here, not iiko's ~1 h: a login cut off by a SIGKILL before its token reached us holds a seat
+    # nobody can free, until it expires.
+    with (op.emulator(fault_seed=13, token_ttl=30) as emu, op.emulator() as twin,
+          dg.DagsterInstance.get() as instance):
         op.connect(account, emu)
         op.connect(clean, twin)
         for endpoint, kind, probability in HEAVY:
@@ -105,6 +111,8 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
                 pytest.fail(f"the sync did not end in {stuck.timeout} s:\n{op.diagnosis(emu, instance, account)}")
             if outcomes[-1].returncode == 0:
                 break
+            if "licence seat" in outcomes[-1].stdout:  # a seat stranded by a kill: it frees itself at expiry
+                time.sleep(emu.state.config.token_ttl)
         assert outcomes[-1].returncode == 0, "\n\n".join(o.stdout + o.stderr for o in outcomes)
         faulted = [r for r in emu.state.log.records() if r.endpoint != "logout"]
         injected = sum(1 for r in faulted if r.fault)
@@ -115,7 +123,7 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
         done = op.cli("sync", clean, *ENTITIES, "--history-days", str(history))
         assert done.returncode == 0, done.stdout + done.stderr
         assert op.snapshot(account) == op.snapshot(clean)  # every table, row for row
-        op.assert_whole(emu, instance, account, start, killed_by_server=op.expired_sessions(emu))
+        op.assert_whole(emu, instance, account, start, killed_by_server=op.expired_sessions(emu), stranded_at_most=3)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the pool's slots live in the instance: one backend

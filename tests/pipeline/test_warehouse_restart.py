@@ -69,7 +69,7 @@ def db_url(cluster: Cluster) -> str:
 
 def test_postgresql_restarted_mid_sync_loses_and_duplicates_nothing(home: Path, cluster: Cluster, monkeypatch):
     monkeypatch.setenv("IIKO_STEP_RETRY_DELAY_SECONDS", "2")  # the step's back-off spans the restart
-    account, history = str(uuid.uuid4()), 14
+    account, history = str(uuid.uuid4()), 8  # two windows
     start = date.today() - timedelta(days=history - 1)
     windows = schema.sync_windows
     with op.emulator(scale="seed") as emu, dg.DagsterInstance.get() as instance:

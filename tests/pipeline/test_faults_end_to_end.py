@@ -85,7 +85,7 @@ HEAVY = ([(ep, kind, 0.08) for ep in DATA_ENDPOINTS for kind in ("reset", "trunc
 # on PostgreSQL is test_crash_safe_runs.py's, and each fault above runs on both backends.
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_clean_sync(home):
-    account, clean, history = str(uuid.uuid4()), str(uuid.uuid4()), 28
+    account, clean, history = str(uuid.uuid4()), str(uuid.uuid4()), 21
     start = date.today() - timedelta(days=history - 1)
     chance = random.Random(13)
     # Tokens live 30 s here, not iiko's ~1 h: a login cut off by a SIGKILL before its token reached us holds a seat
@@ -99,7 +99,7 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
 
         for _ in range(3):  # the machine goes down mid-sync, three times
             sync = op.start_cli("sync", account, *ENTITIES, "--history-days", str(history))
-            time.sleep(chance.uniform(3, 8))
+            time.sleep(chance.uniform(3, 6))
             op.kill_group(sync)
         outcomes = []
         # Then syncs are left to finish, still under the faults. One may fail part-way (an HTML page on the last

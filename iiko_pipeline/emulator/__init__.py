@@ -10,18 +10,21 @@ See README.md in this package for the control API.
 """
 
 from .config import SCALES, EmulatorConfig, Scale
-from .models import CorporateItem, Invoice, InvoiceItem, Supplier
+from .models import CorporateItem, Employee, Invoice, InvoiceItem, NomenclatureItem, ProductGroup, Supplier
 from .server import EmulatorServer, serve, serve_forever
 from .state import EmulatorState
 
 __all__ = [
     "SCALES",
     "CorporateItem",
+    "Employee",
     "EmulatorConfig",
     "EmulatorServer",
     "EmulatorState",
     "Invoice",
     "InvoiceItem",
+    "NomenclatureItem",
+    "ProductGroup",
     "Scale",
     "Supplier",
     "serve",

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from .models import CORPORATE_TYPES, INVOICE_STATUSES
+from .models import CORPORATE_TYPES, INVOICE_STATUSES, PRODUCT_TYPES, Container
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -140,6 +140,85 @@ SUPPLIER_FIELDS: dict[str, Callable[[Any], Any]] = {
 CORPORATE_FIELDS: dict[str, Callable[[Any], Any]] = {
     "id": as_id, "parent_id": _optional(as_id), "code": _optional(as_str), "name": as_str,
     "type": _corporate_type, "taxpayer_id": _optional(as_str), "deleted": as_bool,
+}
+
+
+
+def _product_type(value: Any) -> str:
+    s = as_str(value).upper()
+    if s not in PRODUCT_TYPES:
+        raise CoercionError(f"type must be one of {PRODUCT_TYPES}, not {value!r}")
+    return s
+
+
+def _str_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise CoercionError(f"not a list of strings: {value!r}")
+    return tuple(as_str(v) for v in value)
+
+
+def _id_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise CoercionError(f"not a list of ids: {value!r}")
+    return tuple(as_id(v) for v in value)
+
+
+def _rgb(value: Any) -> tuple[int, int, int]:
+    if isinstance(value, Mapping):
+        value = [value.get("red"), value.get("green"), value.get("blue")]
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple) or len(value) != 3:
+        raise CoercionError(f"a colour is [red, green, blue] or {{red, green, blue}}, not {value!r}")
+    r, g, b = (as_int(v) for v in value)
+    return (r, g, b)
+
+
+CONTAINER_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": as_id, "num": as_str, "name": as_str, "count": as_decimal, "container_weight": as_decimal,
+    "deleted": as_bool,
+}
+
+
+def _containers(value: Any) -> tuple[Container, ...]:
+    if isinstance(value, str | bytes) or not isinstance(value, list | tuple):
+        raise CoercionError(f"containers must be a list, not {value!r}")
+    out: list[Container] = []
+    for n, raw in enumerate(value):
+        if isinstance(raw, Container):
+            out.append(raw)
+            continue
+        data = coerce(raw, CONTAINER_FIELDS, "container")
+        if "id" not in data:
+            raise CoercionError("container: id is required")
+        out.append(Container(id=data["id"], num=data.get("num", str(n + 1)), name=data.get("name", "Упаковка"),
+                             count=data.get("count", Decimal(1)),
+                             container_weight=data.get("container_weight", Decimal(0)),
+                             deleted=data.get("deleted", False)))
+    return tuple(out)
+
+
+PRODUCT_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": as_id, "name": as_str, "num": as_str, "code": _optional(as_str), "type": _product_type,
+    "main_unit_id": as_id, "parent_id": _optional(as_id), "deleted": as_bool, "description": _optional(as_str),
+    "category_id": _optional(as_id), "accounting_category_id": _optional(as_id),
+    "tax_category_id": _optional(as_id), "default_sale_price": as_decimal, "unit_weight": as_decimal,
+    "unit_capacity": as_decimal, "not_in_store_movement": as_bool, "containers": _containers,
+    "barcodes": _str_tuple, "color": _rgb, "font_color": _rgb, "front_font_size": as_int,
+    "default_included_in_menu": as_bool,
+}
+GROUP_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": as_id, "name": as_str, "num": as_str, "code": _optional(as_str), "parent_id": _optional(as_id),
+    "description": _optional(as_str), "deleted": as_bool, "visibility_departments": _optional(_id_tuple),
+    "visibility_excluding": as_bool,
+}
+EMPLOYEE_FIELDS: dict[str, Callable[[Any], Any]] = {
+    "id": as_id, "code": _optional(as_str), "name": as_str, "first_name": _optional(as_str),
+    "middle_name": _optional(as_str), "last_name": _optional(as_str), "login": _optional(as_str),
+    "main_role_id": _optional(as_id), "main_role_code": _optional(as_str), "role_codes": _str_tuple,
+    "department_codes": _str_tuple, "hire_date": _optional(as_date), "fire_date": _optional(as_date),
+    "deleted": as_bool, "is_supplier": as_bool, "is_employee": as_bool, "is_client": as_bool,
+    "phone": _optional(as_str), "cell_phone": _optional(as_str), "email": _optional(as_str),
+    "address": _optional(as_str), "card_number": _optional(as_str), "birthday": _optional(as_date),
+    "taxpayer_id": _optional(as_str), "note": _optional(as_str),
 }
 
 

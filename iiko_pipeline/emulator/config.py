@@ -36,6 +36,11 @@ class Scale:
     invoices_per_restaurant_day: tuple[int, int]
     lines_per_invoice: tuple[int, int]
     products: int
+    # Nomenclature and staff (issue 14). Drawn from their own RNG streams, never from the dimensions' one,
+    # so adding them changed none of the data above.
+    product_groups: int = 0  # v2 product groups, deleted ones included
+    extra_products: int = 0  # nomenclature items never bought (dishes, preparations, modifiers, ...)
+    employees: int = 0  # GET employees, system accounts and staff-suppliers included
 
 
 SCALES: dict[str, Scale] = {
@@ -43,17 +48,17 @@ SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", restaurants=2, jurpersons=1, stores_per_restaurant=(2, 2), deleted_stores=0,
                   suppliers=12, deleted_suppliers=1, internal_suppliers=2, employee_suppliers=1,
                   client_suppliers=1, invoices_per_restaurant_day=(1, 3), lines_per_invoice=(1, 5),
-                  products=40),
+                  products=40, product_groups=12, extra_products=16, employees=10),
     # The product brief's account: 31 restaurants, 658 suppliers.
     "seed": Scale("seed", restaurants=31, jurpersons=3, stores_per_restaurant=(2, 4), deleted_stores=3,
                   suppliers=658, deleted_suppliers=40, internal_suppliers=24, employee_suppliers=6,
                   client_suppliers=10, invoices_per_restaurant_day=(5, 20), lines_per_invoice=(1, 40),
-                  products=1200),
+                  products=1200, product_groups=150, extra_products=1300, employees=80),
     # Load tests: >= 1,000,000 invoice lines over 365 days.
     "large": Scale("large", restaurants=40, jurpersons=4, stores_per_restaurant=(2, 4), deleted_stores=4,
                    suppliers=900, deleted_suppliers=55, internal_suppliers=30, employee_suppliers=8,
                    client_suppliers=12, invoices_per_restaurant_day=(10, 20), lines_per_invoice=(1, 40),
-                   products=2000),
+                   products=2000, product_groups=320, extra_products=2000, employees=300),
 }
 
 

@@ -209,4 +209,15 @@ def _route(state: EmulatorState, req: Request, raw_body: bytes) -> Reply:
 
         return _dimension(ds.stores, get_store, state.add_store, state.edit_corporate, state.remove_corporate,
                           method, rest, body)
+    if head in ("products", "product_groups", "employees"):
+        purge = (req.param("purge") or "").strip().lower() == "true"
+        if head == "products":
+            return _dimension(ds.nomenclature_items, ds.nomenclature_item, state.add_product, state.edit_product,
+                              lambda i: state.remove_product(i, purge), method, rest, body)
+        if head == "product_groups":
+            return _dimension(ds.product_groups, ds.product_group, state.add_product_group,
+                              state.edit_product_group, lambda i: state.remove_product_group(i, purge),
+                              method, rest, body)
+        return _dimension(ds.employees, ds.employee, state.add_employee, state.edit_employee,
+                          lambda i: state.remove_employee(i, purge), method, rest, body)
     raise _HttpError(404, f"unknown control route {req.path} ({method})")

@@ -26,7 +26,18 @@ from typing import Any
 from . import codec
 from .config import SCALES
 from .generator import build_universe, day_for_number, generate_day, new_id, rng_for
-from .models import CorporateItem, Invoice, InvoiceItem, Product, Reference, Supplier
+from .models import (
+    CorporateItem,
+    Employee,
+    Invoice,
+    InvoiceItem,
+    NomenclatureItem,
+    Product,
+    ProductGroup,
+    Reference,
+    Supplier,
+)
+from .nomenclature import build_nomenclature
 
 BASE_REVISION = 1
 _CENT = Decimal("0.01")
@@ -51,6 +62,11 @@ class Dataset:
         self._products = {p.id: p for p in [*self.universe.products, self.universe.delivery]}
         self._corporate: dict[str, CorporateItem] = {c.id: c for c in self.universe.corporate}
         self._suppliers: dict[str, Supplier] = {s.id: s for s in self.universe.suppliers}
+        # Issue 14: nomenclature and staff, from RNG streams of their own (the universe is untouched).
+        self.nomenclature = build_nomenclature(seed, self.scale, self.universe)
+        self._items: dict[str, NomenclatureItem] = {i.id: i for i in self.nomenclature.items}
+        self._groups: dict[str, ProductGroup] = {g.id: g for g in self.nomenclature.groups}
+        self._employees: dict[str, Employee] = {e.id: e for e in self.nomenclature.employees}
         self._days: OrderedDict[date, list[Invoice]] = OrderedDict()
         self._id_day: dict[str, date] = {}
         self._overrides: dict[str, Invoice] = {}
@@ -90,7 +106,41 @@ class Dataset:
         return list(self._products.values())
 
     def units(self) -> list[Reference]:
-        return list(self.universe.units)
+        """Every measure unit: the catalogue's four, then the ones only the nomenclature uses (порц)."""
+        return [*self.universe.units, *self.nomenclature.units]
+
+    def accounting_categories(self) -> list[Reference]:
+        return list(self.nomenclature.accounting_categories)
+
+    def tax_categories(self) -> list[Reference]:
+        return list(self.nomenclature.tax_categories)
+
+    def nomenclature_items(self) -> list[NomenclatureItem]:
+        """Every product of `v2/entities/products/list` (deleted ones included), in answer order."""
+        with self._lock:
+            return list(self._items.values())
+
+    def nomenclature_item(self, item_id: str) -> NomenclatureItem | None:
+        with self._lock:
+            return self._items.get(item_id.lower())
+
+    def product_groups(self) -> list[ProductGroup]:
+        """Every product group (deleted ones included), parents before children."""
+        with self._lock:
+            return list(self._groups.values())
+
+    def product_group(self, group_id: str) -> ProductGroup | None:
+        with self._lock:
+            return self._groups.get(group_id.lower())
+
+    def employees(self) -> list[Employee]:
+        """Every record of `GET employees` (deleted and system accounts included)."""
+        with self._lock:
+            return list(self._employees.values())
+
+    def employee(self, employee_id: str) -> Employee | None:
+        with self._lock:
+            return self._employees.get(employee_id.lower())
 
     def conceptions(self) -> list[Reference]:
         return list(self.universe.conceptions)
@@ -190,6 +240,104 @@ class Dataset:
             if removed is not None:
                 self._bump(removed.id)
             return removed is not None
+
+    # ------------------------------------------------------------------ nomenclature and staff (write)
+
+    def _put(self, store: dict[str, Any], record: Any) -> Any:
+        store[record.id] = record
+        self._bump(record.id)
+        return record
+
+    def _edit(self, store: dict[str, Any], record_id: str, data: Mapping[str, Any]) -> Any:
+        current = store.get(record_id.lower())
+        if current is None:
+            raise NotFound(record_id)
+        if data.get("id", current.id) != current.id:
+            raise codec.CoercionError("id cannot be changed")
+        return self._put(store, dataclasses.replace(current, **data))
+
+    def _remove(self, store: dict[str, Any], record_id: str, purge: bool) -> bool:
+        """iiko never erases these: removing marks the record deleted (it then shows only with
+        includeDeleted=true). `purge` makes it vanish instead."""
+        current = store.get(record_id.lower())
+        if current is None:
+            return False
+        if purge:
+            del store[current.id]
+            self._bump(current.id)
+        else:
+            self._put(store, dataclasses.replace(current, deleted=True))
+        return True
+
+    def add_nomenclature_item(self, fields: Mapping[str, Any]) -> NomenclatureItem:
+        """Create a product; defaults: GOODS in шт, top level, the next free article."""
+        data = codec.coerce(fields, codec.PRODUCT_FIELDS, "product")
+        with self._lock:
+            item_id = data.get("id") or self._next_id("product")
+            if item_id in self._items:
+                raise codec.CoercionError(f"id {item_id} already exists")
+            number = len(self._items) + 1
+            pcs = next(u.id for u in self.universe.units if u.code == "pcs")
+            values: dict[str, Any] = {"id": item_id, "name": f"Новый товар {self._created}", "num": f"N{number:05d}",
+                                      "code": str(90000 + number), "type": "GOODS", "main_unit_id": pcs,
+                                      "parent_id": None}
+            values.update(data)
+            return self._put(self._items, NomenclatureItem(**values))
+
+    def edit_nomenclature_item(self, item_id: str, changes: Mapping[str, Any]) -> NomenclatureItem:
+        data = codec.coerce(changes, codec.PRODUCT_FIELDS, "product")
+        with self._lock:
+            return self._edit(self._items, item_id, data)
+
+    def remove_nomenclature_item(self, item_id: str, purge: bool = False) -> bool:
+        with self._lock:
+            return self._remove(self._items, item_id, purge)
+
+    def add_product_group(self, fields: Mapping[str, Any]) -> ProductGroup:
+        data = codec.coerce(fields, codec.GROUP_FIELDS, "product group")
+        with self._lock:
+            group_id = data.get("id") or self._next_id("product_group")
+            if group_id in self._groups:
+                raise codec.CoercionError(f"id {group_id} already exists")
+            number = len(self._groups) + 1
+            values: dict[str, Any] = {"id": group_id, "name": f"Новая группа {self._created}",
+                                      "num": f"ГР-{number:04d}", "code": str(number), "parent_id": None}
+            values.update(data)
+            return self._put(self._groups, ProductGroup(**values))
+
+    def edit_product_group(self, group_id: str, changes: Mapping[str, Any]) -> ProductGroup:
+        data = codec.coerce(changes, codec.GROUP_FIELDS, "product group")
+        with self._lock:
+            return self._edit(self._groups, group_id, data)
+
+    def remove_product_group(self, group_id: str, purge: bool = False) -> bool:
+        with self._lock:
+            return self._remove(self._groups, group_id, purge)
+
+    def add_employee(self, fields: Mapping[str, Any]) -> Employee:
+        data = codec.coerce(fields, codec.EMPLOYEE_FIELDS, "employee")
+        with self._lock:
+            employee_id = data.get("id") or self._next_id("employee")
+            if employee_id in self._employees:
+                raise codec.CoercionError(f"id {employee_id} already exists")
+            first_dept = self.universe.restaurants[0].code if self.universe.restaurants else None
+            waiter = next((rid for rid, code, _ in self.nomenclature.roles if code == "WTR"), None)
+            values: dict[str, Any] = {
+                "id": employee_id, "code": str(900 + self._created), "name": f"Новиков Новый {self._created}",
+                "first_name": "Новый", "middle_name": None, "last_name": "Новиков", "login": None,
+                "main_role_id": waiter, "main_role_code": "WTR", "role_codes": ("WTR",),
+                "department_codes": (first_dept,) if first_dept else (), "hire_date": self._today()}
+            values.update(data)
+            return self._put(self._employees, Employee(**values))
+
+    def edit_employee(self, employee_id: str, changes: Mapping[str, Any]) -> Employee:
+        data = codec.coerce(changes, codec.EMPLOYEE_FIELDS, "employee")
+        with self._lock:
+            return self._edit(self._employees, employee_id, data)
+
+    def remove_employee(self, employee_id: str, purge: bool = False) -> bool:
+        with self._lock:
+            return self._remove(self._employees, employee_id, purge)
 
     # ------------------------------------------------------------------ invoices (read)
 

@@ -124,10 +124,110 @@ class Product:
 
 @dataclass(frozen=True, slots=True)
 class Reference:
-    """A `v2/entities/list` entry (MeasureUnit, Conception)."""
+    """A `v2/entities/list` entry (MeasureUnit, Conception, AccountingCategory, TaxCategory).
+
+    `vat_percent` is only rendered for TaxCategory (as `vatPercent`)."""
 
     id: str
     root_type: str
     code: str
     name: str
     deleted: bool = False
+    vat_percent: int | None = None
+
+
+PRODUCT_TYPES = ("GOODS", "DISH", "PREPARED", "SERVICE", "MODIFIER", "OUTER", "RATE")
+
+
+@dataclass(frozen=True, slots=True)
+class ProductGroup:
+    """One `v2/entities/products/group/list` entry. `visibility_departments` None renders
+    `visibilityFilter: null`; otherwise `{"departments": [...], "excluding": visibility_excluding}`."""
+
+    id: str
+    name: str
+    num: str
+    code: str | None
+    parent_id: str | None
+    description: str | None = None
+    deleted: bool = False
+    visibility_departments: tuple[str, ...] | None = None
+    visibility_excluding: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """A packaging unit of a product (`containers[]`, 6.2.4+); `count` is in the product's main unit."""
+
+    id: str
+    num: str
+    name: str
+    count: Decimal
+    container_weight: Decimal = Decimal("0")
+    deleted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NomenclatureItem:
+    """One `v2/entities/products/list` entry: the served view of a product (nomenclature element).
+
+    The invoice catalogue (`Product`) and the delivery line are all here under the same ids, so every
+    generated invoice line resolves; extra DISH/PREPARED/MODIFIER/... items are never bought.
+    Colours are (red, green, blue)."""
+
+    id: str
+    name: str
+    num: str
+    code: str | None
+    type: str
+    main_unit_id: str
+    parent_id: str | None
+    deleted: bool = False
+    description: str | None = None
+    category_id: str | None = None
+    accounting_category_id: str | None = None
+    tax_category_id: str | None = None
+    default_sale_price: Decimal = Decimal("0")
+    unit_weight: Decimal = Decimal("1")
+    unit_capacity: Decimal = Decimal("0")
+    not_in_store_movement: bool = False
+    containers: tuple[Container, ...] = ()
+    barcodes: tuple[str, ...] = ()
+    color: tuple[int, int, int] = (255, 255, 255)
+    font_color: tuple[int, int, int] = (0, 0, 0)
+    front_font_size: int = 0
+    default_included_in_menu: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Employee:
+    """One `employees/employee` record of `GET /resto/api/employees` (the suppliers' schema).
+
+    Contact and card fields (`phone`, `cell_phone`, `email`, `address`, `card_number`, `birthday`) are
+    personal data a real server sends; they are here so a consumer can prove it leaves them out."""
+
+    id: str
+    code: str | None
+    name: str
+    first_name: str | None
+    middle_name: str | None
+    last_name: str | None
+    login: str | None
+    main_role_id: str | None
+    main_role_code: str | None
+    role_codes: tuple[str, ...] = ()
+    department_codes: tuple[str, ...] = ()
+    hire_date: date | None = None
+    fire_date: date | None = None
+    deleted: bool = False
+    is_supplier: bool = False
+    is_employee: bool = True
+    is_client: bool = False
+    phone: str | None = None
+    cell_phone: str | None = None
+    email: str | None = None
+    address: str | None = None
+    card_number: str | None = None
+    birthday: date | None = None
+    taxpayer_id: str | None = None
+    note: str | None = None

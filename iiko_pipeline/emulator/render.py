@@ -19,11 +19,21 @@ import json
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from xml.sax.saxutils import escape
 
 from .generator import new_id, rng_for
-from .models import CorporateItem, Invoice, InvoiceItem, Reference, Supplier
+from .models import (
+    CorporateItem,
+    Employee,
+    Invoice,
+    InvoiceItem,
+    NomenclatureItem,
+    ProductGroup,
+    Reference,
+    Supplier,
+)
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
@@ -291,8 +301,122 @@ def accounts_list(seed: int, scale: str, stores: Iterable[CorporateItem], includ
 
 def entities_list(refs: Iterable[Reference], include_deleted: bool) -> bytes:
     """`v2/entities/list?rootType=...` for the reference types the emulator knows."""
-    out = [{"id": r.id, "rootType": r.root_type, "deleted": r.deleted, "code": r.code, "name": r.name}
-           for r in refs if include_deleted or not r.deleted]
+    out: list[dict[str, object]] = []
+    for r in refs:
+        if include_deleted or not r.deleted:
+            rec: dict[str, object] = {"id": r.id, "rootType": r.root_type, "deleted": r.deleted, "code": r.code,
+                                      "name": r.name}
+            if r.root_type == "TaxCategory":
+                rec["vatPercent"] = r.vat_percent
+            out.append(rec)
     return json.dumps(out, ensure_ascii=False).encode("utf-8")
+
+
+# ------------------------------------------------------------------ nomenclature (v2 JSON)
+
+def _num(value: Decimal) -> int | float:
+    """A JSON number: integral values as integers (`0`, `350`), the rest as floats (`0.25`)."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
+def _rgb(colour: tuple[int, int, int]) -> dict[str, int]:
+    return {"red": colour[0], "green": colour[1], "blue": colour[2]}
+
+
+def nomenclature_item(p: NomenclatureItem, version: tuple[int, ...]) -> dict[str, object]:
+    """One product as `v2/entities/products/list` writes it. `containers` exists from 6.2.4 and
+    `barcodes` from 8.7.1; on older versions the keys are absent, not empty. The menu flag is spelled
+    `defaultIncludedInMenu`, as the docs' example JSON has it (their field table says
+    `defaultIncludeInMenu`)."""
+    rec: dict[str, object] = {
+        "id": p.id, "deleted": p.deleted, "name": p.name, "description": p.description, "num": p.num,
+        "code": p.code, "parent": p.parent_id, "modifiers": [], "taxCategory": p.tax_category_id,
+        "category": p.category_id, "accountingCategory": p.accounting_category_id, "color": _rgb(p.color),
+        "fontColor": _rgb(p.font_color), "frontFontSize": p.front_font_size, "frontImageId": None,
+        "position": None, "modifierSchemaId": None, "mainUnit": p.main_unit_id, "type": p.type,
+        "unitWeight": _num(p.unit_weight), "unitCapacity": _num(p.unit_capacity),
+        "notInStoreMovement": p.not_in_store_movement, "defaultSalePrice": _num(p.default_sale_price),
+        "defaultIncludedInMenu": p.default_included_in_menu,
+    }
+    if version >= (6, 2, 4):
+        rec["containers"] = [{"id": c.id, "num": c.num, "name": c.name, "count": _num(c.count),
+                              "minContainerWeight": 0, "maxContainerWeight": 0,
+                              "containerWeight": _num(c.container_weight),
+                              "fullContainerWeight": _num(c.container_weight + c.count),
+                              "backwardRecalculation": False, "deleted": c.deleted, "useInFront": False}
+                             for c in p.containers]
+    if version >= (8, 7, 1):
+        rec["barcodes"] = [{"barcode": b, "containerName": None} for b in p.barcodes]
+    return rec
+
+
+def nomenclature_items(items: Iterable[NomenclatureItem], version: tuple[int, ...]) -> bytes:
+    return json.dumps([nomenclature_item(p, version) for p in items], ensure_ascii=False).encode("utf-8")
+
+
+def product_group(g: ProductGroup) -> dict[str, object]:
+    visibility = None if g.visibility_departments is None else {
+        "departments": list(g.visibility_departments), "excluding": g.visibility_excluding}
+    return {"id": g.id, "deleted": g.deleted, "name": g.name, "description": g.description, "num": g.num,
+            "code": g.code, "parent": g.parent_id, "modifiers": [], "taxCategory": None, "category": None,
+            "accountingCategory": None, "color": _rgb((255, 255, 255)), "fontColor": _rgb((0, 0, 0)),
+            "frontFontSize": 0, "frontImageId": None, "position": None, "modifierSchemaId": None,
+            "visibilityFilter": visibility}
+
+
+def product_groups(groups: Iterable[ProductGroup]) -> bytes:
+    return json.dumps([product_group(g) for g in groups], ensure_ascii=False).encode("utf-8")
+
+
+# ------------------------------------------------------------------ employees (XML, the suppliers' schema)
+
+_EMPLOYEE_PERMS = _perms(24, 6, "staff")
+
+
+def _day(value: date | None, offset: str | None) -> str | None:
+    """Dates of the employee card are JAXB date-times at midnight (plus the configured offset)."""
+    if value is None:
+        return None
+    text = f"{value.isoformat()}T00:00:00"
+    return text + offset if offset else text
+
+
+def employee(e: Employee, opts: RenderOptions) -> str:
+    ind = " " * 8
+    parts = (
+        _el(ind, "id", e.id),
+        _el(ind, "code", _esc(e.code)),
+        _el(ind, "name", escape(e.name)),
+        _el(ind, "login", _esc(e.login)),
+        _el(ind, "mainRoleId", e.main_role_id),
+        _el(ind, "mainRoleCode", _esc(e.main_role_code)),
+        "".join(_el(ind, "roleCodes", escape(c)) for c in e.role_codes),
+        _el(ind, "phone", _esc(e.phone)),
+        _el(ind, "cellPhone", _esc(e.cell_phone)),
+        _el(ind, "firstName", _esc(e.first_name)),
+        _el(ind, "middleName", _esc(e.middle_name)),
+        _el(ind, "lastName", _esc(e.last_name)),
+        _el(ind, "birthday", _day(e.birthday, opts.date_offset)),
+        _el(ind, "email", _esc(e.email)),
+        _el(ind, "address", _esc(e.address)),
+        _el(ind, "hireDate", _day(e.hire_date, opts.date_offset)),
+        _el(ind, "fireDate", _day(e.fire_date, opts.date_offset)),
+        _el(ind, "note", _esc(e.note)),
+        _el(ind, "cardNumber", _esc(e.card_number)),
+        _el(ind, "taxpayerIdNumber", _esc(e.taxpayer_id)),
+        "".join(_el(ind, "departmentCodes", escape(c)) for c in e.department_codes),
+        _el(ind, "deleted", _bool(e.deleted)),
+        _el(ind, "supplier", _bool(e.is_supplier)) + _el(ind, "employee", _bool(e.is_employee)),
+        _el(ind, "client", _bool(e.is_client)),
+    )
+    perm = _EMPLOYEE_PERMS[_h(e.id) % len(_EMPLOYEE_PERMS)]
+    return "    <employee>\n" + "".join(parts[i] for i in perm) + "    </employee>\n"
+
+
+def employees(items: Iterable[Employee], opts: RenderOptions) -> str:
+    body = "".join(employee(e, opts) for e in items)
+    if not body:
+        return f"{XML_DECLARATION}<employees/>\n"
+    return f"{XML_DECLARATION}<employees>\n{body}</employees>\n"
 
 

@@ -63,6 +63,8 @@ class Route:
     handler: Handler
     methods: frozenset[str] = frozenset({"GET"})
     auth: bool = True
+    # Servers older than this answer the path like any unknown one (404, see `available`).
+    min_version: tuple[int, ...] | None = None
 
 
 # ------------------------------------------------------------------ helpers
@@ -210,11 +212,76 @@ def accounts_list(state: EmulatorState, req: Request, rec: RequestRecord) -> Rep
 
 
 def entities_list(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
-    root = req.param("rootType")
-    if not root:
+    roots = [r for r in _list_param(req, "rootType") if r]
+    if not roots:
         return _not_null("rootType", "v2/entities/list")
-    refs = {"MeasureUnit": state.dataset.units(), "Conception": state.dataset.conceptions()}.get(root, [])
+    ds = state.dataset
+    known = {"MeasureUnit": ds.units, "Conception": ds.conceptions, "AccountingCategory": ds.accounting_categories,
+             "TaxCategory": ds.tax_categories}
+    refs = [ref for root in dict.fromkeys(roots) for ref in (known[root]() if root in known else [])]
     return Reply(200, JSON, render.entities_list(refs, _bool_param(req, "includeDeleted", True)))
+
+
+# ------------------------------------------------------------------ nomenclature and staff (issue 14)
+
+def _list_param(req: Request, name: str) -> list[str]:
+    """A repeatable list parameter: `ids=a&ids=b` or `ids=a,b` (Spring binds both)."""
+    return [v.strip() for raw in req.params(name) for v in raw.split(",") if v.strip()]
+
+
+def _id_filter(req: Request, name: str) -> set[str] | None:
+    values = _list_param(req, name)
+    return {v.lower() for v in values} if values else None
+
+
+def _form_revision(req: Request) -> int | Reply:
+    """`revisionFrom` of the v2 lists' POST form variant (6.4+); a GET takes none (-1: everything)."""
+    return _revision(req) if req.method == "POST" else -1
+
+
+def products_list(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    """`v2/entities/products/list`: GET with `includeDeleted`, `ids`, `nums`, `types`, `categoryIds`,
+    `parentIds`; the POST form variant (6.4+) also takes `revisionFrom` and `codes`."""
+    ds = state.dataset
+    include_deleted = _bool_param(req, "includeDeleted", False)
+    ids, parents, categories = _id_filter(req, "ids"), _id_filter(req, "parentIds"), _id_filter(req, "categoryIds")
+    nums, types = set(_list_param(req, "nums")), {t.upper() for t in _list_param(req, "types")}
+    codes = set(_list_param(req, "codes")) if req.method == "POST" else set()
+    rev = _form_revision(req)
+    if isinstance(rev, Reply):
+        return rev
+    items = [p for p in ds.nomenclature_items()
+             if (include_deleted or not p.deleted) and (ids is None or p.id in ids)
+             and (parents is None or p.parent_id in parents) and (categories is None or p.category_id in categories)
+             and (not nums or p.num in nums) and (not types or p.type in types) and (not codes or p.code in codes)
+             and (rev < 0 or ds.revision_of(p.id) > rev)]
+    return Reply(200, JSON, render.nomenclature_items(items, state.config.version_tuple))
+
+
+def product_groups_list(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    """`v2/entities/products/group/list`: `includeDeleted`, `ids`, `parentIds` (POST: `revisionFrom`)."""
+    ds = state.dataset
+    include_deleted = _bool_param(req, "includeDeleted", False)
+    ids, parents = _id_filter(req, "ids"), _id_filter(req, "parentIds")
+    rev = _form_revision(req)
+    if isinstance(rev, Reply):
+        return rev
+    groups = [g for g in ds.product_groups()
+              if (include_deleted or not g.deleted) and (ids is None or g.id in ids)
+              and (parents is None or g.parent_id in parents) and (rev < 0 or ds.revision_of(g.id) > rev)]
+    return Reply(200, JSON, render.product_groups(groups))
+
+
+def employees(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    """`employees`: XML in the suppliers' schema; `includeDeleted` (default false) and `revisionFrom`."""
+    rev = _revision(req)
+    if isinstance(rev, Reply):
+        return rev
+    ds = state.dataset
+    include_deleted = _bool_param(req, "includeDeleted", False)
+    found = (e for e in ds.employees()
+             if (include_deleted or not e.deleted) and (rev < 0 or ds.revision_of(e.id) > rev))
+    return _xml(state, render.employees(found, state.render_options()))
 
 
 def server_type(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
@@ -289,6 +356,11 @@ ROUTES: dict[str, Route] = {
     "/resto/api/corporation/stores": Route("corporation/stores", stores),
     "/resto/api/corporation/stores/search": Route("corporation/stores/search", stores_search),
     "/resto/api/suppliers": Route("suppliers", suppliers),
+    "/resto/api/employees": Route("employees", employees),
+    "/resto/api/v2/entities/products/list":
+        Route("v2/entities/products/list", products_list, _BOTH, min_version=(6, 1)),
+    "/resto/api/v2/entities/products/group/list":
+        Route("v2/entities/products/group/list", product_groups_list, _BOTH, min_version=(6, 1)),
     "/resto/api/v2/entities/accounts/list": Route("v2/entities/accounts/list", accounts_list),
     "/resto/api/v2/entities/list": Route("v2/entities/list", entities_list),
     "/resto/api/replication/serverType": Route("replication/serverType", server_type),
@@ -306,6 +378,11 @@ ROUTES["/resto/api/corporation/settings"] = ROUTES["/resto/api/v2/corporation/se
 def resolve(path: str) -> Route | None:
     """The route for a path, with or without a trailing slash."""
     return ROUTES.get(path.rstrip("/") or "/")
+
+
+def available(state: EmulatorState, route: Route) -> bool:
+    """False when the configured server version predates the endpoint: the path is then unknown to it."""
+    return route.min_version is None or state.config.version_tuple >= route.min_version
 
 
 def track(state: EmulatorState, route: Route, req: Request, rec: RequestRecord) -> tuple[Session | None, int]:

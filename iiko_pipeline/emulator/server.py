@@ -148,7 +148,8 @@ class EmulatorHandler(BaseHTTPRequestHandler):
         session = None
         self._headers_sent = False
         try:
-            if route is None:
+            if route is None or not resto.available(state, route):
+                # An unknown path, or one this server version does not have yet (logged under its name).
                 rec.status = 404
                 self._send(text(404, f"Not found: {req.path}"), gzip_ok=False)
                 return

@@ -17,7 +17,7 @@ from .auth import SessionManager
 from .config import RUNTIME_KEYS, EmulatorConfig
 from .dataset import Dataset
 from .faults import FaultRegistry, FaultRule
-from .models import CorporateItem, Invoice, Supplier
+from .models import CorporateItem, Employee, Invoice, NomenclatureItem, ProductGroup, Supplier
 from .render import RenderOptions
 from .requestlog import RequestLog
 
@@ -156,3 +156,36 @@ class EmulatorState:
     edit_store = edit_corporate
     remove_department = remove_corporate
     remove_store = remove_corporate
+
+    # ------------------------------------------------------------------ nomenclature and staff (issue 14)
+
+    def add_product(self, fields: Mapping[str, Any] | None = None, **kw: Any) -> NomenclatureItem:
+        """A new `v2/entities/products/list` item (GOODS in шт at the top level unless told otherwise)."""
+        return self.dataset.add_nomenclature_item(_merge(fields, kw))
+
+    def edit_product(self, product_id: str, changes: Mapping[str, Any] | None = None, **kw: Any) -> NomenclatureItem:
+        return self.dataset.edit_nomenclature_item(product_id, _merge(changes, kw))
+
+    def remove_product(self, product_id: str, purge: bool = False) -> bool:
+        """Delete as iiko does: the product stays, `deleted: true` (seen with includeDeleted=true).
+        `purge=True` makes it vanish instead."""
+        return self.dataset.remove_nomenclature_item(product_id, purge)
+
+    def add_product_group(self, fields: Mapping[str, Any] | None = None, **kw: Any) -> ProductGroup:
+        return self.dataset.add_product_group(_merge(fields, kw))
+
+    def edit_product_group(self, group_id: str, changes: Mapping[str, Any] | None = None, **kw: Any
+                           ) -> ProductGroup:
+        return self.dataset.edit_product_group(group_id, _merge(changes, kw))
+
+    def remove_product_group(self, group_id: str, purge: bool = False) -> bool:
+        return self.dataset.remove_product_group(group_id, purge)
+
+    def add_employee(self, fields: Mapping[str, Any] | None = None, **kw: Any) -> Employee:
+        return self.dataset.add_employee(_merge(fields, kw))
+
+    def edit_employee(self, employee_id: str, changes: Mapping[str, Any] | None = None, **kw: Any) -> Employee:
+        return self.dataset.edit_employee(employee_id, _merge(changes, kw))
+
+    def remove_employee(self, employee_id: str, purge: bool = False) -> bool:
+        return self.dataset.remove_employee(employee_id, purge)

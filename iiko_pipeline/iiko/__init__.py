@@ -1,11 +1,12 @@
-"""Layer 1: the iiko Server HTTP client (HTTP and XML only; see docs/architecture.md).
+"""Layer 1: the iiko Server HTTP client (HTTP, XML and the JSON v2 lists; see docs/architecture.md).
 
 Errors live in :mod:`iiko_pipeline.iiko.errors`, streaming record parsers in
 :mod:`iiko_pipeline.iiko.parsing`.
 """
 
 from .client import ClientSettings, IikoClient
-from .models import IikoResponse, InvoiceWindow, ServerInfo
+from .errors import IikoNotAvailableError
+from .models import IikoJsonResponse, IikoResponse, InvoiceWindow, ServerInfo
 from .retry import RetryPolicy
 from .windows import split_windows
 from .xml import xml_to_dict
@@ -13,6 +14,8 @@ from .xml import xml_to_dict
 __all__ = [
     "ClientSettings",
     "IikoClient",
+    "IikoJsonResponse",
+    "IikoNotAvailableError",
     "IikoResponse",
     "InvoiceWindow",
     "RetryPolicy",

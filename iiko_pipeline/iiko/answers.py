@@ -7,9 +7,11 @@ one pure module makes it easy to read against the API reference and to test.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Collection, Iterable
+from decimal import Decimal
 
 from .errors import (
     IikoApiError,
@@ -18,12 +20,13 @@ from .errors import (
     IikoError,
     IikoLicenceBlockedError,
     IikoLicenceError,
+    IikoNotAvailableError,
     IikoPermissionError,
     IikoResponseError,
     IikoTransportError,
     licence_message,
 )
-from .models import IikoResponse
+from .models import IikoJsonResponse, IikoResponse
 from .redact import REDACTED, redact_text, redact_url
 from .transport import RawAnswer
 from .xml import check_document
@@ -108,8 +111,11 @@ def _forbidden(text: str, endpoint: str, status: int, login: str) -> IikoApiErro
 
 
 def raise_for_error(raw: RawAnswer, *, endpoint: str, display: str, login: str, is_login: bool,
-                    secrets: Iterable[str | None]) -> None:
+                    secrets: Iterable[str | None], since: str | None = None) -> None:
     """Raise the matching :class:`IikoError` unless ``raw`` is a 2xx answer that is not an HTML page.
+
+    ``since``: the iiko version that introduced the method; a 404 then means an older server
+    (:class:`IikoNotAvailableError`) rather than a wrong path.
 
     Errors are described by kind and status; the body never reaches a message (see :data:`KNOWN_TEXTS`)."""
     secrets = tuple(secrets)
@@ -165,6 +171,11 @@ def raise_for_error(raw: RawAnswer, *, endpoint: str, display: str, login: str, 
                 f"server log (full.log). {said(text)}", endpoint=endpoint, status=status, text=text,
                 transient=True,
             )
+        elif status == 404 and since:
+            error = IikoNotAvailableError(
+                f"{display} is not available on this iiko version (HTTP 404; it needs iiko {since} or later): "
+                f"skip this entity, or upgrade the server. {said(text)}", endpoint=endpoint, status=status, text=text,
+            )
         elif status == 404:
             error = IikoApiError(
                 f"{display} not found (HTTP 404): a wrong path, or a method this server version lacks. "
@@ -188,6 +199,57 @@ def xml_answer(raw: RawAnswer, *, endpoint: str, display: str, expected_root: st
     root = check_document(raw.body, endpoint, expected_root, status=raw.status, record_tag=record_tag)
     return IikoResponse(endpoint=endpoint, status=raw.status, content_type=raw.content_type,
                         body=raw.body, root=root)
+
+
+def _json_source(raw: RawAnswer) -> bytes | str:
+    """The body for `json.loads`: bytes for UTF-8 (it detects a BOM or UTF-16 itself), else decoded by the
+    declared charset (strictly: a cut multi-byte character is a truncated body)."""
+    charset = (raw.charset or "utf-8").lower()
+    if charset in ("utf-8", "utf8"):
+        return raw.body
+    try:
+        return raw.body.decode(charset)
+    except LookupError:  # an unknown charset name
+        return raw.body
+
+
+def _json_kind(value: object) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+    return names.get(type(value), "number")
+
+
+def json_answer(raw: RawAnswer, *, endpoint: str, display: str) -> IikoJsonResponse:
+    """Check a JSON list answer: the content type, then a complete document that is an array of objects.
+    The body is never quoted in a message (it may come from any host)."""
+    if raw.media_type != "application/json":
+        raise IikoResponseError(
+            f"wrong content type {raw.content_type or '(none)'!r} for {display}; expected application/json. "
+            "Check the base URL and the proxy", endpoint=endpoint, status=raw.status, kind="content_type",
+        )
+    if not raw.body.strip():
+        raise IikoResponseError(f"empty answer from {display}", endpoint=endpoint, status=raw.status, kind="empty")
+    try:
+        data = json.loads(_json_source(raw), parse_float=Decimal)
+    except RecursionError:
+        raise IikoResponseError(f"the JSON of {display} is nested too deeply", endpoint=endpoint,
+                                status=raw.status, kind="limit") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: malformed or cut short
+        where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+        raise IikoResponseError(f"the JSON of {display} is malformed or truncated{where} ({len(raw.body)} bytes)",
+                                endpoint=endpoint, status=raw.status, kind="syntax") from None
+    if not isinstance(data, list):
+        raise IikoResponseError(
+            f"{display} answered a JSON {_json_kind(data)} where an array of objects was expected",
+            endpoint=endpoint, status=raw.status, kind="root",
+        )
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise IikoResponseError(
+                f"{display} answered an array whose item {index} is a JSON {_json_kind(item)}, not an object",
+                endpoint=endpoint, status=raw.status, kind="root",
+            )
+    return IikoJsonResponse(endpoint=endpoint, status=raw.status, content_type=raw.content_type,
+                            body=raw.body, items=tuple(data))
 
 
 def token_answer(raw: RawAnswer, *, endpoint: str) -> str:

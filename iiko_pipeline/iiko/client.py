@@ -36,12 +36,14 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from .answers import raise_for_error, said, token_answer, xml_answer
+from .answers import json_answer, raise_for_error, said, token_answer, xml_answer
 from .errors import IikoApiError, IikoAuthError, IikoError, IikoLicenceBlockedError, IikoPermissionError
-from .models import IikoResponse, InvoiceWindow, ServerInfo
+from .models import IikoJsonResponse, IikoResponse, InvoiceWindow, ServerInfo
 from .parsing import (
     CORPORATE_RECORD,
     CORPORATE_ROOT,
+    EMPLOYEES_RECORD,
+    EMPLOYEES_ROOT,
     INVOICES_RECORD,
     INVOICES_ROOT,
     SUPPLIERS_RECORD,
@@ -64,6 +66,9 @@ XML_TYPES = frozenset({"application/xml"})
 # get_server_info.jsp lives outside the REST API; a JSP may well answer text/xml, and a health probe
 # should not fail on that.
 SERVER_INFO_TYPES = frozenset({"application/xml", "text/xml"})
+#: The iiko version that introduced the v2 product lists: older servers answer 404 (IikoNotAvailableError).
+V2_NOMENCLATURE_SINCE = "6.1"
+INCLUDE_DELETED = (("includeDeleted", "true"),)
 # POST login rejected as a method (404/405/415), or 400 "Argument ... must not be null": a server that
 # reads /auth parameters from the query string only. A real 400 fails the GET attempt the same way.
 AUTH_FALLBACK_STATUSES = frozenset({400, 404, 405, 415})
@@ -129,6 +134,7 @@ class _Call:
     data: dict[str, str] | None = None
     needs_key: bool = True
     is_login: bool = False
+    since: str | None = None  # the iiko version that introduced the method: a 404 means an older server
 
 
 class IikoClient:
@@ -410,7 +416,7 @@ class IikoClient:
         )
         log.debug("%s -> HTTP %s, %d bytes, %.3f s", display, raw.status, len(raw.body), raw.elapsed)
         raise_for_error(raw, endpoint=call.endpoint, display=display, login=self._login_name,
-                        is_login=call.is_login, secrets=self._secrets())
+                        is_login=call.is_login, secrets=self._secrets(), since=call.since)
         return raw
 
     def _perform(self, call: _Call, *, policy: RetryPolicy | None = None,
@@ -504,6 +510,16 @@ class IikoClient:
                 self._perform(call, check=check)
         return holder[0]
 
+    def _json(self, endpoint: str, params: Sequence[tuple[str, str]] = (), *,
+              since: str | None = None) -> IikoJsonResponse:
+        holder: list[IikoJsonResponse] = []
+
+        def check(raw: RawAnswer, display: str) -> None:
+            holder[:] = [json_answer(raw, endpoint=endpoint, display=display)]
+
+        self._call(_Call("GET", endpoint, f"{API_PREFIX}/{endpoint}", params=tuple(params), since=since), check)
+        return holder[0]
+
     # -------------------------------------------------------------------------------- endpoints
 
     def server_info(self) -> ServerInfo:
@@ -536,6 +552,25 @@ class IikoClient:
     def suppliers(self, revision_from: int | None = None) -> IikoResponse:
         """All suppliers, deleted ones included (``employees``)."""
         return self._xml("suppliers", SUPPLIERS_ROOT, SUPPLIERS_RECORD, self._revision(revision_from))
+
+    def employees(self, revision_from: int | None = None) -> IikoResponse:
+        """All employees, deleted ones included (``employees/employee``, the suppliers' schema: parse with
+        :func:`~iiko_pipeline.iiko.parsing.iter_employees`)."""
+        return self._xml("employees", EMPLOYEES_ROOT, EMPLOYEES_RECORD,
+                         INCLUDE_DELETED + self._revision(revision_from))
+
+    def products(self) -> IikoJsonResponse:
+        """All products, deleted ones included (``v2/entities/products/list``, JSON; iiko 6.1+, else
+        :class:`IikoNotAvailableError`)."""
+        return self._json("v2/entities/products/list", INCLUDE_DELETED, since=V2_NOMENCLATURE_SINCE)
+
+    def product_groups(self) -> IikoJsonResponse:
+        """All product groups, deleted ones included (``v2/entities/products/group/list``, JSON; iiko 6.1+)."""
+        return self._json("v2/entities/products/group/list", INCLUDE_DELETED, since=V2_NOMENCLATURE_SINCE)
+
+    def measure_units(self) -> IikoJsonResponse:
+        """All measure units, deleted ones included (``v2/entities/list?rootType=MeasureUnit``, JSON)."""
+        return self._json("v2/entities/list", (("rootType", "MeasureUnit"), *INCLUDE_DELETED))
 
     def incoming_invoices_window(self, date_from: date, date_to: date) -> IikoResponse:
         """One export request for the inclusive range (keep it short: a week at most)."""

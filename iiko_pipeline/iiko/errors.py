@@ -132,16 +132,23 @@ class IikoPermissionError(IikoApiError):
     """
 
 
+class IikoNotAvailableError(IikoApiError):
+    """404 on a method that only newer iiko versions have (the ``v2`` product lists need 6.1+): not available
+    on this iiko version. Never retried; the pipeline skips that entity, not the run."""
+
+
 class IikoBadRequestError(IikoApiError):
     """400: the server rejected our parameters (e.g. "Wrong date format: ..."). Never retried."""
 
 
 class IikoResponseError(IikoError):
     """A 2xx answer we cannot use: malformed or truncated XML, an empty body, an unexpected root element,
-    a wrong content type or a token that does not look like one.
+    a wrong content type or a token that does not look like one; a JSON answer that is malformed or not
+    an array of objects.
 
-    ``kind`` is one of ``"syntax"``, ``"empty"``, ``"root"``, ``"content_type"``, ``"token"``, ``"limit"`` (the
-    parser's safety limits: an XML bomb, absurd depth or text); the first two are transient (a proxy may have
+    ``kind`` is one of ``"syntax"``, ``"empty"``, ``"root"`` (also: JSON that is not an array of objects),
+    ``"content_type"``, ``"token"``, ``"limit"`` (the parser's safety limits: an XML bomb, absurd depth or
+    text); the first two are transient (a proxy may have
     cut the body short) and are retried by the client.
     """
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,27 @@ class IikoResponse:
         return (
             f"IikoResponse(endpoint={self.endpoint!r}, status={self.status}, "
             f"content_type={self.content_type!r}, root={self.root!r}, body=<{len(self.body)} bytes>)"
+        )
+
+
+@dataclass(frozen=True)
+class IikoJsonResponse:
+    """A checked JSON list answer (the ``v2`` entity lists): 2xx, ``application/json``, an array of objects.
+
+    ``body`` is the raw bytes as received (kept as the raw answer); ``items`` the decoded objects in the
+    server's order, unknown fields kept, non-integral numbers as :class:`~decimal.Decimal` (exact, as sent).
+    """
+
+    endpoint: str
+    status: int
+    content_type: str
+    body: bytes = field(repr=False)
+    items: tuple[dict[str, Any], ...] = field(repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"IikoJsonResponse(endpoint={self.endpoint!r}, status={self.status}, "
+            f"content_type={self.content_type!r}, items=<{len(self.items)}>, body=<{len(self.body)} bytes>)"
         )
 
 

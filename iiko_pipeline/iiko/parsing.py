@@ -1,4 +1,4 @@
-"""Streaming parsers for the three list exports we sync: pure functions over bytes.
+"""Streaming parsers for the XML list exports we sync: pure functions over bytes.
 
 Why streaming: a month of invoices can be hundreds of MB, and a full lxml tree is ~7x the XML size.
 ``iterparse`` with a tag filter keeps the per-element Python work to one event per record, and clearing
@@ -27,6 +27,7 @@ from .xml import HARDENED_OPTIONS, hit_a_limit, limit_error, xml_to_dict
 
 CORPORATE_ROOT, CORPORATE_RECORD = "corporateItemDtoes", "corporateItemDto"
 SUPPLIERS_ROOT, SUPPLIERS_RECORD = "employees", "employee"
+EMPLOYEES_ROOT, EMPLOYEES_RECORD = SUPPLIERS_ROOT, SUPPLIERS_RECORD  # the same schema (issue 14)
 INVOICES_ROOT, INVOICES_RECORD = "incomingInvoiceDtoes", "document"
 
 Record = dict[str, Any]
@@ -113,6 +114,11 @@ def iter_corporate_items(body: Source, *, endpoint: str | None = None) -> Iterat
 def iter_suppliers(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:
     """Records of ``employees/employee`` (suppliers; the nested ``<employee>`` flag stays a field)."""
     return _iter_records(body, SUPPLIERS_ROOT, SUPPLIERS_RECORD, record_fields, endpoint)
+
+
+def iter_employees(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:
+    """Records of ``employees/employee`` from ``/employees`` (the suppliers' schema)."""
+    return _iter_records(body, EMPLOYEES_ROOT, EMPLOYEES_RECORD, record_fields, endpoint)
 
 
 def iter_invoice_documents(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:

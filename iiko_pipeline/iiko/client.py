@@ -275,12 +275,19 @@ class IikoClient:
                 raise
             log.warning("%s refused the login (%s, HTTP %s); trying once more in %.1f s before believing it",
                         self._display_base, type(first).__name__, first.status, self._recheck_delay)
-            self._sleep(self._recheck_delay)
-            try:
-                raw = self._login_once()
-            except REFUSALS as second:
-                second.definitive = _persisted(first, second)
-                raise
+            self._login_once_more(first)
+            return
+        self._take_token(raw)
+
+    def _login_once_more(self, first: IikoApiError) -> None:
+        """The one re-check of a refusal: pause, log in again; a login refused the same way is the proof (raised
+        `definitive`), one that works keeps its token."""
+        self._sleep(self._recheck_delay)
+        try:
+            raw = self._login_once()
+        except REFUSALS as second:
+            second.definitive = _persisted(first, second)
+            raise
         self._take_token(raw)
 
     def _take_token(self, raw: RawAnswer) -> None:
@@ -385,13 +392,7 @@ class IikoClient:
         log.warning("%s refused %s (%s, HTTP %s); logging out and in again in %.1f s to check that it persists",
                     self._display_base, first.endpoint, type(first).__name__, first.status, self._recheck_delay)
         self._logout_locked()
-        self._sleep(self._recheck_delay)
-        try:
-            raw = self._login_once()
-        except REFUSALS as second:
-            second.definitive = _persisted(first, second)
-            raise
-        self._take_token(raw)
+        self._login_once_more(first)
 
     # ----------------------------------------------------------------------------- request engine
 

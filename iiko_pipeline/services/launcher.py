@@ -141,7 +141,7 @@ def settle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, launc
         return
     take_back_dead_run(instance, engine, keyring, launch.account, dead_run_id=launch.run_id)
     run = instance.get_run_by_id(launch.run_id)
-    if run is not None and run.status in IN_PROGRESS:
+    if run is not None:  # end_dead_run marks it failed only if it is still in progress
         end_dead_run(instance, run, message=f"the run's process exited with {launch.process.returncode} "
                                             "before the run ended")
     launch.settled = True

@@ -7,10 +7,12 @@ warehouse is worse than a visible error.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 _OFFSET_RE = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 NINE_PLACES = Decimal("1e-9")
@@ -126,3 +128,55 @@ def local_datetime(value: str | None, *, field_name: str) -> tuple[datetime | No
 def local_date(value: str | None, *, field_name: str) -> date | None:
     parsed, _ = local_datetime(value, field_name=field_name)
     return parsed.date() if parsed else None
+
+
+# ------------------------------------------------------------------ JSON values (the v2 lists)
+
+
+def _json_scalar(value: object, field_name: str) -> str | None:
+    """A JSON value as the text the XML helpers take: numbers as written, objects and arrays refused."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        raise ValueError(f"{field_name} is a JSON boolean ({str(value).lower()}), not a value of this kind")
+    if isinstance(value, int | Decimal):
+        return str(value)
+    kind = "object" if isinstance(value, dict) else "array" if isinstance(value, list) else type(value).__name__
+    raise ValueError(f"{field_name} is a JSON {kind}, not a single value")
+
+
+def json_text(value: object, *, field_name: str) -> str | None:
+    return text(_json_scalar(value, field_name))
+
+
+def json_guid(value: object, *, field_name: str, required: bool = False) -> str | None:
+    return guid(_json_scalar(value, field_name), required=required, field_name=field_name)
+
+
+def json_decimal(value: object, *, field_name: str) -> Decimal | None:
+    """A JSON number, exact (the client parses JSON numbers as Decimal); a number written as a string too."""
+    return decimal(_json_scalar(value, field_name), field_name=field_name)
+
+
+def json_boolean(value: object, *, field_name: str, default: bool | None = False) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return boolean(value, field_name=field_name, default=default)
+    raise ValueError(f"{field_name} {value!r} is not true/false")
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value (sorted keys, no spaces, non-ASCII kept), so equal values compare equal as text
+    on SQLite and the upsert guard sees no change where there is none. Decimals (iiko's JSON numbers are parsed
+    exactly) are written as JSON numbers through `float`: iiko sends at most 15 significant digits, which a
+    float's shortest repr gives back unchanged."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() and value.adjusted() < 15 else float(value)
+    raise TypeError(f"{type(value).__name__} is not a JSON value")

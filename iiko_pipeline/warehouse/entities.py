@@ -30,19 +30,90 @@ from iiko_pipeline.warehouse.upsert import (
 from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE, mark_deleted, withheld_because
 
 
-def parent_refs(table: sa.Table) -> tuple[ParentRef, ...]:
-    """The table's references to parent rows, read off the schema: a foreign key `<name>_id` that has a
-    `<name>_external_id` column beside it (rows name their parent by its iiko id; the key is resolved on
-    upsert). One rule instead of a hand-kept list per table: a new table gets its references for free."""
+def _refs(table: sa.Table, soft: bool) -> tuple[ParentRef, ...]:
     refs = []
     for fk in sorted(table.foreign_keys, key=lambda f: f.parent.name):
         column = fk.parent.name
-        if not column.endswith("_id"):
+        if not column.endswith("_id") or (fk.parent.info.get("link") == "soft") != soft:
             continue
         stem = column[: -len("_id")]
         if f"{stem}_external_id" in table.c:
             refs.append(ParentRef(column, f"{stem}_external_id", fk.column.table, stem.replace("_", " ")))
     return tuple(refs)
+
+
+def parent_refs(table: sa.Table) -> tuple[ParentRef, ...]:
+    """The table's references to parent rows, read off the schema: a foreign key `<name>_id` that has a
+    `<name>_external_id` column beside it (rows name their parent by its iiko id; the key is resolved on
+    upsert, and a row whose parent we do not hold is rejected). One rule instead of a hand-kept list per table:
+    a new table gets its references for free. Soft links (`schema.SOFT_LINK`) are not among them."""
+    return _refs(table, soft=False)
+
+
+def soft_refs(table: sa.Table) -> tuple[ParentRef, ...]:
+    """The table's soft links (`schema.SOFT_LINK`): resolved like parents, but a row whose referenced row we do
+    not hold is stored with the link NULL (and reported), and linked by `relink` when that row arrives."""
+    return _refs(table, soft=True)
+
+
+def soft_referrers(table: sa.Table) -> list[tuple[sa.Table, ParentRef]]:
+    """The tables (and their links) that softly reference this one: what a sync of it may link."""
+    return [(t, ref) for t in schema.metadata.sorted_tables for ref in soft_refs(t) if ref.parent is table]
+
+
+def relink(conn: Connection, table: sa.Table, ref: ParentRef, account: uuid.UUID, external_system: str) -> int:
+    """Fill the link of this account's rows that name a row we did not hold when they were written (and hold
+    now). Touches only unlinked rows (`invoice_items` has a partial index on them), so it costs little once
+    links resolve on write."""
+    q = conn.dialect.identifier_preparer.quote
+    t, p = q(table.name), q(ref.parent.name)
+    fk, ext = q(ref.fk_column), q(ref.external_column)
+    match = (f"p.account_id = :account_id AND p.external_system = :external_system"
+             f" AND p.external_id = {t}.{ext}")
+    own = f" AND {t}.external_system = :external_system" if "external_system" in table.c else ""
+    statement = sa.text(
+        f"UPDATE {t} SET {fk} = (SELECT p.id FROM {p} p WHERE {match})"
+        f" WHERE {t}.account_id = :account_id{own} AND {t}.{fk} IS NULL AND {t}.{ext} IS NOT NULL"
+        f" AND EXISTS (SELECT 1 FROM {p} p WHERE {match})"
+    ).bindparams(sa.bindparam("account_id", type_=sa.Uuid()), sa.bindparam("external_system"))
+    return conn.execute(statement, {"account_id": account, "external_system": external_system}).rowcount or 0
+
+
+def relink_all(conn: Connection, table: sa.Table, account: uuid.UUID, external_system: str) -> None:
+    """After a write of `table`: its own unlinked rows (a group whose parent came in the same answer), then the
+    rows of other tables that were waiting for the rows just written (invoice lines for their products)."""
+    for ref in soft_refs(table):
+        relink(conn, table, ref, account, external_system)
+    for other, ref in soft_referrers(table):
+        if other is not table:
+            relink(conn, other, ref, account, external_system)
+
+
+def unlinked_notes(conn: Connection, table: sa.Table, stage_name: str, account: uuid.UUID,
+                   external_system: str) -> list[dict[str, Any]]:
+    """One note per staged row stored without one of its soft links (what it names is not held): the row is
+    kept, so this is reported beside the rejections in `error_details`, marked `"stored": true`."""
+    q = conn.dialect.identifier_preparer.quote
+    entity, notes = table.name, []
+    for ref in soft_refs(table):
+        ext, fk = q(ref.external_column), q(ref.fk_column)
+        rows = conn.execute(sa.text(
+            f"SELECT s.external_id, s.{ext} FROM {q(stage_name)} s JOIN {q(table.name)} t"
+            f" ON t.account_id = :account_id AND t.external_system = :external_system"
+            f" AND t.external_id = s.external_id WHERE s.{ext} IS NOT NULL AND t.{fk} IS NULL"
+            f" ORDER BY s.external_id").bindparams(sa.bindparam("account_id", type_=sa.Uuid()),
+                                                   sa.bindparam("external_system")),
+            {"account_id": account, "external_system": external_system}).all()
+        notes += [link_note(entity, ident, f"{entity[:-1].replace('_', ' ')} id {ident}", ref.label, missing,
+                            ref.parent.name) for ident, missing in rows]
+    return notes
+
+
+def link_note(entity: str, external_id: str | None, record: str, label: str, missing: str,
+              parent: str) -> dict[str, Any]:
+    return {"entity": entity, "external_id": external_id, "record": record, "stored": True,
+            "reason": f"{label} {missing} is not in {parent}: stored without the link, which the next sync of "
+                      f"{parent} fills in"}
 
 
 def child_tables(table: sa.Table) -> list[tuple[sa.Table, str]]:
@@ -69,6 +140,8 @@ class SyncResult:
     reference_rejections: dict[str, str] = field(default_factory=dict)
     # why rows that vanished from the answer were not marked deleted (`warehouse.vanished`), if they were not
     deletion_guard: str | None = None
+    # rows stored with a caveat (a soft link to a row we do not hold yet): reported, not counted as errors
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     #: The counts every reader of a sync result uses (metadata, the CLI, the API, the bench): one list.
     COUNT_KEYS = ("total", "created", "updated", "unchanged", "deleted", "errors")
@@ -76,10 +149,16 @@ class SyncResult:
     def counts(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in self.COUNT_KEYS}
 
+    @property
+    def details(self) -> list[dict[str, Any]]:
+        """The brief's `error_details`: the records not stored, then those stored with a caveat (`"stored":
+        true`, e.g. an invoice line whose product we do not hold yet). `errors` counts the first kind only."""
+        return [*self.error_details, *self.warnings]
+
     def brief(self) -> dict[str, Any]:
         """Exactly the keys the brief's API returns."""
         return {"total": self.total, "created": self.created, "updated": self.updated, "errors": self.errors,
-                "error_details": self.error_details}
+                "error_details": self.details}
 
     def as_dict(self) -> dict[str, Any]:
         return {**self.brief(), "unchanged": self.unchanged, "deleted": self.deleted}
@@ -127,8 +206,10 @@ def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, r
                 conn, table, account, external_system, returned, len(rows) + len(adapter_errors), now,
                 max_vanished_share)
         rejected = reject_dangling(conn, stage, parents, account_id=account, external_system=external_system)
-        outcome = merge_stage(conn, table, stage, parents, account_id=account,
+        outcome = merge_stage(conn, table, stage, (*parents, *soft_refs(table)), account_id=account,
                               external_system=external_system, synced_at=now)
+        relink_all(conn, table, account, external_system)
+        result.warnings = unlinked_notes(conn, table, stage.name, account, external_system)
         stage.drop()
     result.created, result.updated, result.unchanged = outcome.created, outcome.updated, outcome.unchanged
     result.error_details = _error_details(entity, adapter_errors, rejected)
@@ -186,7 +267,9 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
                   extra=[sa.Column("replace_items", sa.Boolean), sa.Column("target_id", sa.BigInteger)])
     stage.load(invoices)
     # A fixed column set: a window whose invoices carry no lines at all must still stage (and query) cleanly.
-    item_cols = [c.name for c in item_t.columns if c.name not in ("id", "account_id", "invoice_id", "store_id")]
+    links = soft_refs(item_t)  # a line's product and unit: resolved here, kept NULL (and reported) if not held
+    item_cols = [c.name for c in item_t.columns if c.name not in ("id", "account_id", "invoice_id", "store_id")
+                 and c.name not in {ref.fk_column for ref in links}]
     item_stage = Stage(conn, item_t, item_cols, extra=[sa.Column("invoice_external_id", sa.String)])
     item_stage.load(list(lines.values()), index_on=("invoice_external_id",), analyze=False)
     s, i = q(stage.name), q(item_stage.name)
@@ -233,14 +316,21 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
         f"UPDATE {s} SET target_id = (SELECT t.id FROM {q(inv_t.name)} t WHERE {same_key})"
         f" WHERE target_id IS NULL").bindparams(*binds), params)
     copy_cols = [c for c in item_cols if c != "invoice_external_id"]
-    insert_cols = ", ".join(q(c) for c in ["account_id", "invoice_id", "store_id", *copy_cols])
-    select_cols = ", ".join([":account_id", "s.target_id", "st.id", *[f"i.{q(c)}" for c in copy_cols]])
+    link_cols = [ref.fk_column for ref in links]
+    link_joins = "".join(
+        f" LEFT JOIN {q(ref.parent.name)} l{n} ON l{n}.account_id = :account_id"
+        f" AND l{n}.external_system = :external_system AND l{n}.external_id = i.{q(ref.external_column)}"
+        for n, ref in enumerate(links))
+    insert_cols = ", ".join(q(c) for c in ["account_id", "invoice_id", "store_id", *link_cols, *copy_cols])
+    select_cols = ", ".join([":account_id", "s.target_id", "st.id", *[f"l{n}.id" for n in range(len(links))],
+                             *[f"i.{q(c)}" for c in copy_cols]])
     inserted = conn.execute(sa.text(
         f"INSERT INTO {q(item_t.name)} ({insert_cols}) SELECT {select_cols} FROM {i} i"
         f" JOIN {s} s ON s.external_id = i.invoice_external_id AND s.replace_items"
         f" LEFT JOIN {q(schema.stores.name)} st ON st.account_id = :account_id"
-        f" AND st.external_system = :external_system AND st.external_id = i.store_external_id"
+        f" AND st.external_system = :external_system AND st.external_id = i.store_external_id{link_joins}"
     ).bindparams(*binds), params)
+    result.warnings = unlinked_lines(conn, i, s, links, binds, params)
     result.items_written = inserted.rowcount or 0
     item_stage.drop()
     stage.drop()
@@ -250,3 +340,35 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
     result.errors = len(result.error_details)
     result.reference_rejections = {r.external_id: r.parent for r in rejected}
     return result
+
+
+#: Notes per batch about lines stored without a link: one per missing referenced row, at most this many, then
+#: one that counts the rest (a server without products would otherwise note every line of a year).
+MAX_LINK_NOTES = 20
+
+
+def unlinked_lines(conn: Connection, item_stage: str, stage: str, links: Sequence[ParentRef],
+                   binds: list[sa.BindParameter], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The written lines whose product (or unit) we do not hold: kept, reported once per missing row with the
+    first invoice that names it, and linked by the next sync of products (`relink`)."""
+    q = conn.dialect.identifier_preparer.quote
+    notes: list[dict[str, Any]] = []
+    for ref in links:
+        ext = q(ref.external_column)
+        missing = conn.execute(sa.text(
+            f"SELECT i.{ext}, min(i.invoice_external_id), count(*) FROM {item_stage} i"
+            f" JOIN {stage} s ON s.external_id = i.invoice_external_id AND s.replace_items"
+            f" WHERE i.{ext} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {q(ref.parent.name)} p"
+            f" WHERE p.account_id = :account_id AND p.external_system = :external_system"
+            f" AND p.external_id = i.{ext}) GROUP BY i.{ext} ORDER BY i.{ext}").bindparams(*binds), params).all()
+        for missing_id, invoice, lines in missing[:MAX_LINK_NOTES]:
+            notes.append(link_note("invoices", invoice, f"invoice id {invoice} ({lines} lines in this batch)",
+                                   f"line's {ref.label}", missing_id, ref.parent.name))
+        if len(missing) > MAX_LINK_NOTES:
+            rest = missing[MAX_LINK_NOTES:]
+            notes.append({"entity": "invoices", "external_id": None, "stored": True,
+                          "record": f"{sum(r[2] for r in rest)} more lines",
+                          "reason": f"they name {len(rest)} more {ref.parent.name} that are not held: stored "
+                                    f"without the link, which the next sync of {ref.parent.name} fills in"})
+    return notes
+

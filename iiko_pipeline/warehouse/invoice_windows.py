@@ -205,5 +205,6 @@ def _sum_results(results: Sequence[SyncResult]) -> SyncResult:
         total.errors += r.errors
         total.items_written += r.items_written
         total.error_details += r.error_details
+        total.warnings += r.warnings
         total.reference_rejections.update(r.reference_rejections)
     return total

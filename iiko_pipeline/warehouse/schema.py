@@ -11,6 +11,11 @@ Design choices, so they are not undone by accident:
   :class:`UtcDateTime` (aware UTC on both backends).
 - ``invoices.date_incoming`` is the naive local timestamp iiko prints, with the offset (if iiko printed
   one) kept separately in ``date_incoming_offset``: no time zone is invented.
+- Links to reference data (a product's group and unit, an invoice line's product and unit) are *soft*
+  (``SOFT_LINK``): a row whose referenced row we do not hold yet is stored with the link NULL and reported, and
+  linked when that row arrives; the hard links (a store's restaurant, an invoice's supplier) reject the row.
+- Personal data is left out on purpose: employees keep names, codes, roles, departments and dates, never phone,
+  e-mail, address, birthday, taxpayer number or card numbers (they stay in the raw answer only, which ages out).
 - Bookkeeping columns (``synced_at``, ``updated_at``) are separate from data columns so upserts can
   compare data only (performance notes §5.3).
 
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .sqltypes import ExactDecimal, UtcDateTime
+from .sqltypes import ExactDecimal, JsonDocument, UtcDateTime
 
 #: Deterministic constraint names: Alembic batch mode on SQLite and later migrations refer to them.
 NAMING_CONVENTION = {
@@ -63,6 +68,29 @@ def _entity_columns() -> list[sa.Column]:
         sa.Column("account_id", sa.Uuid(), nullable=False),
         sa.Column("external_system", sa.String(EXTERNAL_SYSTEM_LEN), nullable=False),
         sa.Column("external_id", sa.String(EXTERNAL_ID_LEN), nullable=False),
+    ]
+
+
+#: Marks a foreign key as a soft link (see the module docstring): `entities.parent_refs` leaves it out (it never
+#: rejects a row), `entities.soft_refs` resolves it on upsert and again when the referenced entity syncs.
+SOFT_LINK = {"link": "soft"}
+
+
+def _soft_link(name: str, target: str) -> sa.Column:
+    return sa.Column(name, BigIntPK, sa.ForeignKey(f"{target}.id", ondelete="SET NULL"), nullable=True,
+                     info=dict(SOFT_LINK))
+
+
+def _reference_columns() -> list[sa.Column]:
+    """What the v2 JSON lists share: code, name, iiko's own deleted flag, and everything else iiko sent."""
+    return [
+        sa.Column("code", sa.Text(), nullable=True),
+        sa.Column("name", sa.Text(), nullable=True),
+        # iiko's own flag (the list is read with includeDeleted=true); `deleted_at`: vanished from the list.
+        sa.Column("is_deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
+        # Every field iiko sent that has no column of its own (documented or new), as JSON: nothing is lost.
+        sa.Column("extra", JsonDocument(), nullable=True),
+        sa.Column("deleted_at", UtcDateTime(), nullable=True),
     ]
 
 
@@ -195,11 +223,13 @@ invoice_items = sa.Table(
         "invoice_id", BigIntPK, sa.ForeignKey("invoices.id", ondelete="CASCADE"), nullable=False
     ),
     sa.Column("line_number", sa.Integer(), nullable=False),
+    _soft_link("product_id", "products"),
     sa.Column("product_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
     sa.Column("product_article", sa.Text(), nullable=True),
     sa.Column("product_code", sa.Text(), nullable=True),
     sa.Column("amount", ExactDecimal(), nullable=True),
     sa.Column("actual_amount", ExactDecimal(), nullable=True),
+    _soft_link("amount_unit_id", "measure_units"),
     sa.Column("amount_unit_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
     sa.Column("price", ExactDecimal(), nullable=True),
     sa.Column("price_without_vat", ExactDecimal(), nullable=True),
@@ -213,6 +243,85 @@ invoice_items = sa.Table(
     sa.UniqueConstraint("invoice_id", "line_number"),
     sa.Index(None, "account_id"),
     sa.Index(None, "store_id"),
+    sa.Index(None, "product_id"),
+    # The lines a products (units) sync may link (`entities.relink`): few once products have synced, so the
+    # nightly re-link reads these instead of every line of the account.
+    *(sa.Index(f"ix_invoice_items_unlinked_{stem}", "account_id",
+               postgresql_where=sa.text(f"{stem}_id IS NULL AND {stem}_external_id IS NOT NULL"),
+               sqlite_where=sa.text(f"{stem}_id IS NULL AND {stem}_external_id IS NOT NULL"))
+      for stem in ("product", "amount_unit")),
+)
+
+measure_units = sa.Table(
+    "measure_units",
+    metadata,
+    *_entity_columns(),
+    *_reference_columns(),
+    *_entity_tail(),
+)
+
+product_groups = sa.Table(
+    "product_groups",
+    metadata,
+    *_entity_columns(),
+    _soft_link("parent_id", "product_groups"),
+    sa.Column("parent_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("num", sa.Text(), nullable=True),
+    sa.Column("description", sa.Text(), nullable=True),
+    *_reference_columns(),
+    *_entity_tail(),
+    sa.Index(None, "parent_id"),
+)
+
+products = sa.Table(
+    "products",
+    metadata,
+    *_entity_columns(),
+    _soft_link("group_id", "product_groups"),
+    sa.Column("group_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    _soft_link("main_unit_id", "measure_units"),
+    sa.Column("main_unit_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("num", sa.Text(), nullable=True),  # the article
+    sa.Column("description", sa.Text(), nullable=True),
+    # GOODS, DISH, PREPARED, SERVICE, MODIFIER, OUTER, RATE (kept as sent, upper-cased)
+    sa.Column("product_type", sa.String(32), nullable=True),
+    sa.Column("category_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("accounting_category_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("tax_category_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("default_sale_price", ExactDecimal(), nullable=True),
+    sa.Column("unit_weight", ExactDecimal(), nullable=True),
+    sa.Column("unit_capacity", ExactDecimal(), nullable=True),
+    sa.Column("not_in_store_movement", sa.Boolean(), nullable=True),
+    # NULL where the server version does not send them (containers before 6.2.4, barcodes before 8.7.1).
+    sa.Column("containers", JsonDocument(), nullable=True),
+    sa.Column("barcodes", JsonDocument(), nullable=True),
+    *_reference_columns(),
+    *_entity_tail(),
+    sa.Index(None, "group_id"),
+    sa.Index(None, "main_unit_id"),
+)
+
+employees = sa.Table(
+    "employees",
+    metadata,
+    *_entity_columns(),
+    sa.Column("code", sa.Text(), nullable=True),
+    sa.Column("name", sa.Text(), nullable=True),
+    sa.Column("first_name", sa.Text(), nullable=True),
+    sa.Column("middle_name", sa.Text(), nullable=True),
+    sa.Column("last_name", sa.Text(), nullable=True),
+    sa.Column("main_role_code", sa.Text(), nullable=True),
+    sa.Column("role_codes", JsonDocument(), nullable=True),  # a JSON array of role codes
+    sa.Column("department_codes", JsonDocument(), nullable=True),  # a JSON array of department codes
+    sa.Column("hire_date", sa.Date(), nullable=True),
+    sa.Column("fire_date", sa.Date(), nullable=True),
+    sa.Column("is_deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # iiko omits these flags on some servers: NULL means "iiko did not say", as on suppliers.
+    sa.Column("is_employee", sa.Boolean(), nullable=True),
+    sa.Column("is_supplier", sa.Boolean(), nullable=True),
+    sa.Column("is_client", sa.Boolean(), nullable=True),
+    sa.Column("deleted_at", UtcDateTime(), nullable=True),
+    *_entity_tail(),
 )
 
 sync_state = sa.Table(
@@ -249,7 +358,8 @@ sync_runs = sa.Table(
 )
 
 #: Synced entity tables in dependency order (parents first).
-ENTITY_TABLES: tuple[sa.Table, ...] = (restaurants, stores, suppliers, invoices, invoice_items)
+ENTITY_TABLES: tuple[sa.Table, ...] = (restaurants, stores, suppliers, measure_units, product_groups, products,
+                                       employees, invoices, invoice_items)
 
 sync_windows = sa.Table(
     "sync_windows",

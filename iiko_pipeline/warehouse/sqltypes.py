@@ -12,6 +12,7 @@ Both exist because SQLite silently loses information that PostgreSQL keeps:
 from __future__ import annotations
 
 import decimal
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from iiko_pipeline.adapters.values import canonical_json
 
 #: iiko prints decimals with 9 fractional digits; 28 digits total leaves 19 for the integer part.
 DECIMAL_PRECISION = 28
@@ -131,3 +134,38 @@ class UtcDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """An aware UTC "now", the only kind of timestamp the warehouse writes."""
     return datetime.now(UTC)
+
+
+class JsonDocument(TypeDecorator[Any]):
+    """A JSON value: ``JSONB`` on PostgreSQL (queryable, compared by value), canonical JSON text on SQLite.
+
+    Binds a Python value or JSON text already made by :func:`canonical_json` (the adapters' frames carry text:
+    Arrow would turn free-form objects into structs with invented nulls); reads give the Python value on both
+    backends. Used for what iiko sends that has no column of its own (``extra``) and for small lists (barcodes,
+    role codes)."""
+
+    impl = sa.Text()
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "postgresql":  # JSONB's own bind processor serialises
+            return json.loads(value) if isinstance(value, str) else value
+        return value if isinstance(value, str) else canonical_json(value)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        if value is None or dialect.name == "postgresql":
+            return value
+        return json.loads(value)
+
+    @property
+    def python_type(self) -> type[dict]:
+        return dict

@@ -28,7 +28,7 @@ def record_run(engine: Engine, account_id: uuid.UUID, entity: str, run_id: str |
             account_id=account_id, entity=entity, run_id=run_id, started_at=started_at, finished_at=now,
             total=result.total, created=result.created, updated=result.updated, unchanged=result.unchanged,
             deleted=result.deleted, errors=result.errors,
-            error_details=json.dumps(result.error_details, ensure_ascii=False, default=str)))
+            error_details=json.dumps(result.details, ensure_ascii=False, default=str)))
         if error is None:
             _upsert_state(conn, account_id, entity, last_success_at=now, last_error=None, last_run_id=run_id,
                           updated_at=now)

@@ -26,6 +26,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from iiko_pipeline.adapters.values import canonical_json
+
 KEY_COLUMNS = ("account_id", "external_system", "external_id")
 BOOKKEEPING_COLUMNS = frozenset({"id", "synced_at", "created_at", "updated_at"})
 
@@ -148,6 +150,10 @@ def _decimal(value: Any) -> str:
     return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
+def _json_text(value: Any) -> str:
+    return _text(value if isinstance(value, str) else canonical_json(value))
+
+
 def _converter(sql_type: sa.types.TypeEngine) -> Any:
     """COPY text for one column type (PostgreSQL parses numbers, dates and UUIDs from their plain text)."""
     python_type = None
@@ -161,6 +167,8 @@ def _converter(sql_type: sa.types.TypeEngine) -> Any:
         return _decimal
     if python_type in (int, uuid.UUID):
         return str
+    if python_type is dict:  # JsonDocument: JSON text as the adapter made it (PostgreSQL parses it into JSONB)
+        return _json_text
     return _text
 
 

@@ -62,11 +62,12 @@ class RawCapture:
                 yield part, stream
 
 
-def write_raw(base_dir: Path, account_id: str, entity: str, label: str, body: bytes, records: int) -> RawPart:
-    """Store one answer under base_dir/account/entity/<sha256>.xml.gz (idempotent for identical bytes)."""
+def write_raw(base_dir: Path, account_id: str, entity: str, label: str, body: bytes, records: int,
+              answer_format: str = "xml") -> RawPart:
+    """Store one answer under base_dir/account/entity/<sha256>.<format>.gz (idempotent for identical bytes)."""
     sha = hashlib.sha256(body).hexdigest()
     folder = private_dirs(base_dir / account_id / entity)
-    path = folder / f"{sha}.xml.gz"
+    path = folder / f"{sha}.{answer_format}.gz"
     if not path.exists():
         tmp = path.with_suffix(".tmp")
         with os.fdopen(private_file(tmp), "wb") as raw, \

@@ -7,11 +7,16 @@ carry `items` as a list of such dicts. Output rows use our column names and type
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from iiko_pipeline.adapters import values as v
-from iiko_pipeline.adapters.base import AdaptedBatch, RecordError, Row
+from iiko_pipeline.adapters.base import AdaptedBatch, Row
+from iiko_pipeline.adapters.iiko_reference import IikoReferenceAdapter
+from iiko_pipeline.adapters.records import adapt as _adapt
+from iiko_pipeline.adapters.records import describe as _describe
+from iiko_pipeline.adapters.records import name as _name
+from iiko_pipeline.adapters.records import of_type as _of_type
 
 EXTERNAL_SYSTEM = "iiko"
 #: Bump when a change here would map the same XML to different rows: it invalidates the skip of unchanged
@@ -26,24 +31,6 @@ ITEM_COLUMNS = (
 )
 
 
-def _name(record: Mapping[str, Any]) -> str | None:
-    """The brief's field mapping: the name is in `name` (JSON, current XML) or `n` (older XML)."""
-    return v.text(record.get("name")) or v.text(record.get("n"))
-
-
-def _describe(record: Mapping[str, Any], *, number_key: str = "code") -> str:
-    parts = []
-    number = v.text(record.get(number_key))
-    if number:
-        parts.append(f"{number_key} {number}")
-    name = _name(record)
-    if name:
-        parts.append(repr(name))
-    ident = v.text(record.get("id"))
-    parts.append(f"id {ident}" if ident else "without id")
-    return " ".join(parts)
-
-
 def items_hash(items: Iterable[Row]) -> str:
     """A digest of an invoice's normalised lines, so lines are rewritten only when they really changed."""
     digest = hashlib.sha256()
@@ -52,39 +39,9 @@ def items_hash(items: Iterable[Row]) -> str:
     return digest.hexdigest()
 
 
-def _record_id(record: Mapping[str, Any]) -> str | None:
-    """A rejected record's id as the warehouse holds ids (canonical GUID) where it is one, else as printed: the
-    record still counts as returned, so a stored row with that id must not be taken for vanished."""
-    try:
-        return v.guid(record.get("id"))
-    except ValueError:
-        return v.text(record.get("id"))
-
-
-def _adapt(entity: str, records: Iterable[Mapping[str, Any]],
-           build: Callable[[Mapping[str, Any]], tuple[Row, list[Row]] | None],
-           describe: Callable[[Mapping[str, Any]], str]) -> AdaptedBatch:
-    """Map each record with `build` (None skips a record that is not of this entity); a record that fails
-    becomes a RecordError and the rest of the batch goes on."""
-    batch = AdaptedBatch()
-    for record in records:
-        try:
-            built = build(record)
-        except ValueError as exc:
-            batch.errors.append(RecordError(entity, _record_id(record), describe(record), str(exc)))
-            continue
-        if built is not None:
-            batch.rows.append(built[0])
-            batch.children.extend(built[1])
-    return batch
-
-
-def _of_type(record: Mapping[str, Any], wanted: str, default: str | None = None) -> bool:
-    return (v.text(record.get("type")) or default or "").upper() == wanted
-
-
-class IikoAdapter:
-    """Maps iiko Server XML records to rows; see `PosAdapter`."""
+class IikoAdapter(IikoReferenceAdapter):
+    """Maps iiko Server records to rows; see `PosAdapter`. Products, groups, units and employees are in
+    `iiko_reference`."""
 
     external_system = EXTERNAL_SYSTEM
 

@@ -201,7 +201,8 @@ def sync_answer(account: str, entity: str, outcome: AccountSyncOutcome) -> tuple
     brief = {k: result.get(k, [] if k == "error_details" else 0) for k in BRIEF_RESULT_KEYS} if result else {}
     if outcome.success and result is not None:
         logger.info("account %s: %s synced in run %s", account, entity, outcome.run_id)
-        return 200, {**brief, "run_id": outcome.run_id}
+        skipped = {"skipped": result["skipped"]} if result.get("skipped") else {}  # an optional entity not read
+        return 200, {**brief, **skipped, "run_id": outcome.run_id}
     failure = outcome.iiko_failure()
     if failure is not None:
         logger.warning("account %s: %s sync run %s failed at iiko: %s", account, entity, outcome.run_id, failure)

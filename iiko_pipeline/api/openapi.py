@@ -118,7 +118,12 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {
             "total": {"type": "integer"}, "created": {"type": "integer"}, "updated": {"type": "integer"},
             "errors": {"type": "integer"},
-            "error_details": {"type": "array", "items": {"type": "object"}},
+            "error_details": {"type": "array", "items": {"type": "object"},
+                              "description": "Records not stored (counted in `errors`), then records stored "
+                                             "with a caveat, marked `\"stored\": true` (e.g. an invoice line "
+                                             "whose product is not synced yet)."},
+            "skipped": {"type": "string", "description": "Set when an optional entity was not read: the iiko "
+                                                         "version lacks it, or the iiko user may not read it."},
             "run_id": {"type": "string", "description": "The Dagster run (visible in the Dagster UI)."},
         },
         "example": {"total": 10, "created": 5, "updated": 5, "errors": 0, "error_details": [],

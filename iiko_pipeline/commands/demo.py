@@ -12,6 +12,7 @@ import os
 import uuid
 
 from iiko_pipeline.commands import _common
+from iiko_pipeline.core.specs import ENTITY_NAMES
 
 DEMO_LOGIN = "demo"
 DEMO_PASSWORD = "demo-пароль"  # noqa: S105 - the emulator's own demo password, not a real credential
@@ -68,12 +69,14 @@ def run(args: argparse.Namespace) -> int:
         log = emu.state.log.summary()
     print(f"run:       {outcome.run_id} ({'success' if outcome.success else 'FAILED'})")
     print()
-    header = f"{'entity':<12}{'total':>8}{'created':>9}{'updated':>9}{'unchanged':>11}{'deleted':>9}{'errors':>8}"
+    width = max(len("entity"), *(len(e) for e in outcome.results)) + 2
+    header = f"{'entity':<{width}}{'total':>8}{'created':>9}{'updated':>9}{'unchanged':>11}{'deleted':>9}{'errors':>8}"
     print(header)
     print("-" * len(header))
-    for entity, r in outcome.results.items():
-        print(f"{entity:<12}{r['total']:>8}{r['created']:>9}{r['updated']:>9}{r['unchanged']:>11}"
-              f"{r['deleted']:>9}{r['errors']:>8}")
+    for entity in sorted(outcome.results, key=ENTITY_NAMES.index):
+        r = outcome.results[entity]
+        print(f"{entity:<{width}}{r['total']:>8}{r['created']:>9}{r['updated']:>9}{r['unchanged']:>11}"
+              f"{r['deleted']:>9}{r['errors']:>8}" + (f"  skipped: {r['skipped']}" if r.get("skipped") else ""))
     print()
     print(f"iiko requests: logins {log['logins']}, logouts {log['logouts']}, max concurrency "
           f"{log['max_concurrency']}")

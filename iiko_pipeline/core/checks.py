@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from iiko_pipeline.core.specs import EntitySpec
 from iiko_pipeline.core.steps import ADAPTER, RawResult, TableWrite
 from iiko_pipeline.frames import FrameSet
+from iiko_pipeline.iiko.documented import version_tuple
 from iiko_pipeline.warehouse import pending, quality
 
 
@@ -89,6 +90,51 @@ def _deletions_guarded(c: CheckInput) -> quality.CheckOutcome:
                                 detail="; ".join(guards) if guards else "no deletion was withheld")
 
 
+def _links_resolved(c: CheckInput) -> quality.CheckOutcome:
+    return quality.unlinked_rows(c.engine, c.spec.tables, c.account)
+
+
+def _entity_available(c: CheckInput) -> quality.CheckOutcome:
+    if c.raw.skipped:
+        return quality.CheckOutcome(False, failing=1, sample=[c.raw.skipped], detail=c.raw.skipped)
+    return quality.CheckOutcome(True, detail=f"{c.spec.name} read from iiko")
+
+
+def _fields_as_documented(c: CheckInput) -> quality.CheckOutcome:
+    """Fields iiko documents that the answer lacks, and fields it sends that nobody documented: a rename or a
+    new version. Only a warning: unknown fields are kept in `extra`, missing ones stay NULL."""
+    return fields_against(c.spec.documented, c.spec.parse, c.raw)
+
+
+def fields_against(documented: Any, parse: Callable[[Any], Any], raw: RawResult) -> quality.CheckOutcome:
+    """Every item of the raw answers against the documented fields for the server's version."""
+    expected = documented.expected(version_tuple(raw.server_version))
+    known = documented.known()
+    items = 0
+    missing: dict[str, int] = {}
+    unknown: dict[str, int] = {}
+    either_missing = 0
+    for _part, stream in raw.capture.stream_parts():
+        for item in parse(stream):
+            items += 1
+            keys = item.keys()
+            for name in expected - keys:
+                missing[name] = missing.get(name, 0) + 1
+            for name in keys - known:
+                unknown[name] = unknown.get(name, 0) + 1
+            either_missing += sum(1 for group in documented.either if not group & keys)
+    findings = [f"documented field {n!r} missing from {k} of {items} items" for n, k in sorted(missing.items())]
+    if either_missing:
+        findings.append(f"{either_missing} items lack every spelling of a field the docs spell two ways")
+    findings += [f"undocumented field {n!r} in {k} of {items} items (kept in extra)"
+                 for n, k in sorted(unknown.items())]
+    version = raw.server_version or "unknown"
+    return quality.CheckOutcome(
+        not findings, failing=len(findings), sample=findings,
+        detail=("; ".join(findings) if findings else f"all {items} items carry the fields documented for iiko "
+                                                     f"{version}, and no others"))
+
+
 def _documents_pending(c: CheckInput) -> quality.CheckOutcome:
     return quality.pending_documents(pending.list_pending(c.engine, c.account, c.spec.name), c.spec.name)
 
@@ -103,6 +149,9 @@ CHECKS: dict[str, Callable[[CheckInput], quality.CheckOutcome]] = {
     "export_complete": _export_complete,
     "deletions_guarded": _deletions_guarded,
     "documents_pending": _documents_pending,
+    "links_resolved": _links_resolved,
+    "entity_available": _entity_available,
+    "fields_as_documented": _fields_as_documented,
 }
 
 
@@ -146,7 +195,7 @@ def report(c: CheckInput) -> TableReport:
     if c.spec.child_table:
         extra[f"{c.spec.child_table}_written"] = result.items_written
     return TableReport(
-        counts=result.counts(), error_details=result.error_details[:50], table_name=table.name,
+        counts=result.counts(), error_details=result.details[:50], table_name=table.name,
         row_count=live_rows(c.engine, table, c.account),
         columns=[(col.name, str(col.type), col.comment) for col in table.columns],
         backend=c.engine.url.get_backend_name(), preview_markdown=markdown(c.write.preview), extra=extra,

@@ -11,16 +11,19 @@ from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
 
-from iiko_pipeline.core.specs import ENTITY_NAMES, prerequisites
+from iiko_pipeline.core.specs import REGISTRY, prerequisites
 from iiko_pipeline.warehouse.state import last_successes
 
 
 def not_fully_synced(engine: Engine, accounts: Sequence[str]) -> dict[str, list[str]]:
-    """Accounts with entities that never synced successfully: {account: [entity, ...]}."""
+    """Accounts with entities that never synced successfully: {account: [entity, ...]}. Optional entities do
+    not count (a server too old for products would be onboarded again every few minutes, for ever): the
+    nightly reference schedule keeps trying them."""
     done = last_successes(engine, accounts)
+    required = [s.name for s in REGISTRY if not s.optional]
     out = {}
     for account in accounts:
-        missing = [e for e in ENTITY_NAMES if e not in done.get(account, {})]
+        missing = [e for e in required if e not in done.get(account, {})]
         if missing:
             out[account] = missing
     return out

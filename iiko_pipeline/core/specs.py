@@ -19,10 +19,14 @@ if TYPE_CHECKING:  # this module stays import-light: the command line builds its
 #: Checks every table step runs (see `core.checks`); an entity adds its own. `references_exist` only where the
 #: table (or its child table) names parent rows: elsewhere it could never fail, and every check result costs
 #: the run a few instance writes and a query.
-COMMON_CHECKS = ("records_stored", "external_ids_unique", "references_exist", "row_counts_agree", "deletions_guarded")
+COMMON_CHECKS = ("records_stored", "external_ids_unique", "references_exist", "links_resolved", "row_counts_agree",
+                 "deletions_guarded")
 #: Checks that only warn (soft signals: shown in the UI, never block the run); an entity may add its own.
-COMMON_WARN_ONLY = frozenset({"deletions_guarded"})
+#: `fields_as_documented` runs for entities whose answer has documented fields (`documented_path`),
+#: `entity_available` for optional ones.
+COMMON_WARN_ONLY = frozenset({"deletions_guarded", "links_resolved", "fields_as_documented", "entity_available"})
 LINK_CHECKS = frozenset({"references_exist"})
+SOFT_LINK_CHECKS = frozenset({"links_resolved"})
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,12 @@ class EntitySpec:
     after: tuple[str, ...] = ()
     preview_columns: tuple[str, ...] = ("external_id", "code", "name")
     freshness_env: str | None = None  # an entity synced incrementally warns when older than $env hours
+    answer_format: str = "xml"  # what iiko answers ("xml", "json"): the raw asset's kind in the UI
+    # The account is usable without it: a server too old for the endpoint (404) or a user without the right to
+    # read it skips the entity with a warning (not a failed run, not a disconnected account), and onboarding
+    # does not wait for it. The brief's own entities are not optional.
+    optional: bool = False
+    documented_path: str | None = None  # "module:name" of the answer's `iiko.documented.DocumentedFields`
 
     @property
     def parse(self) -> Callable[[Any], Iterator[dict[str, Any]]]:
@@ -60,26 +70,47 @@ class EntitySpec:
         return schema.metadata.tables[self.name]
 
     @property
+    def documented(self) -> Any:
+        """The answer's documented fields (`iiko.documented.DocumentedFields`), or None."""
+        if self.documented_path is None:
+            return None
+        module, _, name = self.documented_path.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    @property
     def checks(self) -> tuple[str, ...]:
-        return tuple(c for c in (*COMMON_CHECKS, *self.extra_checks) if c not in LINK_CHECKS or self.has_links)
+        automatic = (("fields_as_documented",) if self.documented_path else ()) + (
+            ("entity_available",) if self.optional else ())
+        return tuple(c for c in (*COMMON_CHECKS, *automatic, *self.extra_checks)
+                     if (c not in LINK_CHECKS or self.has_links) and (c not in SOFT_LINK_CHECKS or self.has_soft_links))
 
     @cached_property
     def has_links(self) -> bool:
         """Whether its rows point at other rows (parents, or its own child rows), as the schema's keys say."""
-        from iiko_pipeline.warehouse import schema
         from iiko_pipeline.warehouse.entities import child_tables, parent_refs
 
-        tables = [self.table] + ([schema.metadata.tables[self.child_table]] if self.child_table else [])
-        return bool(child_tables(self.table)) or any(parent_refs(t) for t in tables)
+        return bool(child_tables(self.table)) or any(parent_refs(t) for t in self.tables)
+
+    @cached_property
+    def has_soft_links(self) -> bool:
+        """Whether its rows (or child rows) softly link other rows (`schema.SOFT_LINK`)."""
+        from iiko_pipeline.warehouse.entities import soft_refs
+
+        return any(soft_refs(t) for t in self.tables)
+
+    @property
+    def tables(self) -> list[sa.Table]:
+        """Its table and its child table, if any."""
+        from iiko_pipeline.warehouse import schema
+
+        return [self.table] + ([schema.metadata.tables[self.child_table]] if self.child_table else [])
 
     @cached_property
     def references(self) -> tuple[str, ...]:
         """The entities whose rows this entity's rows (and child rows) point at, from the schema's keys."""
-        from iiko_pipeline.warehouse import schema
         from iiko_pipeline.warehouse.entities import parent_refs
 
-        tables = [self.table] + ([schema.metadata.tables[self.child_table]] if self.child_table else [])
-        names = {ref.parent.name for t in tables for ref in parent_refs(t)}
+        names = {ref.parent.name for t in self.tables for ref in parent_refs(t)}
         return tuple(s.name for s in REGISTRY if s.table.name in names and s.name != self.name)
 
 
@@ -97,6 +128,7 @@ class ScheduleGroup:
 
 
 _PARSING = "iiko_pipeline.iiko.parsing"
+_DOCUMENTED = "iiko_pipeline.iiko.documented"
 
 REGISTRY: tuple[EntitySpec, ...] = (
     EntitySpec(
@@ -109,10 +141,33 @@ REGISTRY: tuple[EntitySpec, ...] = (
         name="suppliers", fetch="suppliers", parse_path=f"{_PARSING}:iter_suppliers", adapt="suppliers",
         description="Suppliers, deleted ones included (suppliers).", schedule="reference", after=("stores",)),
     EntitySpec(
+        name="measure_units", fetch="measure_units", parse_path=f"{_PARSING}:iter_json_items", adapt="measure_units",
+        description="Measure units, deleted ones included (v2/entities/list?rootType=MeasureUnit, JSON).",
+        schedule="reference", answer_format="json", optional=True, documented_path=f"{_DOCUMENTED}:ENTITIES"),
+    EntitySpec(
+        name="product_groups", fetch="product_groups", parse_path=f"{_PARSING}:iter_json_items",
+        adapt="product_groups",
+        description="Product groups (the nomenclature tree), deleted ones included (v2/entities/products/group/list, "
+                    "JSON, iiko 6.1+).",
+        schedule="reference", answer_format="json", optional=True, documented_path=f"{_DOCUMENTED}:PRODUCT_GROUPS",
+        preview_columns=("external_id", "num", "name", "parent_external_id")),
+    EntitySpec(
+        name="products", fetch="products", parse_path=f"{_PARSING}:iter_json_items", adapt="products",
+        description="Products of every type (goods, dishes, modifiers, services...), deleted ones included "
+                    "(v2/entities/products/list, JSON, iiko 6.1+); linked to their group and main unit.",
+        schedule="reference", answer_format="json", optional=True, documented_path=f"{_DOCUMENTED}:PRODUCTS",
+        after=("measure_units", "product_groups"),
+        preview_columns=("external_id", "num", "name", "product_type")),
+    EntitySpec(
+        name="employees", fetch="employees", parse_path=f"{_PARSING}:iter_employees", adapt="employees",
+        description="Employees, dismissed and deleted ones included, without contact or card data (employees).",
+        schedule="reference", optional=True,
+        preview_columns=("external_id", "code", "name", "main_role_code")),
+    EntitySpec(
         name="invoices", fetch="incoming_invoice_windows", parse_path=f"{_PARSING}:iter_invoice_documents",
         adapt="invoices",
         description="Incoming invoices with their lines, exported in windows of at most 7 days.",
-        schedule="hourly", windowed=True, child_table="invoice_items",
+        schedule="hourly", windowed=True, child_table="invoice_items", after=("products",),
         extra_checks=("line_sums_consistent", "statuses_known", "export_complete", "documents_pending"),
         warn_only=COMMON_WARN_ONLY | {"documents_pending"},
         preview_columns=("external_id", "document_number", "document_date", "status"),

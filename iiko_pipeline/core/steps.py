@@ -26,6 +26,7 @@ from iiko_pipeline.core.policy import WindowPolicy, WritePolicy
 from iiko_pipeline.core.specs import EntitySpec, prerequisites
 from iiko_pipeline.frames import FrameSet, ParsedFrame, build_frames, frame_records
 from iiko_pipeline.iiko import IikoClient, split_windows
+from iiko_pipeline.iiko.errors import IikoNotAvailableError, IikoPermissionError
 from iiko_pipeline.prefetch import prefetched
 from iiko_pipeline.rawstore import RawCapture, RawPart, write_raw
 from iiko_pipeline.warehouse import pending, quality, state
@@ -110,6 +111,7 @@ class RawResult:
     policy: WindowPolicy | None = None
     retried: tuple[tuple[date, date], ...] = ()  # dates re-read for pending documents
     failure_kind: str | None = None  # set with capture.failure: the export stopped part-way
+    skipped: str | None = None  # why an optional entity was not fetched (an old server, a missing right)
 
     @property
     def retried_text(self) -> str:
@@ -123,15 +125,37 @@ def fetch_raw(spec: EntitySpec, client: Callable[[], IikoClient], engine: Engine
     require_prerequisites(engine, account, spec)
     if spec.windowed:
         return _fetch_windows(spec, client, engine, account, raw_dir, policy or WindowPolicy(), log)
+    version = None
     try:
         iiko = client()
         version = iiko.server_info().version
         response = getattr(iiko, spec.fetch)()
     except Exception as exc:
-        raise fail(engine, account, spec.name, exc) from exc
+        skipped = skip_reason(spec, exc, version)
+        if skipped is None:
+            raise fail(engine, account, spec.name, exc) from exc
+        log(skipped)
+        state.record_failure(engine, uuid.UUID(account), spec.name, None, skipped)
+        return RawResult(RawCapture(spec.name, account), version, skipped=skipped)
     records = sum(1 for _ in spec.parse(response.body))
-    part = write_raw(raw_dir, account, spec.name, spec.name, response.body, records)
+    part = write_raw(raw_dir, account, spec.name, spec.name, response.body, records, spec.answer_format)
     return RawResult(RawCapture(spec.name, account, (part,)), version)
+
+
+def skip_reason(spec: EntitySpec, exc: BaseException, version: str | None) -> str | None:
+    """Why an optional entity is skipped instead of failing the run, or None: the server is too old for its
+    endpoint, or the iiko user may not read it. Neither heals by retrying, and neither says anything about the
+    credentials, so the account stays connected and its other entities sync."""
+    if not spec.optional:
+        return None
+    if isinstance(exc, IikoNotAvailableError):
+        return (f"{spec.name} skipped: not available on this iiko version ({version or 'unknown'}); "
+                f"the rest of the sync goes on. {exc}")
+    if isinstance(exc, IikoPermissionError):
+        return (f"{spec.name} skipped: the iiko user may not read them (HTTP 403 at {exc.endpoint}); grant the "
+                "right in iiko's back office (user roles) and the next sync reads them. The rest of the sync "
+                "goes on and the account stays connected")
+    return None
 
 
 def retry_ranges(engine: Engine, account: str, spec: EntitySpec, before: date) -> list[tuple[date, date]]:
@@ -225,6 +249,8 @@ def write(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: FrameSet,
     the account's sync state: a step that stored too little (see `quality.rejections_within_limit`) is logged
     but not counted as a success."""
     started = started or datetime.now(UTC)
+    if raw.skipped:  # nothing was fetched: nothing is written, and nothing we hold is taken for deleted
+        return TableWrite(SyncResult(spec.name))
     if "chunks" not in frame.summary:  # a lazy set from `frames()`: every held row would look vanished
         raise ValueError(f"{spec.name}: write() needs the spooled frame set (framestore.write_frames, then "
                          "read_frames): reconciliation reads every returned id before the first window")

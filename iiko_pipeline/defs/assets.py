@@ -106,6 +106,8 @@ def _raw_output(result: steps.RawResult) -> dg.Output[steps.RawResult]:
                      "retried_ranges": result.retried_text}
     if capture.failure:
         metadata["failure"] = dg.MetadataValue.text(capture.failure)
+    if result.skipped:
+        metadata["skipped"] = dg.MetadataValue.text(result.skipped)
     return dg.Output(result, metadata=metadata, data_version=dg.DataVersion(capture.sha256))
 
 
@@ -114,7 +116,7 @@ def _raw_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     # first, so the prerequisite check and the due pending documents see this run's reference data.
     options: dict[str, Any] = dict(
         name=f"raw_{spec.name}", partitions_def=accounts_partitions_def, group_name=RAW_GROUP, pool=IIKO_POOL,
-        kinds={"xml"}, io_manager_key="raw_io_manager", deps=list(spec.references),
+        kinds={spec.answer_format}, io_manager_key="raw_io_manager", deps=list(spec.references),
         description=f"The iiko answers for {spec.name} exactly as received (gzip on disk). {spec.description}")
 
     def fetch(context: dg.AssetExecutionContext, iiko: IikoResource, warehouse: WarehouseResource,
@@ -126,6 +128,8 @@ def _raw_asset(spec: EntitySpec) -> dg.AssetsDefinition:
                                      raw_dir, policy, log=context.log.info)
         if result.capture.failure:
             context.log.warning(f"{spec.name} export stopped part-way: {result.capture.failure}")
+        if result.skipped:
+            context.log.warning(result.skipped)
         return _raw_output(result)
 
     if spec.windowed:
@@ -199,7 +203,8 @@ def _table_asset(spec: EntitySpec) -> dg.AssetsDefinition:
             context.log.error(f"{spec.name} for account {account}: {written.stored.detail}")
         context.log.info(f"{spec.name} for account {account}: {written.result.as_dict()}")
         checked = CheckInput(spec, engine, account, frame, written, raw)
-        return dg.MaterializeResult(metadata=_table_metadata(report(checked)),
+        skipped = {"skipped": dg.MetadataValue.text(raw.skipped)} if raw.skipped else {}
+        return dg.MaterializeResult(metadata={**_table_metadata(report(checked)), **skipped},
                                     check_results=[_check_result(r) for r in run_checks(checked)])
 
     return table_asset

@@ -12,6 +12,7 @@ import logging
 import re
 from collections.abc import Collection, Iterable
 from decimal import Decimal
+from typing import Any
 
 from .errors import (
     IikoApiError,
@@ -226,30 +227,38 @@ def json_answer(raw: RawAnswer, *, endpoint: str, display: str) -> IikoJsonRespo
             f"wrong content type {raw.content_type or '(none)'!r} for {display}; expected application/json. "
             "Check the base URL and the proxy", endpoint=endpoint, status=raw.status, kind="content_type",
         )
-    if not raw.body.strip():
-        raise IikoResponseError(f"empty answer from {display}", endpoint=endpoint, status=raw.status, kind="empty")
+    items = json_items(_json_source(raw), endpoint=endpoint, display=display, status=raw.status)
+    return IikoJsonResponse(endpoint=endpoint, status=raw.status, content_type=raw.content_type,
+                            body=raw.body, items=items)
+
+
+def json_items(source: bytes | str, *, endpoint: str, display: str, status: int | None = None
+               ) -> tuple[dict[str, Any], ...]:
+    """A complete JSON document that is an array of objects, numbers exact (`Decimal`), or a typed error that
+    says what is wrong and where (never quoting the body)."""
+    if not source.strip():
+        raise IikoResponseError(f"empty answer from {display}", endpoint=endpoint, status=status, kind="empty")
     try:
-        data = json.loads(_json_source(raw), parse_float=Decimal)
+        data = json.loads(source, parse_float=Decimal)
     except RecursionError:
         raise IikoResponseError(f"the JSON of {display} is nested too deeply", endpoint=endpoint,
-                                status=raw.status, kind="limit") from None
+                                status=status, kind="limit") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError: malformed or cut short
         where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise IikoResponseError(f"the JSON of {display} is malformed or truncated{where} ({len(raw.body)} bytes)",
-                                endpoint=endpoint, status=raw.status, kind="syntax") from None
+        raise IikoResponseError(f"the JSON of {display} is malformed or truncated{where} ({len(source)} bytes)",
+                                endpoint=endpoint, status=status, kind="syntax") from None
     if not isinstance(data, list):
         raise IikoResponseError(
             f"{display} answered a JSON {_json_kind(data)} where an array of objects was expected",
-            endpoint=endpoint, status=raw.status, kind="root",
+            endpoint=endpoint, status=status, kind="root",
         )
     for index, item in enumerate(data):
         if not isinstance(item, dict):
             raise IikoResponseError(
                 f"{display} answered an array whose item {index} is a JSON {_json_kind(item)}, not an object",
-                endpoint=endpoint, status=raw.status, kind="root",
+                endpoint=endpoint, status=status, kind="root",
             )
-    return IikoJsonResponse(endpoint=endpoint, status=raw.status, content_type=raw.content_type,
-                            body=raw.body, items=tuple(data))
+    return tuple(data)
 
 
 def token_answer(raw: RawAnswer, *, endpoint: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
+from .answers import json_items
 from .errors import IikoResponseError
 from .xml import HARDENED_OPTIONS, hit_a_limit, limit_error, xml_to_dict
 
@@ -124,3 +125,12 @@ def iter_employees(body: Source, *, endpoint: str | None = None) -> Iterator[Rec
 def iter_invoice_documents(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:
     """Records of ``incomingInvoiceDtoes/document``, each with ``"items"``: the dicts of ``items/item``."""
     return _iter_records(body, INVOICES_ROOT, INVOICES_RECORD, _invoice_fields, endpoint)
+
+
+def iter_json_items(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:
+    """The objects of a v2 JSON list answer (products, groups, reference entities), numbers exact. These lists
+    are a few MB even for a large catalogue, so the document is decoded whole (the stdlib's C decoder is faster
+    than any streaming one for that size)."""
+    data = body.read() if hasattr(body, "read") else bytes(body)
+    where = endpoint or "a v2 JSON list"
+    return iter(json_items(data, endpoint=where, display=where))

@@ -135,6 +135,8 @@ def read_outcome(instance: dg.DagsterInstance, run_id: str, success: bool, entit
         meta = materialization.metadata
         values: dict[str, Any] = {k: meta[k].value for k in SyncResult.COUNT_KEYS if k in meta}
         values["error_details"] = meta["error_details"].value if "error_details" in meta else []
+        if "skipped" in meta:  # an optional entity this server or user cannot give (`core.steps.skip_reason`)
+            values["skipped"] = meta["skipped"].value
         outcome.results[key] = values
     for record in (r for r in records if r.dagster_event_type == dg.DagsterEventType.STEP_FAILURE):
         event = record.dagster_event

@@ -114,6 +114,11 @@ class EmulatorConfig:
     # When set, `/_emulator/` answers 401 unless `Authorization: Bearer <control_token>` comes with the request:
     # a server reachable beyond loopback must not let anyone rewrite its data or switch its faults on.
     control_token: str | None = field(default=None, repr=False)
+    # What a newer (or patched) iiko may do to the products list, for the pipeline's "unknown field" and
+    # "renamed field" behaviour: fields added to every item, and documented fields renamed (to a new name) or
+    # dropped (to null).
+    product_fields_added: dict[str, object] = field(default_factory=dict)
+    product_fields_renamed: dict[str, str | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.scale not in SCALES:
@@ -161,6 +166,6 @@ RUNTIME_KEYS = frozenset({
     "seats", "token_ttl", "mode", "permission_denied", "version", "edition", "charset_in_content_type",
     "date_offset", "gzip", "missing_auth_params_status", "logout_unknown_status", "missing_dates",
     "concurrency_fault", "licence_info_requires_key", "today", "server_name", "computer_name",
-    "server_state", "stream_threshold", "invoice_history_days",
+    "server_state", "stream_threshold", "invoice_history_days", "product_fields_added", "product_fields_renamed",
 })
 """Settings that `/_emulator/config` may change on a running server."""

@@ -350,8 +350,19 @@ def nomenclature_item(p: NomenclatureItem, version: tuple[int, ...]) -> dict[str
     return rec
 
 
-def nomenclature_items(items: Iterable[NomenclatureItem], version: tuple[int, ...]) -> bytes:
-    return json.dumps([nomenclature_item(p, version) for p in items], ensure_ascii=False).encode("utf-8")
+def nomenclature_items(items: Iterable[NomenclatureItem], version: tuple[int, ...],
+                       added: dict[str, object] | None = None, renamed: dict[str, str | None] | None = None) -> bytes:
+    """The list; `added` fields go on every item, `renamed` fields move to their new name (None: dropped)."""
+    out = []
+    for p in items:
+        rec = nomenclature_item(p, version)
+        for old, new in (renamed or {}).items():
+            if old in rec:
+                value = rec.pop(old)
+                if new:
+                    rec[new] = value
+        out.append({**rec, **(added or {})})
+    return json.dumps(out, ensure_ascii=False).encode("utf-8")
 
 
 def product_group(g: ProductGroup) -> dict[str, object]:

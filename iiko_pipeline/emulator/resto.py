@@ -255,7 +255,9 @@ def products_list(state: EmulatorState, req: Request, rec: RequestRecord) -> Rep
              and (parents is None or p.parent_id in parents) and (categories is None or p.category_id in categories)
              and (not nums or p.num in nums) and (not types or p.type in types) and (not codes or p.code in codes)
              and (rev < 0 or ds.revision_of(p.id) > rev)]
-    return Reply(200, JSON, render.nomenclature_items(items, state.config.version_tuple))
+    cfg = state.config
+    return Reply(200, JSON, render.nomenclature_items(items, cfg.version_tuple, cfg.product_fields_added,
+                                                      cfg.product_fields_renamed))
 
 
 def product_groups_list(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:

@@ -9,7 +9,7 @@ contact data (see `EMPLOYEE_FIELDS_LEFT_OUT`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from iiko_pipeline.adapters import values as v
@@ -40,12 +40,48 @@ def extra_fields(record: Mapping[str, Any], mapped: frozenset[str]) -> str | Non
 
 def _json_list(record: Mapping[str, Any], key: str) -> str | None:
     """An array field as canonical JSON; None when the key is absent (an older server), [] when empty."""
-    if key not in record or record[key] is None:
+    value = record.get(key)
+    if value is None:
         return None
-    value = record[key]
     if not isinstance(value, list):
         raise ValueError(f"{key} is not a JSON array")
     return v.canonical_json(value)
+
+
+#: Column -> the JSON field it is read from, per list: a column whose field no item of an answer carries (a newer
+#: iiko renamed or dropped it, an older one never had it) is left out of every row, so the stored values stay
+#: (the upsert only writes the columns a batch has) instead of being overwritten with NULL; the
+#: `fields_as_documented` check warns. A field present but null does write NULL.
+_COMMON_SOURCES = {"is_deleted": "deleted", "code": "code", "name": "name"}
+_GROUP_SOURCES = {**_COMMON_SOURCES, "parent_external_id": "parent", "num": "num", "description": "description"}
+_PRODUCT_SOURCES = {**_COMMON_SOURCES, "group_external_id": "parent", "main_unit_external_id": "mainUnit",
+                    "num": "num", "description": "description", "product_type": "type",
+                    "category_external_id": "category", "accounting_category_external_id": "accountingCategory",
+                    "tax_category_external_id": "taxCategory", "default_sale_price": "defaultSalePrice",
+                    "unit_weight": "unitWeight", "unit_capacity": "unitCapacity",
+                    "not_in_store_movement": "notInStoreMovement", "containers": "containers",
+                    "barcodes": "barcodes"}
+
+
+def adapt_list(entity: str, records: Iterable[Mapping[str, Any]],
+               build: Callable[[Mapping[str, Any]], tuple[Row, list[Row]] | None],
+               describe_record: Callable[[Mapping[str, Any]], str], sources: Mapping[str, str]) -> AdaptedBatch:
+    """`records.adapt` over a whole v2 list answer, then the columns whose field no item carried are dropped
+    from every row (see `_COMMON_SOURCES`)."""
+    seen: set[str] = set()
+
+    def noting() -> Iterator[Mapping[str, Any]]:
+        for record in records:
+            seen.update(record.keys())
+            yield record
+
+    batch = adapt(entity, noting(), build, describe_record)
+    absent = [column for column, key in sources.items() if key not in seen]
+    if seen and absent:
+        for row in batch.rows:
+            for column in absent:
+                row.pop(column, None)
+    return batch
 
 
 def _reference_row(record: Mapping[str, Any]) -> Row:
@@ -75,7 +111,8 @@ class IikoReferenceAdapter:
                 return None
             return {**_reference_row(record), "extra": extra_fields(record, _UNIT_KEYS)}, []
 
-        return adapt("measure_units", records, build, lambda r: f"measure unit {describe(r)}")
+        return adapt_list("measure_units", records, build, lambda r: f"measure unit {describe(r)}",
+                          _COMMON_SOURCES)
 
     def product_groups(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
         def build(record: Mapping[str, Any]) -> tuple[Row, list[Row]]:
@@ -87,7 +124,8 @@ class IikoReferenceAdapter:
                 "extra": extra_fields(record, _GROUP_KEYS),
             }, []
 
-        return adapt("product_groups", records, build, lambda r: f"product group {describe(r, number_key='num')}")
+        return adapt_list("product_groups", records, build,
+                          lambda r: f"product group {describe(r, number_key='num')}", _GROUP_SOURCES)
 
     def products(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
         """Every product type (goods, dishes, modifiers, services...), deleted ones flagged."""
@@ -114,7 +152,8 @@ class IikoReferenceAdapter:
                 "extra": extra_fields(record, _PRODUCT_KEYS),
             }, []
 
-        return adapt("products", records, build, lambda r: f"product {describe(r, number_key='num')}")
+        return adapt_list("products", records, build, lambda r: f"product {describe(r, number_key='num')}",
+                          _PRODUCT_SOURCES)
 
     def employees(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
         """Staff cards, system accounts and dismissed staff included (iiko's list has them); no contact data."""

@@ -89,16 +89,16 @@ def relink_all(conn: Connection, table: sa.Table, account: uuid.UUID, external_s
             relink(conn, other, ref, account, external_system)
 
 
-def unlinked_notes(conn: Connection, table: sa.Table, stage_name: str, account: uuid.UUID,
+def unlinked_notes(conn: Connection, table: sa.Table, stage: Stage, account: uuid.UUID,
                    external_system: str) -> list[dict[str, Any]]:
     """One note per staged row stored without one of its soft links (what it names is not held): the row is
     kept, so this is reported beside the rejections in `error_details`, marked `"stored": true`."""
     q = conn.dialect.identifier_preparer.quote
     entity, notes = table.name, []
-    for ref in soft_refs(table):
+    for ref in (r for r in soft_refs(table) if r.external_column in stage.columns):
         ext, fk = q(ref.external_column), q(ref.fk_column)
         rows = conn.execute(sa.text(
-            f"SELECT s.external_id, s.{ext} FROM {q(stage_name)} s JOIN {q(table.name)} t"
+            f"SELECT s.external_id, s.{ext} FROM {q(stage.name)} s JOIN {q(table.name)} t"
             f" ON t.account_id = :account_id AND t.external_system = :external_system"
             f" AND t.external_id = s.external_id WHERE s.{ext} IS NOT NULL AND t.{fk} IS NULL"
             f" ORDER BY s.external_id").bindparams(sa.bindparam("account_id", type_=sa.Uuid()),
@@ -206,10 +206,11 @@ def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, r
                 conn, table, account, external_system, returned, len(rows) + len(adapter_errors), now,
                 max_vanished_share)
         rejected = reject_dangling(conn, stage, parents, account_id=account, external_system=external_system)
-        outcome = merge_stage(conn, table, stage, (*parents, *soft_refs(table)), account_id=account,
+        links = [r for r in soft_refs(table) if r.external_column in stage.columns]  # a column left out stays
+        outcome = merge_stage(conn, table, stage, (*parents, *links), account_id=account,
                               external_system=external_system, synced_at=now)
         relink_all(conn, table, account, external_system)
-        result.warnings = unlinked_notes(conn, table, stage.name, account, external_system)
+        result.warnings = unlinked_notes(conn, table, stage, account, external_system)
         stage.drop()
     result.created, result.updated, result.unchanged = outcome.created, outcome.updated, outcome.unchanged
     result.error_details = _error_details(entity, adapter_errors, rejected)

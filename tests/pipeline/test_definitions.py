@@ -18,12 +18,22 @@ def test_definitions_load_with_the_expected_graph():
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    for entity in ("restaurants", "stores", "suppliers", "invoices"):
+    for entity in ("restaurants", "stores", "suppliers", "measure_units", "product_groups", "products",
+                   "employees", "invoices"):
         assert {f"raw_{entity}", f"{entity}_frame", entity} <= keys
     assert graph.get(dg.AssetKey("stores")).parent_keys >= {dg.AssetKey("restaurants")}
-    assert graph.get(dg.AssetKey("invoices")).parent_keys >= {dg.AssetKey("suppliers"), dg.AssetKey("stores")}
+    assert graph.get(dg.AssetKey("invoices")).parent_keys >= {dg.AssetKey("suppliers"), dg.AssetKey("stores"),
+                                                              dg.AssetKey("products")}
+    assert graph.get(dg.AssetKey("products")).parent_keys >= {dg.AssetKey("product_groups"),
+                                                              dg.AssetKey("measure_units")}
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert {("products", "fields_as_documented"), ("products", "links_resolved"), ("products", "entity_available"),
+            ("employees", "entity_available"), ("invoices", "links_resolved")} <= checks
+    assert ("employees", "fields_as_documented") not in checks  # XML: no documented JSON fields to compare
     for job in ("sync_account_job", "invoices_job", "reference_data_job", "freshness_job"):
         assert defs.resolve_job_def(job) is not None
+    nightly = {k.to_user_string() for k in defs.resolve_job_def("reference_data_job").asset_layer.executable_asset_keys}
+    assert {"products", "product_groups", "measure_units", "employees"} <= nightly
 
 
 def test_dagster_cli_validates_the_code_location(tmp_path):

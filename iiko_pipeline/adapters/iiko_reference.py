@@ -35,7 +35,17 @@ EMPLOYEE_FIELDS_LEFT_OUT = frozenset({"phone", "cellPhone", "email", "address", 
 def extra_fields(record: Mapping[str, Any], mapped: frozenset[str]) -> str | None:
     """The fields without a column, as canonical JSON (None when there are none)."""
     rest = {k: val for k, val in record.items() if k not in mapped}
-    return v.canonical_json(rest) if rest else None
+    if not rest:
+        return None
+    try:
+        return v.canonical_json(rest)
+    except ValueError:  # name the field (rare: find it only now)
+        for key, value in rest.items():
+            try:
+                v.canonical_json(value)
+            except ValueError as exc:
+                raise ValueError(f"{key} (kept in extra) {exc}") from None
+        raise
 
 
 def _json_list(record: Mapping[str, Any], key: str) -> str | None:
@@ -45,7 +55,10 @@ def _json_list(record: Mapping[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, list):
         raise ValueError(f"{key} is not a JSON array")
-    return v.canonical_json(value)
+    try:
+        return v.canonical_json(value)
+    except ValueError as exc:
+        raise ValueError(f"{key} {exc}") from None
 
 
 #: Column -> the JSON field it is read from, per list: a column whose field no item of an answer carries (a newer

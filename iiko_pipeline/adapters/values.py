@@ -135,8 +135,14 @@ def local_date(value: str | None, *, field_name: str) -> date | None:
 
 def _json_scalar(value: object, field_name: str) -> str | None:
     """A JSON value as the text the XML helpers take: numbers as written, objects and arrays refused."""
-    if value is None or isinstance(value, str):
+    if value is None:
         return value
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{field_name} contains a NUL character (U+0000), which the warehouse cannot store")
+        return value
+    if isinstance(value, float):  # the decoder gives floats only for NaN and Infinity (numbers are Decimal)
+        raise ValueError(f"{field_name} is {value!r}, not a finite number")
     if isinstance(value, bool):
         raise ValueError(f"{field_name} is a JSON boolean ({str(value).lower()}), not a value of this kind")
     if isinstance(value, int | Decimal):
@@ -172,8 +178,26 @@ def canonical_json(value: Any) -> str:
     """One text per JSON value (sorted keys, no spaces, non-ASCII kept), so equal values compare equal as text
     on SQLite and the upsert guard sees no change where there is none. Decimals (iiko's JSON numbers are parsed
     exactly) are written as JSON numbers through `float`: iiko sends at most 15 significant digits, which a
-    float's shortest repr gives back unchanged."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    float's shortest repr gives back unchanged. Raises ValueError for what no JSON column stores alike on both
+    backends: NaN or Infinity (not JSON) and the NUL character (PostgreSQL refuses it)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default,
+                          allow_nan=False)
+    except ValueError:  # json's own words ("Out of range float values...") say less than ours
+        raise ValueError("holds NaN or Infinity, which JSON does not allow") from None
+    if "\\u0000" in text and _holds_nul(value):
+        raise ValueError("contains a NUL character (U+0000), which the warehouse cannot store")
+    return text
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _json_default(value: Any) -> Any:

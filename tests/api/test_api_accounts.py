@@ -11,6 +11,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from iiko_pipeline.core.specs import ENTITY_NAMES
 from iiko_pipeline.defs.constants import ACCOUNT_TAG
 from iiko_pipeline.warehouse import run_locks, schema
 
@@ -23,7 +24,7 @@ def test_status_then_disconnect_keeps_the_data(api):
     assert data["account_id"] == api.account_id and data["integration_type"] == "iiko"
     assert data["is_connected"] is True and data["connection_error"] is None and data["base_url"] == api.emulator.url
     assert data["sync_running"] is False and data["running_run_id"] is None and data["allow_http"] is False
-    assert list(data["entities"])[:4] == ["restaurants", "stores", "suppliers", "invoices"]
+    assert list(data["entities"]) == list(ENTITY_NAMES)
     assert all(e["last_success_at"] is None for e in data["entities"].values())
 
     synced = api.sync("restaurants").json()
@@ -140,7 +141,7 @@ def test_openapi_describes_every_route(api):
     assert set(schema_keys["SyncResult"]["required"]) == {"total", "created", "updated", "errors", "error_details",
                                                          "run_id"}
     assert [p.rsplit("/", 1)[-1] for p in doc["paths"] if "/sync/" in p] == [
-        "restaurants", "stores", "suppliers", "invoices"]
+        "restaurants", "stores", "suppliers", "measure_units", "product_groups", "products", "employees", "invoices"]
 
 
 @pytest.mark.postgres

@@ -93,7 +93,13 @@ def test_the_four_sync_endpoints_answer_the_brief_result_as_dagster_runs(api):
         data = response.json()
         assert set(data) == SYNC_KEYS | {"run_id"}, data
         assert data["total"] == data["created"] == truth[entity], (entity, data)
-        assert (data["updated"], data["errors"], data["error_details"]) == (0, 0, []), (entity, data)
+        assert (data["updated"], data["errors"]) == (0, 0), (entity, data)
+        if entity == "invoices":  # products and units never synced: lines kept, each missing one reported
+            assert data["error_details"] and all(
+                d["stored"] is True and ("products" in d["reason"] or "measure_units" in d["reason"])
+                for d in data["error_details"]), data
+        else:
+            assert data["error_details"] == [], (entity, data)
         results[entity] = data
 
     for entity, data in results.items():

@@ -115,8 +115,9 @@ def _cases(api):
          "must be a UUID"),
         ("non-UUID account (status)", "GET", api.path("", "x"), {}, 422, "account_id", "must be a UUID"),
         ("non-UUID account (delete)", "DELETE", api.path("", "x"), {}, 422, "account_id", "must be a UUID"),
-        ("unknown entity", "POST", api.path("/sync/products"), {}, 422, "entity",
-         "choose one of restaurants, stores, suppliers, invoices"),
+        ("unknown entity", "POST", api.path("/sync/sales"), {}, 422, "entity",
+         "choose one of restaurants, stores, suppliers, measure_units, product_groups, products, employees, "
+         "invoices"),
         ("bad from", "POST", sync, {"json": {"from": "01.06.2024"}}, 422, "from", "YYYY-MM-DD"),
         ("impossible date", "POST", sync, {"params": {"to": "2024-02-30"}}, 422, "to", "not a calendar date"),
         ("from after to", "POST", sync, {"json": {"from": "2024-06-10", "to": "2024-06-01"}}, 422, "from",

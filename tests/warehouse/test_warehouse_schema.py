@@ -147,6 +147,46 @@ def test_0007_adds_allow_http_false_to_existing_credentials(db_url: str, keyring
         eng.dispose()
 
 
+def test_0008_keeps_existing_invoice_lines_and_a_products_upsert_links_them(db_url: str) -> None:
+    """A warehouse at 0007 holding invoice lines upgrades in place (SQLite rebuilds the table): every line is
+    kept, unlinked, and the first products upsert links the lines that name its products."""
+    from iiko_pipeline.warehouse.entities import upsert_dimension
+
+    eng = make_engine(db_url)
+    product = "5a1d6b1e-0000-4000-8000-0000000000aa"
+    try:
+        cfg = alembic_config()
+        with eng.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0007_credentials_allow_http")
+        at_0007_items = sa.table("invoice_items", sa.column("account_id", sa.Uuid()), sa.column("invoice_id"),
+                                 sa.column("line_number"), sa.column("product_external_id"), sa.column("sum"))
+        at_0007_invoices = sa.table("invoices", sa.column("id"), sa.column("account_id", sa.Uuid()),
+                                    sa.column("external_system"), sa.column("external_id"),
+                                    sa.column("document_date", sa.Date()))
+        with eng.begin() as conn:
+            invoice = conn.execute(sa.insert(at_0007_invoices).values(
+                account_id=ACCOUNT, external_system="iiko", external_id="575a43c7-0000-4000-8000-00000000d001",
+                document_date=date(2024, 3, 1)).returning(at_0007_invoices.c.id)).scalar_one()
+            conn.execute(sa.insert(at_0007_items), [
+                {"account_id": ACCOUNT, "invoice_id": invoice, "line_number": n, "sum": "1.000000000",
+                 "product_external_id": product if n < 3 else None} for n in (1, 2, 3)])
+
+        assert migrate(eng) == head_revision()
+        assert _diffs(eng, schema.metadata) == []
+        items = schema.invoice_items
+        with eng.connect() as conn:
+            assert conn.execute(sa.select(items.c.line_number, items.c.product_id).order_by(items.c.line_number)
+                                ).all() == [(1, None), (2, None), (3, None)]
+        upsert_dimension(eng, "products", ACCOUNT, [{"external_id": product, "name": "Молоко", "is_deleted": False}])
+        with eng.connect() as conn:
+            linked = conn.execute(sa.select(items.c.line_number).where(items.c.product_id.is_not(None))
+                                  .order_by(items.c.line_number)).scalars().all()
+        assert linked == [1, 2]
+    finally:
+        eng.dispose()
+
+
 def _credential_columns(eng: sa.Engine) -> set[str]:
     return {c["name"] for c in sa.inspect(eng).get_columns("account_integration_credentials")}
 

@@ -23,12 +23,28 @@ EMU_PASSWORD = "bench#пароль1"  # non-ASCII on purpose, like the tests
 
 #: Tables the pipeline writes data into; every other table (sync_runs, sync_state, sync_windows, credentials,
 #: the Alembic version) counts as bookkeeping and is reported apart: an unchanged run still logs itself.
-DATA_TABLES = ("restaurants", "stores", "suppliers", "invoices", "invoice_items")
+DATA_TABLES = ("restaurants", "stores", "suppliers", "measure_units", "product_groups", "products", "employees",
+               "invoices", "invoice_items")
 
 
 def peak_rss_mb() -> float:
     """This process's peak resident set size (Linux reports ru_maxrss in KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def own_peak_rss_mb() -> float | None:
+    """This process's own peak resident set size since it started (`VmHWM` of its address space).
+
+    Not the same as `peak_rss_mb()` in a child: Linux carries the parent's high-water mark over fork/vfork +
+    exec into the child's `ru_maxrss`, so a child of a 200 MB parent never reports less than 200 MB. The
+    reference-data line (children of 50-150 MB) reports this one."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        return None
+    return None
 
 
 def cpu_seconds() -> float:

@@ -6,6 +6,8 @@ import statistics
 from typing import Any
 
 BACKEND_NAMES = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
+#: The reference-data line profiles a sync's write step when its throughput is below this share of the floor's.
+REFERENCE_PROFILE_BELOW = 0.25
 
 
 def _get(d: Any, *path: Any, default: Any = None) -> Any:
@@ -38,6 +40,9 @@ def derive(data: dict[str, Any]) -> dict[str, Any]:
         out["backends"][backend] = _derive_backend(r)
     for backend, r in (data.get("overhead") or {}).items():
         out["overhead"][backend] = _derive_overhead(r)
+    if data.get("reference"):
+        out["reference"] = {scale: {backend: derive_reference_backend(r) for backend, r in per.items()}
+                            for scale, per in (data["reference"].get("scales") or {}).items()}
     out["targets"] = _targets(data, out)
     return out
 
@@ -97,6 +102,55 @@ def _derive_backend(r: dict[str, Any]) -> dict[str, Any]:
     d["window_first_s"] = first.get("wall_s") if _ok(first) else None
     d["window_first_steps_s"] = first.get("steps_s") or {}
     return d
+
+
+def derive_reference_backend(r: dict[str, Any]) -> dict[str, Any]:
+    """Medians over the repeats of the floor, the first sync and the unchanged second sync of one scale and
+    backend; throughput = the answer's products / the median wall time."""
+    runs = {kind: [x for x in r.get(kind) or [] if _ok(x)] for kind in ("floor", "first", "second")}
+    rows = next((x.get("rows") for kind in ("floor", "first") for x in runs[kind] if x.get("rows")), None)
+    d: dict[str, Any] = {"products": rows}
+    for kind, done in runs.items():
+        walls = sorted(x["wall_s"] for x in done)
+        splits = {k for x in done for k in (x.get("split_s") or {})}
+        d[kind] = {
+            "runs": len(done), "of": len(r.get(kind) or []),
+            "wall_s": statistics.median(walls) if walls else None,
+            "min_s": walls[0] if walls else None, "max_s": walls[-1] if walls else None,
+            "rows_per_s": _div(rows, statistics.median(walls)) if walls else None,
+            # the child's own high-water mark (ru_maxrss would include the parent's: see common.own_peak_rss_mb)
+            "peak_rss_mb": max((x.get("own_peak_rss_mb") or x.get("peak_rss_mb") or 0 for x in done),
+                               default=None) or None,
+            "split_s": {k: statistics.median([(x.get("split_s") or {}).get(k, 0.0) for x in done]) for k in splits},
+            "errors": [x.get("error") for x in r.get(kind) or [] if not _ok(x)][:3],
+        }
+    floor, first, second = d["floor"], d["first"], d["second"]
+    d["first_vs_floor"] = _div(first["rows_per_s"], floor["rows_per_s"])
+    d["second_vs_floor"] = _div(second["rows_per_s"], floor["rows_per_s"])
+    d["second_vs_first"] = _div(second["wall_s"], first["wall_s"])
+    last_first = runs["first"][-1] if runs["first"] else {}
+    last_second = runs["second"][-1] if runs["second"] else {}
+    d["answer_bytes"] = last_first.get("answer_bytes") or _get(runs, "floor", 0, "answer_bytes")
+    d["stored"] = last_first.get("stored")
+    d["first_result"] = last_first.get("result")
+    d["second_result"] = last_second.get("result")
+    d["links_resolved"], d["links_named"] = last_first.get("links_resolved"), last_first.get("links_named")
+    written = [x.get("rows_written") or {} for x in runs["second"]]
+    if written and all(written):
+        entity = r.get("entity") or "products"
+        d["second_entity_rows_written"] = max(sum((w.get("per_table") or {}).get(entity, {}).values())
+                                              for w in written)
+        d["second_data_rows_written"] = max(w.get("data_rows") or 0 for w in written)
+        d["second_bookkeeping_rows_written"] = max(w.get("bookkeeping_rows") or 0 for w in written)
+    d["floor_decode_alone_s"] = _median([x.get("decode_alone_s") for x in runs["floor"]])
+    d["floor_nested_as_json_s"] = _median([x.get("nested_as_json_s") for x in runs["floor"]])
+    d["profiled"] = [k for k in ("first", "second") if r.get(f"profile_{k}")]
+    return d
+
+
+def _median(values: list[Any]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
 
 
 def rss_by_step(result: dict[str, Any]) -> dict[str, float]:
@@ -214,7 +268,12 @@ def markdown(data: dict[str, Any], json_name: str) -> str:
     names = [BACKEND_NAMES.get(b, b) for b in backends]
     lines: list[str] = []
     w = lines.append
-    w(f"# Sync benchmark: {data.get('mode')} ({data.get('days')} days of invoices, scale `large`)")
+    if data.get("backends") or data.get("overhead") or data.get("profiles"):
+        w(f"# Sync benchmark: {data.get('mode')} ({data.get('days')} days of invoices, scale `large`)")
+    else:
+        scales = ", ".join(f"`{s}`" for s in _get(data, "reference", "scales", default={}))
+        w(f"# Sync benchmark: reference data ({_get(data, 'reference', 'entity', default='products')} at "
+          f"scales {scales})")
     w("")
     if data.get("interrupted"):
         w(f"**This run was interrupted ({data['interrupted']}): the figures below are partial.**")
@@ -244,6 +303,8 @@ def markdown(data: dict[str, Any], json_name: str) -> str:
         lines += _baseline_table(data, der, backends, names)
     if der.get("overhead"):
         lines += _overhead_table(der)
+    if data.get("reference"):
+        lines += _reference_section(data, der)
     lines += _sql_section(data, backends)
     if data.get("profiles"):
         lines += _profile_section(data["profiles"])
@@ -434,6 +495,111 @@ def _overhead_table(der: dict[str, Any]) -> list[str]:
     return [*out, ""]
 
 
+def _reference_section(data: dict[str, Any], der: dict[str, Any]) -> list[str]:
+    ref = data["reference"]
+    out = ["## Reference data: products (floor, first sync, unchanged second sync)", ""]
+    if ref.get("error"):
+        return [*out, f"**The section failed in the harness:** {ref['error']}", ""]
+    per = der.get("reference") or {}
+    cols = [(scale, b) for scale, backends in per.items() for b in backends]
+    out.append(f"{ref.get('entity')} synced after {' and '.join(ref.get('before') or [])} (untimed, they are what "
+               f"it links to); every figure is the median of {ref.get('repeats')} children (each its own process), "
+               "throughput = the answer's products / that wall time; fetch included everywhere.")
+    out.append("")
+    out.append("| figure | " + " | ".join(f"`{s}` {BACKEND_NAMES.get(b, b)}" for s, b in cols) + " |")
+    out.append("|---|" + "---|" * len(cols))
+    d = [per[s][b] for s, b in cols]
+    r = [ref["scales"][s][b] for s, b in cols]
+
+    def wall(x: dict[str, Any]) -> str:
+        if not x.get("runs"):
+            return "**failed**: " + "; ".join(str(e) for e in x.get("errors") or [])[:200]
+        ok = "" if x["runs"] == x["of"] else f", {x['runs']} of {x['of']} ok"
+        return f"{_f(x.get('wall_s'), '{:.3f} s')} ({_f(x.get('min_s'), '{:.3f}')}–{_f(x.get('max_s'), '{:.3f}')}){ok}"
+
+    def split(x: dict[str, Any], parts: tuple[str, ...]) -> str:
+        s = x.get("split_s") or {}
+        return " / ".join(_f(s.get(k), "{:.3f}") for k in parts) + " s" if s else "–"
+
+    out.append(_row("products in the answer (stored by the first sync) / answer size", [
+        f"{_f(x.get('products'), '{:,}')} ({_f(x.get('stored'), '{:,}')}) / "
+        f"{_f((x.get('answer_bytes') or 0) / 2**20, '{:.1f} MB')}" for x in d]))
+    out.append(_row("**floor**: GET + `json.loads(parse_float=Decimal)` + scalar values as text + COPY / "
+                    "executemany into a keyed table, one commit", ["" for _ in d]))
+    out.append(_row("wall time, median (min–max)", [wall(x["floor"]) for x in d]))
+    out.append(_row("**products per second**", [_rate(_get(x, "floor", "rows_per_s")) for x in d]))
+    out.append(_row("… fetch (GET + checks + decode) / flatten / load", [
+        split(x["floor"], ("fetch", "flatten", "load")) for x in d]))
+    out.append(_row("… the decode alone, re-measured (inside fetch)", [
+        _f(x.get("floor_decode_alone_s"), "{:.3f} s") for x in d]))
+    out.append(_row("… nested values as JSON text too would add (not in the floor)", [
+        _f(x.get("floor_nested_as_json_s"), "{:.3f} s") for x in d]))
+    out.append(_row("… peak RSS", [_f(_get(x, "floor", "peak_rss_mb"), "{:,.0f} MB") for x in d]))
+    out.append(_row("**pipeline, first sync** (empty table): `fetch_raw` → `frames` spooled → `write`",
+                    ["" for _ in d]))
+    out.append(_row("wall time, median (min–max)", [wall(x["first"]) for x in d]))
+    out.append(_row("**products per second**", [_rate(_get(x, "first", "rows_per_s")) for x in d]))
+    out.append(_row("**… share of the floor's throughput**", [_f(x.get("first_vs_floor"), "{:.0%}") for x in d]))
+    out.append(_row("… fetch_raw / frames (parse + adapt + Parquet) / write (merge + links)", [
+        split(x["first"], ("fetch_raw", "frames", "write")) for x in d]))
+    out.append(_row("… created / errors; group and unit links resolved (of named)", [
+        f"{_f(_get(x, 'first_result', 'created'), '{:,}')} / {_f(_get(x, 'first_result', 'errors'), '{:,}')}; "
+        + ", ".join(f"{k} {_f(v, '{:,}')} ({_f(_get(x, 'links_named', k), '{:,}')})"
+                    for k, v in (x.get("links_resolved") or {}).items()) for x in d]))
+    out.append(_row("… peak RSS", [_f(_get(x, "first", "peak_rss_mb"), "{:,.0f} MB") for x in d]))
+    out.append(_row("**pipeline, unchanged second sync** (same account, nothing changed)", ["" for _ in d]))
+    out.append(_row("wall time, median (min–max)", [wall(x["second"]) for x in d]))
+    out.append(_row("**products per second**", [_rate(_get(x, "second", "rows_per_s")) for x in d]))
+    out.append(_row("… share of the floor's throughput", [_f(x.get("second_vs_floor"), "{:.0%}") for x in d]))
+    out.append(_row("**… cost as a share of the first sync**", [_f(x.get("second_vs_first"), "{:.0%}") for x in d]))
+    out.append(_row("… fetch_raw / frames / write", [split(x["second"], ("fetch_raw", "frames", "write"))
+                                                     for x in d]))
+    out.append(_row("… unchanged / updated (the sync's own count)", [
+        f"{_f(_get(x, 'second_result', 'unchanged'), '{:,}')} / {_f(_get(x, 'second_result', 'updated'), '{:,}')}"
+        for x in d]))
+    out.append(_row("… rows written: products / all data tables (bookkeeping)", [
+        f"{_f(x.get('second_entity_rows_written'), '{:,}')} / {_f(x.get('second_data_rows_written'), '{:,}')} "
+        f"({_f(x.get('second_bookkeeping_rows_written'), '{:,}')})" for x in d]))
+    out.append(_row("… peak RSS", [_f(_get(x, "second", "peak_rss_mb"), "{:,.0f} MB") for x in d]))
+    out.append("")
+    out.append(f"A sync below {REFERENCE_PROFILE_BELOW:.0%} of the floor's throughput gets its write step profiled "
+               "(`--reference-profile auto`) in an extra child; the profiler's own overhead inflates those seconds.")
+    out.append("")
+    for (scale, backend), x in zip(cols, r, strict=True):
+        for kind, label in (("first", "first sync"), ("second", "unchanged second sync")):
+            prof = _get(x, f"profile_{kind}", "profile")
+            if not prof:
+                continue
+            res = x[f"profile_{kind}"]
+            out.append(f"Write step of the {label}, `{scale}` {BACKEND_NAMES.get(backend, backend)}: "
+                       f"{_f(_get(res, 'split_s', 'write'), '{:.3f} s')} under the profiler (sync "
+                       f"{_f(res.get('wall_s'), '{:.3f} s')}), {_f(prof.get('total_s'), '{:.3f} s')} profiled.")
+            out.append("")
+            out.append("| function | calls | own s | cumulative s |")
+            out.append("|---|---|---|---|")
+            for row in prof["by_tottime"][:10]:
+                out.append(f"| `{row['function']}` | {row['calls']:,} | {row['tottime_s']:.3f} | "
+                           f"{row['cumtime_s']:.3f} |")
+            for row in (prof.get("by_cumtime_ours") or [])[:10]:
+                out.append(f"| `{row['function']}` (ours, by cumulative) | {row['calls']:,} | "
+                           f"{row['tottime_s']:.3f} | {row['cumtime_s']:.3f} |")
+            out.append("")
+            plain = [y for y in x.get(kind) or [] if _ok(y) and y.get("sql")]
+            sql = plain[-1]["sql"] if plain else None
+            if sql:
+                out.append(f"SQL of the last unprofiled {label} (client side, SQLAlchemy events; the stage's COPY "
+                           f"not included): {sql['statements']:,} statements, {sql['total_s']:.3f} s of "
+                           f"{_f(plain[-1].get('wall_s'), '{:.3f}')} s.")
+                out.append("")
+                out.append("| seconds | calls | statement |")
+                out.append("|---|---|---|")
+                for row in sql["top"][:6]:
+                    text = row["sql"].replace("|", "\\|")
+                    out.append(f"| {row['seconds']:.3f} | {row['calls']:,} | `{text}` |")
+                out.append("")
+    return out
+
+
 def _sql_section(data: dict[str, Any], backends: list[str]) -> list[str]:
     """The heaviest SQL statements (by template) of the full sync and of the edited incremental run."""
     out: list[str] = []
@@ -502,7 +668,7 @@ def _code_versions(data: dict[str, Any]) -> list[str]:
                 if isinstance(value, dict) and key not in ("sql", "profile", "iiko", "results", "steps_s"):
                     visit(f"{label}/{key}" if label else key, value)
 
-    visit("", {k: data.get(k) for k in ("overhead", "backends", "profiles")})
+    visit("", {k: data.get(k) for k in ("reference", "overhead", "backends", "profiles")})
     if len(seen) <= 1:
         return []
     out = ["## Code versions", "", "Commits landed while this run was going; each phase ran the code at its start:", ""]
@@ -511,8 +677,23 @@ def _code_versions(data: dict[str, Any]) -> list[str]:
 
 
 def _notes(data: dict[str, Any]) -> list[str]:
+    out = ["## Method notes", ""]
+    if data.get("reference"):
+        out += [
+            "- Reference data: the floor and both syncs log in before the clock starts (the syncs through the "
+            "untimed sync of what the entity links to); every timed part includes the iiko server's (the "
+            "emulator's) time. The pipeline's sync is the core's steps without Dagster and without the checks "
+            "(`fetch_raw` also asks `server_info` and stores the answer gzip'd; `frames` parses, adapts and spools "
+            "Parquet; `write` reads it back, stages, merges, resolves and relinks soft links, soft-deletes what "
+            "vanished and records the run). The floor carries each product's top-level scalar values only; the "
+            "pipeline also stores the nested ones (containers, barcodes, the rest as JSON).",
+            "- Reference data peak RSS is the child's own high-water mark (`VmHWM`): `ru_maxrss` in a child "
+            "includes the parent's RSS at spawn (Linux keeps it over fork + exec), about 200 MB here.",
+        ]
+    if not (data.get("backends") or data.get("overhead")):
+        return out
     return [
-        "## Method notes", "",
+        *out,
         "- Each figure comes from its own child process; peak RSS is that process's `ru_maxrss`. The emulator runs "
         "in a separate process and its time (generating, rendering, gzip) counts as fetch: it is the server.",
         "- Throughput = line items / wall time of the whole sync (fetch included) for the pipeline, the floor and "

@@ -3,6 +3,7 @@ and SQLite. See bench/README.md for what each figure means.
 
     .venv/bin/python bench/run.py             # full: 365 days (>= 1M line items), tens of minutes
     .venv/bin/python bench/run.py --quick     # 30 days: checks the harness in a few minutes
+    .venv/bin/python bench/run.py --only reference   # the reference-data line alone (products), a few minutes
 
 Every measurement runs in its own child process (`worker.py`), so each peak RSS is that process's own; the
 emulator runs in another process, and its time counts as "fetch" (it is the server). Results land in
@@ -49,6 +50,11 @@ from common import (
 PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 PG_DSN_BASE = "postgresql://postgres@127.0.0.1:5432"
 LOOKBACK_DAYS = 14  # the pipeline's default InvoiceSyncConfig.lookback_days
+#: The sections of a run (`--skip`, `--only`).
+SECTIONS = ("reference", "overhead", "backends", "profile")
+#: The reference-data line: the entity timed, and what it softly links to (synced first, untimed).
+REFERENCE_ENTITY = "products"
+REFERENCE_BEFORE = ("measure_units", "product_groups")
 
 
 def log(message: str) -> None:
@@ -426,6 +432,78 @@ def edit_documents(bench: Bench, db: dict[str, str], emu: Emulator) -> dict[str,
             "window": [start.isoformat(), bench.today.isoformat()]}
 
 
+def run_reference(bench: Bench) -> dict[str, Any]:
+    """Products (reference data) at each `--reference-scales` scale, on each backend: the floor, the first sync
+    into an empty table and an unchanged second sync, `--reference-repeats` times each, interleaved (floor,
+    first, second, floor, ...) so that drift on a shared machine hits all three alike. Every measurement is a
+    child of its own; the emulator is one per scale (its own process)."""
+    args = bench.args
+    out: dict[str, Any] = {"entity": REFERENCE_ENTITY, "before": list(REFERENCE_BEFORE),
+                           "repeats": args.reference_repeats, "profile": args.reference_profile,
+                           "profile_below": report.REFERENCE_PROFILE_BELOW, "scales": {}}
+    for scale in args.reference_scales.split(","):
+        emu = Emulator(scale, bench.today, 30, bench.tmp)  # no invoices are read: a short history will do
+        try:
+            out["scales"][scale] = {backend: reference_backend(bench, backend, emu, scale)
+                                    for backend in args.backends.split(",")}
+        finally:
+            emu.stop()
+    return out
+
+
+def reference_backend(bench: Bench, backend: str, emu: Emulator, scale: str) -> dict[str, Any]:
+    args = bench.args
+    res: dict[str, Any] = {"floor": [], "first": [], "second": []}
+    tag = f"{backend[:2]}_ref_{scale}"
+    for n in range(1, args.reference_repeats + 1):
+        db = bench.new_db(backend, f"{tag}_floor{n}")
+        res["floor"].append(bench.child(f"{backend}/reference {scale} floor #{n}", bench.base_spec(
+            "reference_floor", db, emu, entity=REFERENCE_ENTITY), emu))
+        bench.drop_db(db)
+        db = bench.new_db(backend, f"{tag}_sync{n}")
+        first, second = reference_pair(bench, db, emu, f"{backend}/reference {scale}", f"#{n}")
+        res["first"].append(first)
+        res["second"].append(second)
+        bench.drop_db(db)
+    # cProfile of the write step, in extra children (the profiler slows them): where a sync is slower than
+    # the threshold share of the floor (`--reference-profile auto`), or always.
+    derived = report.derive_reference_backend(res)
+    for kind in ("first", "second"):
+        share = derived.get(f"{kind}_vs_floor")
+        wanted = args.reference_profile == "always" or (
+            args.reference_profile == "auto" and share is not None and share < report.REFERENCE_PROFILE_BELOW)
+        if not wanted:
+            continue
+        db = bench.new_db(backend, f"{tag}_prof_{kind}")
+        first, second = reference_pair(bench, db, emu, f"{backend}/reference {scale}",
+                                       "profiled" if kind == "first" else "(before the profiled one)",
+                                       profile=kind, second=kind == "second")
+        res[f"profile_{kind}"] = first if kind == "first" else second
+        bench.drop_db(db)
+    return res
+
+
+def reference_pair(bench: Bench, db: dict[str, str], emu: Emulator, label: str, suffix: str, *,
+                   profile: str | None = None, second: bool = True) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The first sync of the entity into an empty warehouse, then (same account, same database, a new process)
+    the second, with nothing changed at the source; the second's writes are counted by the database."""
+    spec = bench.base_spec("reference_sync", db, emu, entity=REFERENCE_ENTITY, before=list(REFERENCE_BEFORE),
+                           label="first", profile_write=profile == "first")
+    first = bench.child(f"{label} first sync {suffix}", spec, emu)
+    if profile == "second":
+        suffix = "profiled"
+    if not second:
+        return first, None
+    if not first.get("ok"):
+        return first, {"ok": False, "error": "the first sync failed: no second sync"}
+    before = bench.write_counters(db)
+    result = bench.child(f"{label} unchanged sync {suffix}",
+                         {**spec, "label": "second", "profile_write": profile == "second"}, emu)
+    if result.get("ok"):
+        result["rows_written"] = bench.rows_written(db, before, bench.write_counters(db))
+    return first, result
+
+
 def run_overhead(bench: Bench, backend: str, emu: Emulator) -> dict[str, Any]:
     """A tiny account: K syncs through Dagster vs the same syncs through the layer functions."""
     out: dict[str, Any] = {}
@@ -522,7 +600,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--naive-sample", type=int, default=5000, help="line items the naive path writes")
     p.add_argument("--overhead-runs", type=int, default=4, help="syncs per process for the Dagster overhead")
     p.add_argument("--profile-days", type=int, default=14, help="history profiled with cProfile (0 = no profile)")
-    p.add_argument("--skip", default="", help="comma-separated phases to skip: overhead, backends, profile")
+    p.add_argument("--skip", default="", help="comma-separated sections to skip: " + ", ".join(SECTIONS))
+    p.add_argument("--only", default="", help="comma-separated sections to run, no other (e.g. `reference`)")
+    p.add_argument("--reference-scales", default="large,seed", help="emulator scales of the reference-data line")
+    p.add_argument("--reference-repeats", type=int, default=5,
+                   help="children per reference measurement (floor, first, second), medians reported")
+    p.add_argument("--reference-profile", choices=("auto", "always", "never"), default="auto",
+                   help="cProfile the reference sync's write step: auto = where it is below "
+                        "25%% of the floor's throughput")
     p.add_argument("--rss-cap-mb", type=int, default=8000, help="kill a child whose RSS exceeds this")
     p.add_argument("--child-timeout-s", type=int, default=5400, help="kill a child running longer than this")
     p.add_argument("--today", help="pin the emulator's and the syncs' today (YYYY-MM-DD)")
@@ -535,6 +620,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.flat_days is None:
         args.flat_days = 7 if args.quick else 30
     args.mode = "quick" if args.quick else ("full" if args.days == 365 else f"{args.days}d")
+    named = {s.strip() for s in f"{args.skip},{args.only}".split(",") if s.strip()}
+    if named - set(SECTIONS):
+        p.error(f"unknown section(s) {', '.join(sorted(named - set(SECTIONS)))}; choose from {', '.join(SECTIONS)}")
+    if args.only:
+        only = {s.strip() for s in args.only.split(",") if s.strip()}
+        args.skip = ",".join(sorted({s.strip() for s in args.skip.split(",") if s.strip()} | (set(SECTIONS) - only)))
+        args.mode = "+".join(s for s in SECTIONS if s in only)
+        if only & {"backends", "profile"}:  # invoice sections: the history length still tells the runs apart
+            args.mode += "-quick" if args.quick else ("" if args.days == 365 else f"-{args.days}d")
     return args
 
 
@@ -555,15 +649,23 @@ def main(argv: list[str] | None = None) -> int:
                             "days": args.days, "flat_days": args.flat_days, "lookback_days": LOOKBACK_DAYS,
                             "args": {k: v for k, v in vars(args).items()}, "machine": machine_info(bench),
                             "backends": {}}
-    log(f"mode {args.mode}: {args.days} days, scratch {bench.tmp}")
+    sections = [s for s in SECTIONS if s not in skip]
+    log(f"mode {args.mode}: {', '.join(sections) or 'nothing'} ({args.days} days of invoices), scratch {bench.tmp}")
     large = tiny = None
     try:
+        if "reference" not in skip:
+            try:
+                data["reference"] = run_reference(bench)
+            except Exception as exc:  # a harness error here must not cost the invoice sections
+                data["reference"] = {"error": f"{type(exc).__name__}: {exc}"}
+                log(f"reference section failed: {data['reference']['error']}")
         if "overhead" not in skip:
             tiny = Emulator("tiny", bench.today, 400, bench.tmp)
             data["overhead"] = {b: run_overhead(bench, b, tiny) for b in args.backends.split(",")}
             tiny.stop()
             tiny = None
-        large = Emulator("large", bench.today, max(400, args.days + LOOKBACK_DAYS + 30), bench.tmp)
+        if "backends" not in skip or (args.profile_days and "profile" not in skip):
+            large = Emulator("large", bench.today, max(400, args.days + LOOKBACK_DAYS + 30), bench.tmp)
         if "backends" not in skip:
             for backend in args.backends.split(","):
                 data["backends"][backend] = run_backend(bench, backend, large)

@@ -11,7 +11,13 @@ being measured and nothing else. Tasks:
 - `layered`: the pipeline's own layer functions called directly, streaming window by window (client -> parser
   -> adapter -> `commit_window`), timed per layer: this is where the fetch / parse / upsert split comes from;
 - `dagster`: `run_account_sync` (the Dagster path users get), timed per step from the run's event log;
-- `overhead`: a small account synced K times in one process, either through Dagster or directly.
+- `overhead`: a small account synced K times in one process, either through Dagster or directly;
+- `reference_floor`: the least work any loader of a reference list must do: one GET of the products list through
+  the client (which decodes it with `json.loads(parse_float=Decimal)`), each product's top-level scalar values as
+  text, COPY (PostgreSQL) / executemany (SQLite) into a keyed table, one commit;
+- `reference_sync`: the sync core's steps for one reference entity (products), after an untimed sync of what it
+  links to (measure units, product groups): `fetch_raw` -> `frames` spooled through `framestore` -> `write`
+  (merge, soft-link resolution, relink). Run twice on one warehouse: the first sync and an unchanged one.
 
 Every task may run under cProfile (`"profile": true`); the top functions are returned with the result.
 """
@@ -36,7 +42,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import EMU_LOGIN, EMU_PASSWORD, Timer, cpu_seconds, peak_rss_mb
+from common import EMU_LOGIN, EMU_PASSWORD, Timer, cpu_seconds, own_peak_rss_mb, peak_rss_mb
 
 PROCESS_STARTED = time.perf_counter()
 
@@ -324,6 +330,181 @@ def task_layered(spec: dict[str, Any]) -> dict[str, Any]:
     return {"wall_s": wall, **counts, "split_s": t.totals}
 
 
+# ---------------------------------------------------------------------------------------------------- reference data
+
+#: Columns of the reference floor's table: the product id (the key) + at most this many other scalar values.
+REFERENCE_FLOOR_VALUES = 24
+_COPY_NULL = "\\N"
+
+
+def reference_floor_rows(items, null: str | None, width: int = REFERENCE_FLOOR_VALUES) -> list[tuple]:
+    """Each object's top-level scalar values as text, in the answer's order, keyed by its id: nested objects and
+    lists (colours, containers, barcodes, modifiers) are left out. `null` is what a JSON null becomes."""
+    rows: list[tuple] = []
+    append = rows.append
+    pad = (null,) * width
+    for item in items:
+        values = [null if v is None else str(v) for k, v in item.items()
+                  if k != "id" and not isinstance(v, (dict, list))]
+        if len(values) > width:
+            raise ValueError(f"an object has {len(values)} scalar values; the floor table has {width} columns")
+        append((item["id"], *values, *pad[len(values):]))
+    return rows
+
+
+def task_reference_floor(spec: dict[str, Any]) -> dict[str, Any]:
+    t = Timer()
+    entity = spec.get("entity", "products")
+    cols = ", ".join(f"c{i} text" for i in range(1, REFERENCE_FLOOR_VALUES + 1))
+    table = f"floor_{entity}"
+    postgres = spec["db_url"].startswith("postgresql")
+    if postgres:
+        import psycopg2
+
+        conn = psycopg2.connect(spec["pg_dsn"])
+        cur = conn.cursor()
+        cur.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id text PRIMARY KEY, {cols})")
+        conn.commit()
+        null: str | None = _COPY_NULL
+
+        def load(rows: list[tuple]) -> None:
+            buffer = io.StringIO()
+            csv.writer(buffer).writerows(rows)
+            buffer.seek(0)
+            cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv, NULL '{_COPY_NULL}')", buffer)
+            conn.commit()
+
+        def count() -> int:
+            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - our own name
+            return cur.fetchone()[0]
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(spec["db_url"].removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")  # what the warehouse's engine sets (warehouse.engine)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, {cols})")
+        insert = f"INSERT INTO {table} VALUES ({', '.join('?' * (REFERENCE_FLOOR_VALUES + 1))})"  # noqa: S608
+        null = None
+
+        def load(rows: list[tuple]) -> None:
+            conn.execute("BEGIN")
+            conn.executemany(insert, rows)
+            conn.execute("COMMIT")
+
+        def count() -> int:
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - our own name
+
+    with _client(spec) as client:
+        client.login()  # the pipeline's timed sync runs on a client that is already logged in, too
+        started = time.perf_counter()
+        with t("fetch"):  # GET + the client's checks + json.loads(parse_float=Decimal)
+            response = getattr(client, spec.get("fetch", entity))()
+        with t("flatten"):
+            rows = reference_floor_rows(response.items, null)
+        with t("load"):
+            load(rows)
+        wall = time.perf_counter() - started
+    stored = count()
+    conn.close()
+    # Not timed, for reading the figures: what the decode alone costs, and what carrying the nested values too
+    # (as JSON text, as the pipeline stores them) would add to the floor.
+    decode_started = time.perf_counter()
+    json.loads(response.body, parse_float=Decimal)
+    decode_s = time.perf_counter() - decode_started
+    nested_started = time.perf_counter()
+    for item in response.items:
+        [json.dumps(v, ensure_ascii=False, default=str) for v in item.values() if isinstance(v, (dict, list))]
+    nested_s = time.perf_counter() - nested_started
+    return {"wall_s": wall, "rows": len(rows), "stored": stored, "answer_bytes": len(response.body),
+            "split_s": t.totals, "decode_alone_s": decode_s, "nested_as_json_s": nested_s}
+
+
+def _core_sync(entity_spec, client, engine, account: str, work: Path, run_id: str, t: Timer | None = None,
+               profile: Any = None) -> Any:
+    """One entity through the core's steps, as `CoreSync.run` chains them (without the checks): fetch_raw ->
+    frames spooled to Parquet and read back -> write. `t` times the three parts; `profile` (a cProfile.Profile)
+    runs around the write step only."""
+    from contextlib import nullcontext
+
+    from iiko_pipeline.core import steps
+    from iiko_pipeline.core.policy import WritePolicy
+    from iiko_pipeline.framestore import read_frames, write_frames
+
+    timer = t or Timer()
+    with timer("fetch_raw"):
+        raw = steps.fetch_raw(entity_spec, lambda: client, engine, account, work / "raw", None)
+    folder = work / "frames" / entity_spec.name / run_id
+    with timer("frames"):  # parse + adapt, spooled to Parquet (what the frame IO manager does)
+        write_frames(steps.frames(entity_spec, raw, engine, account), folder)
+    with timer("write"), (nullcontext() if profile is None else profile):
+        frame = read_frames(folder)
+        written = steps.write(entity_spec, engine, account_uuid(account), frame, raw, WritePolicy(), run_id)
+    return raw, frame, written
+
+
+def task_reference_sync(spec: dict[str, Any]) -> dict[str, Any]:
+    """Untimed: migrate, then sync what the entity links to (`before`). Timed: the entity's sync. With
+    `profile_write`, the write step runs under cProfile (a separate child: the profiler slows it down)."""
+    import sqlalchemy as sa
+
+    from iiko_pipeline.core.specs import spec as entity_spec
+    from iiko_pipeline.iiko import ClientSettings, IikoClient
+    from iiko_pipeline.warehouse import schema
+    from iiko_pipeline.warehouse.engine import make_engine
+    from iiko_pipeline.warehouse.migrate import migrate
+
+    engine = make_engine(spec["db_url"])
+    migrate(engine)
+    account, label = spec["account_id"], spec.get("label", "sync")
+    work = Path(tempfile.mkdtemp(prefix="bench-reference-"))
+    entity = entity_spec(spec.get("entity", "products"))
+    profiler = None
+    if spec.get("profile_write"):
+        import cProfile
+
+        profiler = cProfile.Profile()
+    t = Timer()
+    with IikoClient(spec["emu_url"], EMU_LOGIN, EMU_PASSWORD, settings=ClientSettings()) as client:
+        before = {}
+        for name in spec.get("before", ()):  # what the entity links to, synced first (logs the client in)
+            _raw, _frame, done = _core_sync(entity_spec(name), client, engine, account, work, f"{label}-{name}")
+            before[name] = done.result.counts()
+        _SQL_STATS.clear()  # only the timed sync's statements
+        started = time.perf_counter()
+        raw, frame, written = _core_sync(entity, client, engine, account, work, f"{label}-{entity.name}", t,
+                                         profiler)
+        wall = time.perf_counter() - started
+    sql = sql_summary()  # the timed sync's statements only, not the counts below
+    table = entity.table
+    mine = table.c.account_id == account_uuid(account)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(table).where(mine)).scalar_one()
+        links = {ref: conn.execute(sa.select(sa.func.count()).select_from(table).where(
+            mine, table.c[f"{ref}_id"].is_not(None))).scalar_one()
+            for ref in ("group", "main_unit") if f"{ref}_id" in table.c}
+        named = {ref: conn.execute(sa.select(sa.func.count()).select_from(table).where(
+            mine, table.c[f"{ref}_external_id"].is_not(None))).scalar_one()
+            for ref in links}
+        held = {name: conn.execute(sa.select(sa.func.count()).select_from(schema.metadata.tables[name])).scalar_one()
+                for name in spec.get("before", ())}
+    engine.dispose()
+    shutil.rmtree(work, ignore_errors=True)
+    r = written.result
+    out = {"wall_s": wall, "label": label, "entity": entity.name, "rows": raw.capture.records,
+           "frame_rows": frame.row_count, "stored": stored, "answer_bytes": raw.capture.size,
+           "result": {**r.counts(), "warnings": len(r.warnings), "deletion_guard": r.deletion_guard},
+           "links_resolved": links, "links_named": named, "before": before, "held_before": held,
+           "split_s": t.totals}
+    out["sql"] = sql
+    _SQL_STATS.clear()
+    if profiler is not None:
+        out["profile"] = _profile_summary(profiler, top=30)
+        out["profile"]["scope"] = "write step (read_frames + core.steps.write)"
+    return out
+
+
 # ---------------------------------------------------------------------------------------------------- dagster
 
 def _dagster_env(spec: dict[str, Any]) -> None:
@@ -504,22 +685,30 @@ def sql_summary(top: int = 25) -> dict[str, Any]:
 TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "floor": task_floor, "naive": task_naive, "layered": task_layered, "dagster": task_dagster,
     "overhead": task_overhead, "postmortem": task_postmortem,
+    "reference_floor": task_reference_floor, "reference_sync": task_reference_sync,
 }
 
 
 def _profiled(fn: Callable[[], dict[str, Any]], top: int = 30) -> dict[str, Any]:
     import cProfile
-    import pstats
 
     profiler = cProfile.Profile()
     result = profiler.runcall(fn)
+    result["profile"] = _profile_summary(profiler, top)
+    return result
+
+
+def _profile_summary(profiler: Any, top: int = 30) -> dict[str, Any]:
+    """The top functions of a finished cProfile.Profile, by own and cumulative time, and who calls them."""
+    import pstats
+
     stats = pstats.Stats(profiler)
     total = stats.total_tt  # type: ignore[attr-defined]
     rows = []
     for (filename, line, name), (_cc, ncalls, tottime, cumtime, _who) in stats.stats.items():  # type: ignore[attr-defined]
         rows.append({"function": f"{_short(filename)}:{line}({name})", "calls": ncalls,
                      "tottime_s": round(tottime, 3), "cumtime_s": round(cumtime, 3)})
-    result["profile"] = {
+    return {
         "total_s": round(total, 3),
         "by_tottime": sorted(rows, key=lambda r: -r["tottime_s"])[:top],
         "by_cumtime": sorted(rows, key=lambda r: -r["cumtime_s"])[:top],
@@ -527,7 +716,6 @@ def _profiled(fn: Callable[[], dict[str, Any]], top: int = 30) -> dict[str, Any]
                                   key=lambda r: -r["cumtime_s"])[:top],
         "callers_of_top": _callers(stats, rows, top=10),
     }
-    return result
 
 
 def _callers(stats, rows: list[dict[str, Any]], top: int) -> dict[str, list[str]]:
@@ -556,7 +744,7 @@ def main() -> int:
     cpu0 = cpu_seconds()
     try:
         task = TASKS[spec["task"]]
-        if spec["task"] in ("layered", "dagster", "overhead"):
+        if spec["task"] in ("layered", "dagster", "overhead", "reference_sync"):
             install_sql_timer()
         result = _profiled(lambda: task(spec)) if spec.get("profile") else task(spec)
         result["ok"] = True
@@ -565,6 +753,8 @@ def main() -> int:
     except Exception as exc:
         result = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-4000:]}
     result["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    own = own_peak_rss_mb()
+    result["own_peak_rss_mb"] = round(own, 1) if own is not None else None
     result["cpu_s"] = round(cpu_seconds() - cpu0, 3)
     result["process_s"] = round(time.perf_counter() - PROCESS_STARTED, 3)
     out.write_text(json.dumps(result, ensure_ascii=False, indent=1, default=str))

@@ -216,3 +216,16 @@ def test_a_skip_leaves_the_account_connected(core: CoreSync):
     run = core.run(EMPLOYEES)
     assert run.raw.skipped
     assert core.account_id in set(connected_account_ids(core.engine))
+
+
+@pytest.mark.parametrize("kind", ["truncated", "malformed"])
+def test_a_broken_products_answer_fails_clearly_and_keeps_what_is_held(core: CoreSync, kind: str):
+    sync_catalogue(core)
+    before = rows(core, schema.products)
+    core.emulator.state.add_fault(endpoint="v2/entities/products/list", kind=kind, count=5)
+    with pytest.raises(SyncFailure) as failed:
+        core.run(PRODUCTS)
+    assert failed.value.kind.value in ("bad_data", "transient")  # a cut answer may heal on a retry
+    assert "v2/entities/products/list" in failed.value.reason and "JSON" in failed.value.reason
+    assert "Traceback" not in failed.value.reason
+    assert rows(core, schema.products) == before

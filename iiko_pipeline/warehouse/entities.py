@@ -196,29 +196,48 @@ def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, r
     in `deletion_guard`), and a record the adapter rejected still counts as returned.
     """
     table = schema.metadata.tables[entity]
-    parents = parent_refs(table)
     account = uuid.UUID(str(account_id))
     now = now or datetime.now(UTC)
     rows, _dupes = dedupe_last(rows)
-    result = SyncResult(entity, total=len(rows) + len(adapter_errors))
     with write_transaction(engine) as conn:
-        stage = Stage(conn, table, _stage_columns(table, rows))
-        stage.load(rows, analyze=len(rows) > ANALYZE_STAGE_ROWS)
+        deleted, guard = 0, None
         if detect_deleted and "deleted_at" in table.c:
             returned = {r["external_id"] for r in rows} | {
                 i for i in (e.as_dict().get("external_id") for e in adapter_errors) if i}
-            result.deleted, result.deletion_guard = _delete_vanished(
-                conn, table, account, external_system, returned, len(rows) + len(adapter_errors), now,
-                max_vanished_share)
-        rejected = reject_dangling(conn, stage, parents, account_id=account, external_system=external_system)
-        links = [r for r in soft_refs(table) if r.external_column in stage.columns]  # a column left out stays
-        outcome = merge_stage(conn, table, stage, (*parents, *links), account_id=account,
-                              external_system=external_system, synced_at=now)
-        relink_all(conn, table, account, external_system)
-        result.warnings = unlinked_notes(conn, table, stage, account, external_system)
-        stage.drop()
+            deleted, guard = _delete_vanished(conn, table, account, external_system, returned,
+                                              len(rows) + len(adapter_errors), now, max_vanished_share)
+        result = _merge_rows(conn, table, account, rows, adapter_errors, external_system, now)
+    result.deleted, result.deletion_guard = deleted, guard
+    return result
+
+
+def upsert_window_rows(conn: Connection, entity: str, account_id: uuid.UUID, rows: Sequence[dict[str, Any]],
+                       adapter_errors: Sequence[Any] = (), *, external_system: str = "iiko",
+                       now: datetime | None = None) -> SyncResult:
+    """One batch of a dated entity's window, inside the caller's transaction (`commit_window`): the merge of
+    `upsert_dimension` without its deletions (the window reconciles those)."""
+    rows, _dupes = dedupe_last(rows)
+    return _merge_rows(conn, schema.metadata.tables[entity], account_id, rows, adapter_errors, external_system,
+                       now or datetime.now(UTC))
+
+
+def _merge_rows(conn: Connection, table: sa.Table, account: uuid.UUID, rows: Sequence[dict[str, Any]],
+                adapter_errors: Sequence[Any], external_system: str, now: datetime) -> SyncResult:
+    """Stage, reject rows whose parent is missing, merge (resolving hard and soft links), link what waited for
+    these rows, and note the rows stored without a soft link."""
+    result = SyncResult(table.name, total=len(rows) + len(adapter_errors))
+    stage = Stage(conn, table, _stage_columns(table, rows))
+    stage.load(rows, analyze=len(rows) > ANALYZE_STAGE_ROWS)
+    parents = parent_refs(table)
+    rejected = reject_dangling(conn, stage, parents, account_id=account, external_system=external_system)
+    links = [r for r in soft_refs(table) if r.external_column in stage.columns]  # a column left out stays
+    outcome = merge_stage(conn, table, stage, (*parents, *links), account_id=account,
+                          external_system=external_system, synced_at=now)
+    relink_all(conn, table, account, external_system)
+    result.warnings = unlinked_notes(conn, table, stage, account, external_system)
+    stage.drop()
     result.created, result.updated, result.unchanged = outcome.created, outcome.updated, outcome.unchanged
-    result.error_details = _error_details(entity, adapter_errors, rejected)
+    result.error_details = _error_details(table.name, adapter_errors, rejected)
     result.errors = len(result.error_details)
     result.reference_rejections = {r.external_id: r.parent for r in rejected}
     return result

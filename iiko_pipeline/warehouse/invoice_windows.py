@@ -1,10 +1,14 @@
-"""Incremental invoice sync: commit one export window at a time and reconcile deletions inside it.
+"""Incremental sync of dated entities (invoices, and every entity read by date range): commit one window at a
+time and reconcile deletions inside it.
 
 iiko's export filters by document date and carries no revision, so the only correct incremental sync is to
 re-read a sliding window and reconcile it (docs: iiko-server-api.md §8). Each window is one transaction:
 its upsert, its deletion reconciliation, the documents it could not store (`pending`) and (for incremental
 runs) the watermark move together, so a run that fails halfway leaves the warehouse and the watermark exactly
 at the last committed window, and a document that could not be stored is never behind the watermark unseen.
+
+What differs between dated entities is described by a `DatedTable` (which column dates a row, what becomes of
+a row the window no longer returns, how a batch is upserted); the invoices' one is `INVOICES`.
 """
 
 from __future__ import annotations
@@ -20,11 +24,41 @@ from sqlalchemy.engine import Connection, Engine
 
 from iiko_pipeline.warehouse import pending, schema, state
 from iiko_pipeline.warehouse.engine import write_transaction
-from iiko_pipeline.warehouse.entities import SyncResult, upsert_invoices
-from iiko_pipeline.warehouse.upsert import refresh_statistics
+from iiko_pipeline.warehouse.entities import SyncResult, upsert_invoices, upsert_window_rows
+from iiko_pipeline.warehouse.upsert import id_chunks, refresh_statistics
 from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE, mark_deleted, withheld_because
 
 ENTITY = "invoices"
+#: What becomes of a held row that a trusted re-read of its window no longer returns.
+SOFT, HARD, KEEP = "soft", "hard", "keep"  # marked deleted / removed (rows derived by iiko: report rows) / kept
+
+
+@dataclass(frozen=True)
+class DatedTable:
+    """How one dated entity's windows are written.
+
+    `date_column` dates a row (the window's dates select the rows it reconciles); `vanished` is SOFT (documents:
+    `is_deleted` / `deleted_at`), HARD (aggregates iiko computes, keyed by their grouping values: a group that is
+    gone must not add up any more) or KEEP (nothing is deleted); `child_table` (invoice lines) is written with
+    its rows by `upsert_invoices`, other entities by `upsert_window_rows`."""
+
+    entity: str
+    date_column: str
+    vanished: str = SOFT
+    child_table: str | None = None
+
+    @property
+    def table(self) -> sa.Table:
+        return schema.metadata.tables[self.entity]
+
+    def upsert(self, engine: Engine, account: uuid.UUID, batch: WindowBatch, now: datetime,
+               conn: Connection) -> SyncResult:
+        if self.child_table:
+            return upsert_invoices(engine, account, batch.invoices, batch.items, batch.errors, now=now, conn=conn)
+        return upsert_window_rows(conn, self.entity, account, batch.invoices, batch.errors, now=now)
+
+
+INVOICES = DatedTable(ENTITY, "document_date", SOFT, child_table="invoice_items")
 
 
 @dataclass
@@ -45,31 +79,41 @@ class ReconcileOutcome:
 def reconcile_window(conn: Connection, account_id: uuid.UUID, date_from: date, date_to: date,
                      returned_ids: Collection[str], returned_in_window: int, *, now: datetime,
                      max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE,
-                     external_system: str = "iiko") -> ReconcileOutcome:
-    """Soft-delete live rows dated inside the window that iiko no longer returns anywhere in this run.
+                     external_system: str = "iiko", dated: DatedTable | None = None) -> ReconcileOutcome:
+    """Delete (as `dated.vanished` says) live rows dated inside the window that iiko no longer returns anywhere
+    in this run.
 
     Guards (nothing is deleted, and the reason is returned for the run's metadata and a warning check):
     - iiko answered nothing for a window in which we hold rows: an empty export is far more often a fault
       than a week in which every document was deleted;
     - more than `max_vanished_share` of the window's rows would vanish at once.
     """
-    inv = schema.invoices
-    held = conn.execute(sa.select(inv.c.external_id).where(
-        inv.c.account_id == account_id, inv.c.external_system == external_system,
-        inv.c.document_date >= date_from, inv.c.document_date <= date_to, inv.c.is_deleted.is_(False),
+    dated = dated or INVOICES
+    if dated.vanished == KEEP:
+        return ReconcileOutcome()
+    table = dated.table
+    day = table.c[dated.date_column]
+    live = [table.c.is_deleted.is_(False)] if dated.vanished == SOFT else []
+    held = conn.execute(sa.select(table.c.external_id).where(
+        table.c.account_id == account_id, table.c.external_system == external_system,
+        day >= date_from, day <= date_to, *live,
     )).scalars().all()
     returned = set(returned_ids)
     vanished = sorted(ext for ext in held if ext not in returned)
     outcome = ReconcileOutcome(vanished=vanished)
     if not vanished:
         return outcome
-    outcome.guard = withheld_because(f"window {date_from}..{date_to}", "documents", held=len(held),
-                                     vanished=len(vanished), returned=returned_in_window,
-                                     max_vanished_share=max_vanished_share)
+    what = "documents" if dated.vanished == SOFT else f"{dated.entity} rows"
+    outcome.guard = withheld_because(f"window {date_from}..{date_to}", what, held=len(held), vanished=len(vanished),
+                                     returned=returned_in_window, max_vanished_share=max_vanished_share)
     if outcome.guard:
         return outcome
-    scope = (inv.c.account_id == account_id, inv.c.external_system == external_system)
-    outcome.deleted = mark_deleted(conn, inv, scope, vanished, is_deleted=True, deleted_at=now)
+    scope = (table.c.account_id == account_id, table.c.external_system == external_system)
+    if dated.vanished == SOFT:
+        outcome.deleted = mark_deleted(conn, table, scope, vanished, is_deleted=True, deleted_at=now)
+    else:
+        for chunk in id_chunks(vanished, 1000):
+            outcome.deleted += conn.execute(table.delete().where(*scope, table.c.external_id.in_(chunk))).rowcount or 0
     return outcome
 
 
@@ -85,7 +129,8 @@ class WindowBatch:
 def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, date_to: date,
                   batches: Iterable[WindowBatch], *, returned_ids: Collection[str], advance_watermark: bool,
                   max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE, fingerprint: str | None = None,
-                  unchanged_documents: int | None = None, now: datetime | None = None) -> WindowOutcome:
+                  unchanged_documents: int | None = None, now: datetime | None = None,
+                  dated: DatedTable = INVOICES) -> WindowOutcome:
     """Upsert one window's invoices, reconcile its deletions and move the watermark, all in one transaction.
 
     `unchanged_documents` set means the answer's fingerprint matched the last committed one: nothing is
@@ -99,45 +144,45 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
     """
     account = uuid.UUID(str(account_id))
     now = now or datetime.now(UTC)
+    entity = dated.entity
     with write_transaction(engine) as conn:
         if unchanged_documents is not None:
-            result, guard = SyncResult(ENTITY, total=unchanged_documents, unchanged=unchanged_documents), None
+            result, guard = SyncResult(entity, total=unchanged_documents, unchanged=unchanged_documents), None
         else:
-            refresh_statistics(conn, (schema.invoices, schema.invoice_items))
-            tracked = pending.has_pending(conn, account, ENTITY)  # else no stored id needs looking up
+            refresh_statistics(conn, [schema.metadata.tables[t] for t in (entity, dated.child_table) if t])
+            tracked = pending.has_pending(conn, account, entity)  # else no stored id needs looking up
             parts, returned_here = [], 0
             rejected: list[pending.PendingDocument] = []
             stored: list[str] = []
             for batch in batches:
-                part = upsert_invoices(engine, account, batch.invoices, batch.items, batch.errors, now=now,
-                                       conn=conn)
+                part = dated.upsert(engine, account, batch, now, conn)
                 parts.append(part)
                 returned_here += len(batch.invoices) + len(batch.errors)
-                new = rejected_documents(batch, part, date_from, date_to)
+                new = rejected_documents(batch, part, date_from, date_to, dated.date_column)
                 rejected += new
                 if tracked:
                     keys = {d.external_id for d in new}
                     stored += [row["external_id"] for row in batch.invoices if row["external_id"] not in keys]
-            result = _sum_results(parts)
+            result = _sum_results(parts, entity)
             reconciled = reconcile_window(conn, account, date_from, date_to, returned_ids, returned_here, now=now,
-                                          max_vanished_share=max_vanished_share)
+                                          max_vanished_share=max_vanished_share, dated=dated)
             result.deleted, guard = reconciled.deleted, reconciled.guard
             if tracked:
-                pending.resolve(conn, account, ENTITY, stored)
+                pending.resolve(conn, account, entity, stored)
                 if guard is None:
-                    pending.drop_vanished(conn, account, ENTITY, date_from, date_to, returned_ids,
+                    pending.drop_vanished(conn, account, entity, date_from, date_to, returned_ids,
                                           keep={d.external_id for d in rejected})
-            pending.record(conn, account, ENTITY, rejected, now)
+            pending.record(conn, account, entity, rejected, now)
             clean = guard is None and not result.errors
-            _record_fingerprint(conn, account, date_from, date_to, fingerprint if clean else None, now)
+            _record_fingerprint(conn, account, date_from, date_to, fingerprint if clean else None, now, entity)
         if advance_watermark:
-            current = _watermark(conn, account)
-            state.set_watermark(conn, account, ENTITY, max(current, date_to) if current else date_to)
+            current = _watermark(conn, account, entity)
+            state.set_watermark(conn, account, entity, max(current, date_to) if current else date_to)
     return WindowOutcome(date_from, date_to, result, guard)
 
 
-def rejected_documents(batch: WindowBatch, result: SyncResult, date_from: date,
-                       date_to: date) -> list[pending.PendingDocument]:
+def rejected_documents(batch: WindowBatch, result: SyncResult, date_from: date, date_to: date,
+                       date_column: str = "document_date") -> list[pending.PendingDocument]:
     """The batch's documents that were not stored, as pending entries: the adapter's rejections (bad data,
     dated by their window) and the warehouse's (a missing parent, dated by the document)."""
     adapter_errors = len(batch.errors)
@@ -151,51 +196,52 @@ def rejected_documents(batch: WindowBatch, result: SyncResult, date_from: date,
         for row in batch.invoices:
             ext = row["external_id"]
             if ext in missing:
-                day = row["document_date"]
+                day = row[date_column]
                 out.append(pending.PendingDocument(ext, day, day, pending.REFERENCE, reasons.get(ext, "")))
                 missing.discard(ext)
     return out
 
 
 def _record_fingerprint(conn: Connection, account: uuid.UUID, date_from: date, date_to: date,
-                        fingerprint: str | None, now: datetime) -> None:
+                        fingerprint: str | None, now: datetime, entity: str = ENTITY) -> None:
     """Record the window's answer fingerprint, and forget those of every window it overlaps: this commit may have
     changed their rows (a backfill or a pending re-read cuts windows differently), so an unchanged answer of
     theirs no longer proves the table matches it."""
     sw = schema.sync_windows
-    conn.execute(sw.delete().where(sw.c.account_id == account, sw.c.entity == ENTITY, sw.c.date_from <= date_to,
+    conn.execute(sw.delete().where(sw.c.account_id == account, sw.c.entity == entity, sw.c.date_from <= date_to,
                                    sw.c.date_to >= date_from))
     if fingerprint:
-        conn.execute(sw.insert().values(account_id=account, entity=ENTITY, date_from=date_from, date_to=date_to,
+        conn.execute(sw.insert().values(account_id=account, entity=entity, date_from=date_from, date_to=date_to,
                                         fingerprint=fingerprint, committed_at=now))
 
 
-def window_fingerprints(engine: Engine, account_id: uuid.UUID | str) -> dict[tuple[date, date], str]:
-    """The committed fingerprint of every window of this account's invoices."""
+def window_fingerprints(engine: Engine, account_id: uuid.UUID | str,
+                        entity: str = ENTITY) -> dict[tuple[date, date], str]:
+    """The committed fingerprint of every window of this account's entity."""
     sw = schema.sync_windows
     with engine.connect() as conn:
         rows = conn.execute(sa.select(sw.c.date_from, sw.c.date_to, sw.c.fingerprint).where(
-            sw.c.account_id == uuid.UUID(str(account_id)), sw.c.entity == ENTITY)).all()
+            sw.c.account_id == uuid.UUID(str(account_id)), sw.c.entity == entity)).all()
     return {(r[0], r[1]): r[2] for r in rows}
 
 
-def _watermark(conn: Connection, account: uuid.UUID) -> date | None:
+def _watermark(conn: Connection, account: uuid.UUID, entity: str = ENTITY) -> date | None:
     st = schema.sync_state
-    return conn.execute(sa.select(st.c.watermark).where(st.c.account_id == account, st.c.entity == ENTITY)
+    return conn.execute(sa.select(st.c.watermark).where(st.c.account_id == account, st.c.entity == entity)
                         ).scalar_one_or_none()
 
 
-def get_watermark(engine: Engine, account_id: uuid.UUID | str) -> date | None:
+def get_watermark(engine: Engine, account_id: uuid.UUID | str, entity: str = ENTITY) -> date | None:
     with engine.connect() as conn:
-        return _watermark(conn, uuid.UUID(str(account_id)))
+        return _watermark(conn, uuid.UUID(str(account_id)), entity)
 
 
-def merge_results(outcomes: Sequence[WindowOutcome]) -> SyncResult:
-    return _sum_results([o.result for o in outcomes])
+def merge_results(outcomes: Sequence[WindowOutcome], entity: str = ENTITY) -> SyncResult:
+    return _sum_results([o.result for o in outcomes], entity)
 
 
-def _sum_results(results: Sequence[SyncResult]) -> SyncResult:
-    total = SyncResult(ENTITY)
+def _sum_results(results: Sequence[SyncResult], entity: str = ENTITY) -> SyncResult:
+    total = SyncResult(entity)
     for r in results:
         total.total += r.total
         total.created += r.created

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -126,9 +127,19 @@ def document_ids(body: bytes) -> list[str]:
     return [m.decode().lower() for m in _DOCUMENT_ID.findall(body)]
 
 
+def json_ids(body: bytes) -> list[str]:
+    """The ids of a JSON list answer's items (cash shifts); none for answers whose rows have no id (OLAP reports,
+    balances: their rows are keyed by what they group, and a window owns its dates, so no row moves between
+    windows)."""
+    data = json.loads(body)
+    if not isinstance(data, list):
+        return []
+    return [str(item["id"]).lower() for item in data if isinstance(item, dict) and item.get("id")]
+
+
 def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callable[[list], AdaptedBatch], *,
                  fingerprints: dict[tuple[str, str], str] | None = None,
-                 batch_documents: int = 1000) -> FrameSet:
+                 batch_documents: int = 1000, ids_of: Callable[[bytes], list[str]] = document_ids) -> FrameSet:
     """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records.
 
     A document re-dated between two window requests can appear in two windows: the first occurrence wins, as in
@@ -146,7 +157,7 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
             common = {"entity": entity, "label": part.label, "window_from": start or None,
                       "window_to": end or None, "fingerprint": fingerprint}
             if windowed and known.get((start, end)) == fingerprint:
-                ids = [i for i in document_ids(stream.read()) if i not in seen]
+                ids = [i for i in ids_of(stream.read()) if i not in seen]
                 seen.update(ids)
                 yield ParsedFrame(rows=EMPTY, source_records=part.records, unchanged=True, known_ids=ids,
                                   **common)
@@ -161,7 +172,7 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                 if windowed:
                     fresh = []
                     for record in records:
-                        ident = (record.get("id") or "").strip().lower()
+                        ident = str(record.get("id") or "").strip().lower()
                         if ident and ident in seen:
                             continue
                         seen.add(ident)

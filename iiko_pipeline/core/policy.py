@@ -6,7 +6,7 @@ watermark moves and how much may vanish), instead of settings riding inside the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from iiko_pipeline.core.failures import FailureKind, SyncFailure
@@ -14,6 +14,7 @@ from iiko_pipeline.warehouse.quality import DEFAULT_MAX_REJECTED_SHARE
 from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE
 
 INCREMENTAL, BACKFILL = "incremental", "backfill"
+DEFAULT_LOOKBACK_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class WindowPolicy:
     mode: str = INCREMENTAL
     date_from: str = ""
     date_to: str = ""
-    lookback_days: int = 14
+    lookback_days: int | None = None  # None: the entity's own (`EntitySpec.lookback_days`; invoices 14)
     history_days: int = 90
     max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE
     reprocess_unchanged: bool = False  # parse and upsert windows even when iiko's answer did not change
@@ -34,6 +35,10 @@ class WindowPolicy:
     @property
     def advances_watermark(self) -> bool:
         return self.mode == INCREMENTAL
+
+    def for_entity(self, lookback_days: int) -> WindowPolicy:
+        """This policy with the entity's own lookback where the run did not set one."""
+        return self if self.lookback_days is not None else replace(self, lookback_days=lookback_days)
 
     def window(self, watermark: date | None, today: date | None = None) -> tuple[date, date]:
         """The run's own date range (inclusive), or a CONFIG failure naming what is wrong."""
@@ -48,7 +53,8 @@ class WindowPolicy:
             elif self.date_from:
                 date_from = date.fromisoformat(self.date_from)
             elif watermark is not None:
-                date_from = min(watermark, date_to) - timedelta(days=self.lookback_days)
+                lookback = DEFAULT_LOOKBACK_DAYS if self.lookback_days is None else self.lookback_days
+                date_from = min(watermark, date_to) - timedelta(days=lookback)
             else:
                 date_from = date_to - timedelta(days=self.history_days - 1)
         except ValueError as exc:

@@ -57,6 +57,13 @@ class EntitySpec:
     # does not wait for it. The brief's own entities are not optional.
     optional: bool = False
     documented_path: str | None = None  # "module:name" of the answer's `iiko.documented.DocumentedFields`
+    # Dated entities (`windowed`): the column that dates a row, what becomes of a row its window no longer returns
+    # (`warehouse.invoice_windows`: soft, hard, keep), how many days before the watermark an incremental run
+    # re-reads, and the `ClientSettings` field sizing its windows (None: one day per window).
+    date_column: str = "document_date"
+    vanished: str = "soft"
+    lookback_days: int = 14
+    window_setting: str | None = "invoice_window_days"
 
     @property
     def parse(self) -> Callable[[Any], Iterator[dict[str, Any]]]:

@@ -24,7 +24,7 @@ from iiko_pipeline.adapters import IIKO_ADAPTER
 from iiko_pipeline.core.failures import FailureKind, SyncFailure, classify
 from iiko_pipeline.core.policy import WindowPolicy, WritePolicy
 from iiko_pipeline.core.specs import EntitySpec, prerequisites
-from iiko_pipeline.frames import FrameSet, ParsedFrame, build_frames, frame_records
+from iiko_pipeline.frames import FrameSet, ParsedFrame, build_frames, document_ids, frame_records, json_ids
 from iiko_pipeline.iiko import IikoClient, split_windows
 from iiko_pipeline.iiko.errors import IikoNotAvailableError, IikoPermissionError
 from iiko_pipeline.prefetch import prefetched
@@ -33,6 +33,7 @@ from iiko_pipeline.warehouse import pending, quality, state
 from iiko_pipeline.warehouse.credentials import mark_connection
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension
 from iiko_pipeline.warehouse.invoice_windows import (
+    DatedTable,
     WindowBatch,
     commit_window,
     get_watermark,
@@ -174,7 +175,8 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
     """Windows in date order. If a later window fails, keep the ones already fetched (they are committed and
     the watermark moves) and record the failure; the export_complete check then fails the run. An
     incremental run first re-reads the dates of due pending documents, however far behind the lookback."""
-    date_from, date_to = policy.window(get_watermark(engine, account))
+    policy = policy.for_entity(spec.lookback_days)
+    date_from, date_to = policy.window(get_watermark(engine, account, spec.name))
     retry = retry_ranges(engine, account, spec, date_from) if policy.advances_watermark else []
     if retry:
         log(f"re-reading {len(retry)} date range(s) with documents not stored yet: "
@@ -187,16 +189,18 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
         version = iiko.server_info().version
         fetch = getattr(iiko, spec.fetch)
         ranges = [*retry, (date_from, date_to)]
-        total = sum(len(split_windows(a, b, iiko.settings.invoice_window_days)) for a, b in ranges)
+        size = getattr(iiko.settings, spec.window_setting) if spec.window_setting else 1
+        total = sum(len(split_windows(a, b, size)) for a, b in ranges)
         windows = itertools.chain(*(fetch(a, b) for a, b in ranges))
         progress = WindowProgress(log, total)
         # the next window is requested while this one is counted, hashed and compressed to disk
         for window in prefetched(windows, name="iiko-fetch"):
             body = window.response.body
             label = f"{window.date_from.isoformat()}..{window.date_to.isoformat()}"
-            parts.append(write_raw(raw_dir, account, spec.name, label, body, count_documents(body)))
+            parts.append(write_raw(raw_dir, account, spec.name, label, body, answer_records(window.response),
+                                   spec.answer_format))
             progress(len(parts), f"{spec.name}: fetched window {len(parts)}/{total} {label}: "
-                                 f"{parts[-1].records} documents")
+                                 f"{parts[-1].records} records")
     except Exception as exc:
         failure = fail(engine, account, spec.name, exc)
         if not parts or failure.kind in STOPPING:
@@ -206,6 +210,13 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
     capture = RawCapture(spec.name, account, tuple(parts), start.isoformat(), date_to.isoformat(),
                          failure.reason if failure else None)
     return RawResult(capture, version, policy, tuple(retry), failure.kind.value if failure else None)
+
+
+def answer_records(response: Any) -> int:
+    """Records in one answer, counted apart from the frame step's parse: a JSON answer's items as the client's
+    own check decoded them, an XML export's documents on its bytes."""
+    items = getattr(response, "items", None)
+    return len(items) if items is not None else count_documents(response.body)
 
 
 def count_documents(body: bytes) -> int:
@@ -225,10 +236,10 @@ def frames(spec: EntitySpec, raw: RawResult, engine: Engine, account: str, *,
     reprocess. `parse` / `adapt` replace the spec's parser and adapter method (the bench times them)."""
     fingerprints: dict[tuple[str, str], str] = {}
     if spec.windowed and raw.policy is not None and not raw.policy.reprocess_unchanged:
-        committed = window_fingerprints(engine, account)
+        committed = window_fingerprints(engine, account, spec.name)
         fingerprints = {(a.isoformat(), b.isoformat()): fp for (a, b), fp in committed.items()}
     return build_frames(spec.name, raw.capture, parse or spec.parse, adapt or getattr(ADAPTER, spec.adapt),
-                        fingerprints=fingerprints)
+                        fingerprints=fingerprints, ids_of=document_ids if spec.answer_format == "xml" else json_ids)
 
 
 # ------------------------------------------------------------------------------------------------- write
@@ -309,6 +320,7 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
     watermark); a window arrives as several chunks written in one transaction, so memory stays bounded by a
     chunk. Each window's stored line sums are compared with the source's right after it commits."""
     policy = raw.policy or WindowPolicy()
+    dated = DatedTable(spec.name, spec.date_column, spec.vanished, spec.child_table)
     returned = frame.returned_ids  # a document that moved to another window of this run has not vanished
     outcomes = []
     # The source's line count and sum per document of the window being written; dropped after the window.
@@ -321,7 +333,7 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
         for chunk in chunks:
             window_ids.extend(chunk.external_ids)
             items = frame_records(chunk.children)
-            for item in items:
+            for item in items if spec.child_table else ():
                 count, line_sum = expected.get(item["invoice_external_id"], (0, Decimal(0)))
                 expected[item["invoice_external_id"]] = (count + 1, line_sum + (item["sum"] or Decimal(0)))
             if not preview:
@@ -336,14 +348,16 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
         first = next(group)
         window = (date.fromisoformat(first.window_from), date.fromisoformat(first.window_to))
         common = {"returned_ids": returned, "advance_watermark": policy.advances_watermark,
-                  "max_vanished_share": policy.max_vanished_share, "fingerprint": first.fingerprint}
+                  "max_vanished_share": policy.max_vanished_share, "fingerprint": first.fingerprint, "dated": dated}
         if first.unchanged:
-            outcome = commit_window(engine, account, *window, [], unchanged_documents=len(first.known_ids), **common)
+            outcome = commit_window(engine, account, *window, [],
+                                    unchanged_documents=len(first.known_ids) or first.source_records, **common)
         else:
             rest = itertools.chain([first], group)  # noqa: B031 - consumed inside commit_window, before groupby moves on
             outcome = commit_window(engine, account, *window, batches(rest), **common)
             rejected = {d["external_id"] for d in outcome.result.error_details if d.get("external_id")}
-            child_sum_failures += line_sum_failures(engine, account, expected, window_ids, rejected)
+            if spec.child_table:
+                child_sum_failures += line_sum_failures(engine, account, expected, window_ids, rejected)
             expected.clear()
             window_ids.clear()
         outcomes.append(outcome)
@@ -351,7 +365,7 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
         progress(len(outcomes), f"{spec.name}: committed window {len(outcomes)}/{total} {first.label}: "
                                 f"{r.created} created, {r.updated} updated, {r.unchanged} unchanged, "
                                 f"{r.errors} not stored")
-    return TableWrite(merge_results(outcomes), guards=[o.guard for o in outcomes if o.guard],
+    return TableWrite(merge_results(outcomes, spec.name), guards=[o.guard for o in outcomes if o.guard],
                       child_sum_failures=child_sum_failures, preview=preview, windows_committed=len(outcomes))
 
 

@@ -37,8 +37,9 @@ def _refs(table: sa.Table, soft: bool) -> tuple[ParentRef, ...]:
         if not column.endswith("_id") or (fk.parent.info.get("link") == "soft") != soft:
             continue
         stem = column[: -len("_id")]
-        if f"{stem}_external_id" in table.c:
-            refs.append(ParentRef(column, f"{stem}_external_id", fk.column.table, stem.replace("_", " ")))
+        external = fk.parent.info.get("external", f"{stem}_external_id")  # a link may name iiko's own column
+        if external in table.c:
+            refs.append(ParentRef(column, external, fk.column.table, stem.replace("_", " ")))
     return tuple(refs)
 
 
@@ -80,13 +81,11 @@ def relink(conn: Connection, table: sa.Table, ref: ParentRef, account: uuid.UUID
 
 
 def relink_all(conn: Connection, table: sa.Table, account: uuid.UUID, external_system: str) -> None:
-    """After a write of `table`: its own unlinked rows (a group whose parent came in the same answer), then the
-    rows of other tables that were waiting for the rows just written (invoice lines for their products)."""
-    for ref in soft_refs(table):
-        relink(conn, table, ref, account, external_system)
+    """After a write of `table`, the rows waiting for the rows just written: its own (a group whose parent came
+    later in the same answer), then other tables' (invoice lines, sales and balances for their products). Its
+    other links were resolved by the merge itself."""
     for other, ref in soft_referrers(table):
-        if other is not table:
-            relink(conn, other, ref, account, external_system)
+        relink(conn, other, ref, account, external_system)
 
 
 def unlinked_notes(conn: Connection, table: sa.Table, stage: Stage, account: uuid.UUID,

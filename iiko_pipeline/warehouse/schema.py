@@ -76,9 +76,18 @@ def _entity_columns() -> list[sa.Column]:
 SOFT_LINK = {"link": "soft"}
 
 
-def _soft_link(name: str, target: str) -> sa.Column:
-    return sa.Column(name, BigIntPK, sa.ForeignKey(f"{target}.id", ondelete="SET NULL"), nullable=True,
-                     info=dict(SOFT_LINK))
+def _soft_link(name: str, target: str, external: str | None = None) -> sa.Column:
+    """`external`: the column holding iiko's id, when not `<name without _id>_external_id` (a sale's dish)."""
+    info = dict(SOFT_LINK) | ({"external": external} if external else {})
+    return sa.Column(name, BigIntPK, sa.ForeignKey(f"{target}.id", ondelete="SET NULL"), nullable=True, info=info)
+
+
+def _unlinked_index(table: str, link: str, external: str) -> sa.Index:
+    """A partial index of the rows still waiting for a soft link: what `entities.relink` reads when the linked
+    entity syncs (a few rows once links resolve on write, instead of every row of the account)."""
+    where = sa.text(f"{link} IS NULL AND {external} IS NOT NULL")
+    return sa.Index(f"ix_{table}_unlinked_{link.removesuffix('_id')}", "account_id", postgresql_where=where,
+                    sqlite_where=where)
 
 
 def _reference_columns() -> list[sa.Column]:
@@ -246,10 +255,7 @@ invoice_items = sa.Table(
     sa.Index(None, "product_id"),
     # The lines a products (units) sync may link (`entities.relink`): few once products have synced, so the
     # nightly re-link reads these instead of every line of the account.
-    *(sa.Index(f"ix_invoice_items_unlinked_{stem}", "account_id",
-               postgresql_where=sa.text(f"{stem}_id IS NULL AND {stem}_external_id IS NOT NULL"),
-               sqlite_where=sa.text(f"{stem}_id IS NULL AND {stem}_external_id IS NOT NULL"))
-      for stem in ("product", "amount_unit")),
+    *(_unlinked_index("invoice_items", f"{stem}_id", f"{stem}_external_id") for stem in ("product", "amount_unit")),
 )
 
 measure_units = sa.Table(
@@ -324,6 +330,94 @@ employees = sa.Table(
     *_entity_tail(),
 )
 
+# --- reports and shifts (issue 15): rows keyed by what iiko groups them by, dated for their windows ---------------
+
+sales_daily = sa.Table(
+    "sales_daily",
+    metadata,
+    # external_id: a digest of the row's grouping values (department, business day, dish, order type, pay types):
+    # OLAP rows carry no id, and a re-run of a day must land on the same rows.
+    *_entity_columns(),
+    sa.Column("restaurant_id", BigIntPK, sa.ForeignKey("restaurants.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("restaurant_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    # The cash shift's business day (OLAP `OpenDate.Typed`), not the order's calendar date.
+    sa.Column("business_date", sa.Date(), nullable=False),
+    _soft_link("product_id", "products", external="dish_external_id"),
+    sa.Column("dish_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("order_type", sa.Text(), nullable=True),
+    sa.Column("pay_types", sa.Text(), nullable=True),
+    sa.Column("dish_amount", ExactDecimal(), nullable=True),
+    sa.Column("dish_sum", ExactDecimal(), nullable=True),
+    sa.Column("discount_sum", ExactDecimal(), nullable=True),
+    sa.Column("cost", ExactDecimal(), nullable=True),
+    *_entity_tail(),
+    sa.Index(None, "account_id", "business_date"),
+    sa.Index(None, "restaurant_id"),
+    sa.Index(None, "product_id"),
+    _unlinked_index("sales_daily", "product_id", "dish_external_id"),
+)
+
+sales_day_totals = sa.Table(
+    "sales_day_totals",
+    metadata,
+    # external_id: "<business date>|<department id>". The coarse OLAP query (department x business day): unique
+    # orders, and the sums the detailed rows of the same day must add up to.
+    *_entity_columns(),
+    sa.Column("restaurant_id", BigIntPK, sa.ForeignKey("restaurants.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("restaurant_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("business_date", sa.Date(), nullable=False),
+    sa.Column("orders", sa.Integer(), nullable=True),
+    sa.Column("dish_sum", ExactDecimal(), nullable=True),
+    sa.Column("discount_sum", ExactDecimal(), nullable=True),
+    *_entity_tail(),
+    sa.Index(None, "account_id", "business_date"),
+)
+
+stock_balances = sa.Table(
+    "stock_balances",
+    metadata,
+    # external_id: "<snapshot date>|<store id>|<product id>". One snapshot per store and product at the end of each
+    # business day; iiko keeps none, so this table is the history. Zero balances are absent, as iiko omits them.
+    *_entity_columns(),
+    sa.Column("snapshot_date", sa.Date(), nullable=False),
+    sa.Column("store_id", BigIntPK, sa.ForeignKey("stores.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("store_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    _soft_link("product_id", "products"),
+    sa.Column("product_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("amount", ExactDecimal(), nullable=True),
+    sa.Column("sum", ExactDecimal(), nullable=True),
+    *_entity_tail(),
+    sa.Index(None, "account_id", "snapshot_date"),
+    sa.Index(None, "store_id"),
+    _unlinked_index("stock_balances", "product_id", "product_external_id"),
+)
+
+cash_shifts = sa.Table(
+    "cash_shifts",
+    metadata,
+    *_entity_columns(),
+    sa.Column("restaurant_id", BigIntPK, sa.ForeignKey("restaurants.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("restaurant_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
+    sa.Column("session_number", sa.Integer(), nullable=True),
+    sa.Column("fiscal_number", sa.Text(), nullable=True),
+    # Local wall-clock times as iiko prints them (like invoices' date_incoming); open_day dates the windows.
+    sa.Column("open_date", sa.DateTime(timezone=False), nullable=True),
+    sa.Column("open_day", sa.Date(), nullable=False),
+    sa.Column("close_date", sa.DateTime(timezone=False), nullable=True),
+    sa.Column("accept_date", sa.DateTime(timezone=False), nullable=True),
+    sa.Column("sales_cash", ExactDecimal(), nullable=True),
+    sa.Column("sales_card", ExactDecimal(), nullable=True),
+    sa.Column("sales_credit", ExactDecimal(), nullable=True),
+    sa.Column("pay_in", ExactDecimal(), nullable=True),
+    sa.Column("pay_out", ExactDecimal(), nullable=True),
+    sa.Column("cash_diff", ExactDecimal(), nullable=True),
+    sa.Column("status", sa.String(32), nullable=True),
+    sa.Column("point_of_sale", sa.Text(), nullable=True),
+    sa.Column("extra", JsonDocument(), nullable=True),
+    *_entity_tail(),
+    sa.Index(None, "account_id", "open_day"),
+)
+
 sync_state = sa.Table(
     "sync_state",
     metadata,
@@ -359,7 +453,8 @@ sync_runs = sa.Table(
 
 #: Synced entity tables in dependency order (parents first).
 ENTITY_TABLES: tuple[sa.Table, ...] = (restaurants, stores, suppliers, measure_units, product_groups, products,
-                                       employees, invoices, invoice_items)
+                                       employees, invoices, invoice_items, sales_day_totals, sales_daily,
+                                       stock_balances, cash_shifts)
 
 sync_windows = sa.Table(
     "sync_windows",

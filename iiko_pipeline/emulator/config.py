@@ -41,6 +41,10 @@ class Scale:
     product_groups: int = 0  # v2 product groups, deleted ones included
     extra_products: int = 0  # nomenclature items never bought (dishes, preparations, modifiers, ...)
     employees: int = 0  # GET employees, system accounts and staff-suppliers included
+    # Sales, cash shifts and stock (issue 15), from RNG streams of their own as well.
+    orders_per_restaurant_day: tuple[int, int] = (0, 0)  # orders per restaurant per business day
+    lines_per_order: tuple[int, int] = (1, 4)
+    menu_dishes: tuple[int, int] = (0, 0)  # dishes on one restaurant's menu; (0, 0): every dish
 
 
 SCALES: dict[str, Scale] = {
@@ -48,17 +52,20 @@ SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", restaurants=2, jurpersons=1, stores_per_restaurant=(2, 2), deleted_stores=0,
                   suppliers=12, deleted_suppliers=1, internal_suppliers=2, employee_suppliers=1,
                   client_suppliers=1, invoices_per_restaurant_day=(1, 3), lines_per_invoice=(1, 5),
-                  products=40, product_groups=12, extra_products=16, employees=10),
+                  products=40, product_groups=12, extra_products=16, employees=10,
+                  orders_per_restaurant_day=(3, 8), lines_per_order=(1, 3)),
     # The product brief's account: 31 restaurants, 658 suppliers.
     "seed": Scale("seed", restaurants=31, jurpersons=3, stores_per_restaurant=(2, 4), deleted_stores=3,
                   suppliers=658, deleted_suppliers=40, internal_suppliers=24, employee_suppliers=6,
                   client_suppliers=10, invoices_per_restaurant_day=(5, 20), lines_per_invoice=(1, 40),
-                  products=1200, product_groups=150, extra_products=1300, employees=80),
+                  products=1200, product_groups=150, extra_products=1300, employees=80,
+                  orders_per_restaurant_day=(60, 200), lines_per_order=(1, 4), menu_dishes=(40, 100)),
     # Load tests: >= 1,000,000 invoice lines over 365 days.
     "large": Scale("large", restaurants=40, jurpersons=4, stores_per_restaurant=(2, 4), deleted_stores=4,
                    suppliers=900, deleted_suppliers=55, internal_suppliers=30, employee_suppliers=8,
                    client_suppliers=12, invoices_per_restaurant_day=(10, 20), lines_per_invoice=(1, 40),
-                   products=2000, product_groups=320, extra_products=2000, employees=300),
+                   products=2000, product_groups=320, extra_products=2000, employees=300,
+                   orders_per_restaurant_day=(150, 350), lines_per_order=(1, 4), menu_dishes=(60, 150)),
 }
 
 
@@ -108,6 +115,9 @@ class EmulatorConfig:
     licence_info_requires_key: bool = False
     stream_threshold: int = 64 * 1024  # bodies larger than this go out chunked
     cache_days: int = 64  # generated invoice days kept in memory (LRU)
+    # Stock accounting starts with an opening balance at 00:00 of `today - stock_history_days` (never before the
+    # generated span): balances count the movements from there on (see README, "Stock balances").
+    stock_history_days: int = 14
     fault_seed: int | None = None  # RNG for probability faults; None -> derived from seed
     certfile: str | None = None  # serve HTTPS with this certificate (optional)
     keyfile: str | None = None
@@ -133,6 +143,9 @@ class EmulatorConfig:
             raise ValueError("seats must be >= 0")
         if self.token_ttl <= 0:
             raise ValueError("token_ttl must be > 0")
+        if isinstance(self.stock_history_days, bool) or not isinstance(self.stock_history_days, int) \
+                or self.stock_history_days < 0:
+            raise ValueError("stock_history_days must be a whole number of days >= 0")
         if not isinstance(self.permission_denied, tuple):
             object.__setattr__(self, "permission_denied", tuple(self.permission_denied))
         if isinstance(self.today, str):
@@ -167,5 +180,6 @@ RUNTIME_KEYS = frozenset({
     "date_offset", "gzip", "missing_auth_params_status", "logout_unknown_status", "missing_dates",
     "concurrency_fault", "licence_info_requires_key", "today", "server_name", "computer_name",
     "server_state", "stream_threshold", "invoice_history_days", "product_fields_added", "product_fields_renamed",
+    "stock_history_days",
 })
 """Settings that `/_emulator/config` may change on a running server."""

@@ -10,12 +10,14 @@ import hmac
 import json
 from collections.abc import Callable
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from .codec import CoercionError, to_jsonable
 from .dataset import NotFound
 from .reply import Reply, json_reply
 from .resto import Request
+from .sales import order_truth, shift_truth
 from .state import EmulatorState
 
 PREFIX = "/_emulator"
@@ -122,6 +124,54 @@ def _documents(state: EmulatorState, req: Request, rest: list[str], body: dict[s
     raise _HttpError(405, f"{method} not supported here")
 
 
+def _sales(state: EmulatorState, req: Request, rest: list[str], body: dict[str, Any]) -> Reply:
+    """Orders and cash shifts (truth), and late shifts (the OpenDate.Typed quirk on demand)."""
+    method = req.method
+    sales = state.dataset.sales
+    if rest in (["orders"], ["shifts"]) and method == "GET":
+        today = state.config.effective_today()
+        d_from = _date_param(req, "from", today)
+        d_to = _date_param(req, "to", d_from)
+        department = (req.param("department") or "").strip().lower() or None
+        if rest == ["orders"]:
+            return json_reply(200, to_jsonable([order_truth(sales, business, order) for business, order
+                                                in sales.orders_by_business_day(d_from, d_to, department)]))
+        return json_reply(200, to_jsonable([shift_truth(s) for s in sales.shifts(d_from, d_to, department)]))
+    if rest == ["late_shift"] and method == "POST":
+        unknown = set(body) - {"department", "date", "until"}
+        if unknown:
+            raise _HttpError(400, f"unknown fields: {sorted(unknown)}")
+        if "department" not in body or "date" not in body:
+            raise _HttpError(400, "department and date are required")
+        day = date.fromisoformat(str(body["date"])[:10])
+        until = body.get("until", "15:00:00")
+        state.late_shift(str(body["department"]), day, until)
+        return _ok()
+    if rest == ["late_shifts"] and method == "GET":
+        return json_reply(200, to_jsonable([{"department": d, "date": day, "until": until}
+                                            for d, day, until in sales.late_shifts()]))
+    raise _HttpError(404, f"unknown control route {req.path} ({method})")
+
+
+def _stock(state: EmulatorState, req: Request, rest: list[str]) -> Reply:
+    """Where stock accounting starts, and one calendar day's movements (what a day's snapshots differ by)."""
+    if req.method != "GET":
+        raise _HttpError(405, f"{req.method} not supported here")
+    stock = state.dataset.stock
+    if not rest:
+        return json_reply(200, {"start": stock.start().isoformat(),
+                                "stock_history_days": state.config.stock_history_days,
+                                "today": state.config.effective_today().isoformat()})
+    if rest == ["movements"]:
+        day = _date_param(req, "date", state.config.effective_today())
+        moves = stock.movements(day)
+        return json_reply(200, {kind: [{"store": store, "product": product, "amount": str(Decimal(amount).scaleb(-3)),
+                                        "sum": str(Decimal(cents).scaleb(-2))}
+                                       for (store, product), (amount, cents) in sorted(rows.items())]
+                                for kind, rows in moves.items()})
+    raise _HttpError(404, f"unknown control route {req.path}")
+
+
 def _dimension(list_fn: Callable[[], list[Any]], get_fn: Callable[[str], Any], add_fn: Callable[[dict[str, Any]], Any],
                edit_fn: Callable[[str, dict[str, Any]], Any], remove_fn: Callable[[str], bool],
                method: str, rest: list[str], body: dict[str, Any]) -> Reply:
@@ -209,6 +259,10 @@ def _route(state: EmulatorState, req: Request, raw_body: bytes) -> Reply:
 
         return _dimension(ds.stores, get_store, state.add_store, state.edit_corporate, state.remove_corporate,
                           method, rest, body)
+    if head == "sales":
+        return _sales(state, req, rest, body)
+    if head == "stock":
+        return _stock(state, req, rest)
     if head in ("products", "product_groups", "employees"):
         purge = (req.param("purge") or "").strip().lower() == "true"
         if head == "products":

@@ -11,6 +11,9 @@ Layout (why it looks like this):
   document by id after its day fell out of the cache.
 * `revision` counts mutations; every generated record has revision 1 and each mutation stamps the
   touched record with a fresh, higher number, which is what `revisionFrom` filters on.
+* Sales (orders, cash shifts) and stock balances (issue 15) live in `sales.py` / `stock.py`, built on first use
+  (`self.sales`, `self.stock`) from RNG streams of their own; stock reads the invoices through
+  `generated_invoices` and `changed_invoices`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 
 from . import codec
 from .config import SCALES
-from .generator import build_universe, day_for_number, generate_day, new_id, rng_for
+from .generator import LightInvoice, build_universe, day_for_number, generate_day, new_id, rng_for
 from .models import (
     CorporateItem,
     Employee,
@@ -38,6 +41,8 @@ from .models import (
     Supplier,
 )
 from .nomenclature import build_nomenclature
+from .sales import Sales
+from .stock import Stock
 
 BASE_REVISION = 1
 _CENT = Decimal("0.01")
@@ -51,7 +56,7 @@ class Dataset:
     """Generated chain data plus the edits made through the control API. Thread-safe."""
 
     def __init__(self, seed: int, scale: str, today: Callable[[], date], history_days: Callable[[], int],
-                 cache_days: int = 64) -> None:
+                 cache_days: int = 64, stock_days: Callable[[], int] = lambda: 14) -> None:
         self.seed = seed
         self.scale = SCALES[scale]
         self._today = today
@@ -75,6 +80,40 @@ class Dataset:
         self.revision = BASE_REVISION
         self._created = 0
         self._doc_counter = 0
+        self._stock_days = stock_days
+        self._sales: Sales | None = None
+        self._stock: Stock | None = None
+
+    # ------------------------------------------------------------------ sales and stock (issue 15)
+
+    @property
+    def sales(self) -> Sales:
+        """Orders, business days and cash shifts (built on first use: most tests never ask)."""
+        with self._lock:
+            if self._sales is None:
+                self._sales = Sales(self.seed, self.scale, self.universe, self.nomenclature.items,
+                                    self.nomenclature.employees, today=self._today, history_days=self._history_days,
+                                    cache_days=min(self._cache_days, 16))
+            return self._sales
+
+    @property
+    def stock(self) -> Stock:
+        """Stock balances per store and product (built on first use)."""
+        sales = self.sales
+        with self._lock:
+            if self._stock is None:
+                self._stock = Stock(self, sales, self._stock_days, cache_days=min(self._cache_days, 16))
+            return self._stock
+
+    def set_late_shift(self, department_id: str, day: date, until: datetime | None) -> None:
+        """Keep a restaurant's shift of `day - 1` open until `until` on `day` (None: close it normally)."""
+        key = department_id.lower()
+        if self.sales.profile(key) is None:
+            raise NotFound(department_id)
+        with self._lock:
+            self.revision += 1
+            revision = self.revision
+        self.sales.set_late_shift(key, day, until, revision)
 
     # ------------------------------------------------------------------ dimensions (read)
 
@@ -395,6 +434,35 @@ class Dataset:
                 docs = [d for d in docs if revisions.get(d.id, BASE_REVISION) > revision_from]
             if docs:
                 yield docs
+
+    def generated_light(self, day: date) -> list[LightInvoice]:
+        """The documents generated for `day` (pristine, edits not applied) as `LightInvoice` tuples: from the day
+        cache when an export already built them, else by the light generator (no cache: stock caches its sums)."""
+        first, last = self.generated_span()
+        if not first <= day <= last:
+            return []
+        with self._lock:
+            docs = self._days.get(day)
+        if docs is None:
+            return generate_day(self.universe, self.seed, self.scale, day, light=True)
+        return [(d.id, d.date_incoming, d.status, d.default_store_id,
+                 [(it.store_id, it.product_id, int((it.amount * 1000).to_integral_value()),
+                   int((it.sum * 100).to_integral_value()), it.is_additional_expense) for it in d.items])
+                for d in docs]
+
+    def changed_invoices(self) -> list[tuple[Invoice | None, Invoice | None]]:
+        """(generated original or None, current version or None) of every document created, edited or removed
+        through the control API: what the stock balances correct the generated data by."""
+        with self._lock:
+            changed = sorted(set(self._overrides) | self._removed)
+            current = {key: self._overrides.get(key) for key in changed}
+            days = {key: self._id_day.get(key) for key in changed}
+        out: list[tuple[Invoice | None, Invoice | None]] = []
+        for key in changed:
+            day = days[key]
+            original = next((d for d in self._generated(day) if d.id == key), None) if day is not None else None
+            out.append((original, current[key]))
+        return out
 
     def invoices(self, date_from: date, date_to: date) -> list[Invoice]:
         """Every document dated within [date_from, date_to] after all edits (DELETED status included,

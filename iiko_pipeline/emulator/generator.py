@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from . import names
 from .config import Scale
@@ -292,19 +293,27 @@ def _amount_for(rng: random.Random, kind: str) -> int:
     return rng.randint(1, 120) * 1000
 
 
-def generate_day(u: Universe, seed: int, scale: Scale, day: date) -> list[Invoice]:
+#: What `generate_day(..., light=True)` gives per document: (id, dateIncoming, status, default store, lines), each
+#: line (store, product id, amount in thousandths, sum in kopecks, is additional expense).
+LightInvoice = tuple[str, datetime, str, "str | None", list[tuple["str | None", str, int, int, bool]]]
+
+
+def generate_day(u: Universe, seed: int, scale: Scale, day: date, light: bool = False) -> list[Any]:
     """All generated invoices dated `day`, sorted by (dateIncoming, id).
 
     Document numbers restart every year and encode the day of the year, so the same numbers recur on
     the same day of every year (as real yearly numbering does) and a number can be mapped back to its
     day without generating the whole year (`day_for_number`).
+
+    `light=True` (the stock balances' path) draws exactly the same random numbers but builds no `Invoice`
+    objects: each document becomes a `LightInvoice` tuple, about twice as fast, the same money to the kopeck.
     """
     rng = rng_for(seed, scale.name, "invoices", day.isoformat())
     lo_inv, hi_inv = scale.invoices_per_restaurant_day
     lo_lines, hi_lines = scale.lines_per_invoice
     base_number = (day.timetuple().tm_yday - 1) * u.day_capacity
     products = u.products
-    docs: list[Invoice] = []
+    docs: list[Any] = []
     counter = 0
     midnight = datetime(day.year, day.month, day.day)
     for dept in u.restaurants:
@@ -325,7 +334,7 @@ def generate_day(u: Universe, seed: int, scale: Scale, day: date) -> list[Invoic
             default_store: str | None = None if multi or rng.random() < 0.05 else main_store.id
 
             n_lines = min(rng.randint(lo_lines, hi_lines), len(products))
-            items: list[InvoiceItem] = []
+            items: list[Any] = []
             for num, product in enumerate(rng.sample(products, n_lines), start=1):
                 amount_m = _amount_for(rng, product.unit_kind)
                 price_c = max(1, int(product.base_price_cents * (0.85 + 0.3 * rng.random())))
@@ -333,10 +342,19 @@ def generate_day(u: Universe, seed: int, scale: Scale, day: date) -> list[Invoic
                 if rng.random() < 0.03:
                     actual_m = amount_m * 9 // 10
                 store = other_store.id if multi and num % 2 == 0 else main_store.id
-                items.append(make_item(num, product, amount_m, price_c, store, actual_m=actual_m))
+                if light:
+                    items.append((store, product.id, amount_m, line_money(amount_m, price_c, product.vat_percent)[1],
+                                  False))
+                else:
+                    items.append(make_item(num, product, amount_m, price_c, store, actual_m=actual_m))
             if rng.random() < 0.10:
-                items.append(make_item(len(items) + 1, u.delivery, 1000, rng.randint(300, 1500) * 100,
-                                       main_store.id, additional=True))
+                delivery_c = rng.randint(300, 1500) * 100
+                if light:
+                    items.append((main_store.id, u.delivery.id, 1000,
+                                  line_money(1000, delivery_c, u.delivery.vat_percent)[1], True))
+                else:
+                    items.append(make_item(len(items) + 1, u.delivery, 1000, delivery_c, main_store.id,
+                                           additional=True))
 
             r = rng.random()
             incoming_date: date | None = None if r < 0.1 else day - timedelta(days=int(r * 10) % 4)
@@ -353,12 +371,15 @@ def generate_day(u: Universe, seed: int, scale: Scale, day: date) -> list[Invoic
             due = midnight + timedelta(days=rng.randint(7, 30)) if rng.random() < 0.6 else None
             comment = rng.choice(names.INVOICE_COMMENTS) if rng.random() < 0.35 else None
             conception = rng.choice(u.conceptions).id if rng.random() < 0.5 else None
+            if light:
+                docs.append((doc_id, when, status, default_store, items))
+                continue
             docs.append(Invoice(
                 id=doc_id, document_number=f"{prefix}{base_number + counter}", date_incoming=when,
                 incoming_date=incoming_date, incoming_document_number=incoming_number,
                 invoice_number=invoice_number, supplier_id=supplier.id, default_store_id=default_store,
                 due_date=due, status=status, comment=comment, conception_id=conception, items=items))
-    docs.sort(key=lambda d: (d.date_incoming, d.id))
+    docs.sort(key=(lambda d: (d[1], d[0])) if light else (lambda d: (d.date_incoming, d.id)))
     return docs
 
 

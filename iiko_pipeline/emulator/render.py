@@ -34,6 +34,8 @@ from .models import (
     Reference,
     Supplier,
 )
+from .sales import CashShift, java_datetime
+from .stock import number
 
 XML_DECLARATION = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
@@ -431,3 +433,29 @@ def employees(items: Iterable[Employee], opts: RenderOptions) -> str:
     return f"{XML_DECLARATION}<employees>\n{body}</employees>\n"
 
 
+
+
+# ------------------------------------------------------------------ cash shifts (v2 JSON, issue 15)
+
+def cash_shift(s: CashShift) -> dict[str, object]:
+    """One `v2/cashshifts/list` record, keys in the docs' order (`salesCredit` and `sessionStatus` spelled as the
+    JSON example has them; the docs' field table misspells both). Money as JSON numbers, dates iiko-style."""
+    def money(kopecks: int) -> int | float:
+        return number(kopecks, 2)
+
+    return {
+        "id": s.id, "sessionNumber": s.session_number, "fiscalNumber": s.fiscal_number,
+        "cashRegNumber": s.cash_reg_number, "cashRegSerial": s.cash_reg_serial,
+        "openDate": java_datetime(s.open_date), "closeDate": java_datetime(s.close_date) if s.close_date else None,
+        "acceptDate": java_datetime(s.accept_date) if s.accept_date else None, "managerId": s.manager_id,
+        "responsibleUser": s.responsible_user, "sessionStartCash": money(s.session_start_cash),
+        "payOrders": money(s.pay_orders), "sumWriteoffOrders": money(s.sum_writeoff_orders),
+        "salesCash": money(s.sales_cash), "salesCredit": money(s.sales_credit), "salesCard": money(s.sales_card),
+        "payIn": money(s.pay_in), "payOut": money(s.pay_out), "payIncome": money(s.pay_income),
+        "cashRemain": money(s.cash_remain), "cashDiff": money(s.cash_diff), "sessionStatus": s.session_status,
+        "conception": s.conception, "pointOfSale": s.point_of_sale,
+    }
+
+
+def cash_shifts(shifts: Iterable[CashShift]) -> bytes:
+    return json.dumps([cash_shift(s) for s in shifts], ensure_ascii=False).encode("utf-8")

@@ -8,19 +8,21 @@ applied around this by the HTTP layer (`server.py`).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from email.message import Message
 
-from . import render
+from . import olap, render
 from .auth import SeatsExhausted, Session, SessionManager
 from .config import MODULE_ID
 from .models import Invoice
 from .reply import JSON, TEXT, Reply, text
 from .requestlog import RequestRecord
 from .state import EmulatorState
+from .stock import render_balances
 
 LICENCE_EXHAUSTED = f"License enhancement is required: no connections available for module {MODULE_ID}"
 MODULE_BLOCKED = f"Module {MODULE_ID} is blocked within current license"
@@ -40,6 +42,7 @@ class Request:
     form: dict[str, list[str]] = field(default_factory=dict)
     cookies: dict[str, str] = field(default_factory=dict)
     headers: Message | None = None
+    body: bytes = b""  # the raw request body (JSON for the OLAP report)
 
     def param(self, name: str) -> str | None:
         """First value from the query string, else from the form body."""
@@ -345,6 +348,109 @@ def incoming_invoice_by_number(state: EmulatorState, req: Request, rec: RequestR
     return _export(state, iter([docs]))
 
 
+# ------------------------------------------------------------------ reports and cash shifts (issue 15)
+
+_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?$")
+CASH_SHIFT_STATUSES = ("ANY", "OPEN", "CLOSED", "ACCEPTED", "UNACCEPTED", "HASWARNINGS")
+
+
+def olap_report(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    """`POST v2/reports/olap` (4.1+): the SALES report over the generated orders (see `olap.py`)."""
+    media = (req.headers.get("Content-Type", "") if req.headers is not None else "").split(";")[0].strip().lower()
+    if media and media != "application/json":
+        return text(415, f"Unsupported Media Type: {media} (send the report request as application/json)")
+    if not req.body.strip():
+        return text(400, "Wrong request body: the OLAP report request is empty")
+    try:
+        body = json.loads(req.body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return text(400, f"Wrong request body: not valid JSON ({exc})")
+    ds, cfg = state.dataset, state.config
+    ctx = olap.Context(ds.sales, {d.id: d for d in ds.departments()})
+    try:
+        answer, parsed = olap.run(body, ctx, cfg.version_tuple, cfg.effective_today())
+    except olap.OlapError as exc:
+        return text(exc.status, exc.text)
+    rec.window = parsed.window
+    return Reply(200, JSON, json.dumps(answer, ensure_ascii=False).encode("utf-8"))
+
+
+def olap_columns(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    """`GET v2/reports/olap/columns?reportType=SALES` (4.1+): the field catalogue."""
+    report = req.param("reportType")
+    if report is None:
+        return _not_null("reportType", "v2/reports/olap/columns")
+    if report not in olap.REPORT_TYPES:
+        return text(404, f"Unknown report type: {report}")
+    if report != "SALES":
+        return text(400, f"Report type {report} is not served by this emulator: only SALES")
+    return Reply(200, JSON, json.dumps(olap.columns(report), ensure_ascii=False).encode("utf-8"))
+
+
+def store_balances(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    """`GET v2/reports/balance/stores?timestamp=yyyy-MM-ddTHH:mm:ss` (5.2+), optional repeatable `department`,
+    `store`, `product`: the balances of every store and product at that moment, zero balances omitted."""
+    raw = req.param("timestamp")
+    if raw is None or raw == "":
+        return _not_null("timestamp", "v2/reports/balance/stores")
+    rec.window = (raw, raw)
+    if not _TIMESTAMP.match(raw.strip()):
+        return text(400, f"Wrong date format: {raw}")
+    try:
+        at = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        return text(400, f"Wrong date format: {raw}")
+    ds = state.dataset
+    stores = _id_filter(req, "store")
+    departments = _id_filter(req, "department")
+    if departments is not None:
+        in_departments = {s.id for s in ds.stores() if s.parent_id in departments}
+        stores = in_departments if stores is None else stores & in_departments
+    return Reply(200, JSON, render_balances(ds.stock.balances(at), stores, _id_filter(req, "product")))
+
+
+def cash_shifts_list(state: EmulatorState, req: Request, rec: RequestRecord) -> Reply:
+    """`GET v2/cashshifts/list?openDateFrom=&openDateTo=&status=` (both dates inclusive, status required),
+    optional `departmentId` (repeatable) and `revisionFrom`; `groupId` is accepted and ignored."""
+    endpoint = "v2/cashshifts/list"
+    raw_from, raw_to, status = req.param("openDateFrom"), req.param("openDateTo"), req.param("status")
+    if raw_from is not None or raw_to is not None:
+        rec.window = (raw_from or "", raw_to or "")
+    if raw_from is None or raw_to is None:
+        return _not_null("openDateFrom" if raw_from is None else "openDateTo", endpoint)
+    for raw in (raw_from, raw_to):
+        if parse_day(raw) is None:
+            return text(400, f"Wrong date format: {raw}")
+    if status is None or not status.strip():
+        return _not_null("status", endpoint)
+    status = status.strip()
+    if status not in CASH_SHIFT_STATUSES:
+        return text(400, f"Wrong status: {status} (one of {', '.join(CASH_SHIFT_STATUSES)})")
+    rev = _revision(req)
+    if isinstance(rev, Reply):
+        return rev
+    d_from, d_to = parse_day(raw_from), parse_day(raw_to)
+    assert d_from is not None and d_to is not None
+    departments = _id_filter(req, "departmentId")
+    shifts = [s for s in state.dataset.sales.shifts(d_from, d_to)
+              if d_from <= s.open_date.date() <= d_to
+              and (departments is None or s.department_id in departments)
+              and (rev < 0 or s.revision > rev) and _status_matches(status, s.session_status)]
+    return Reply(200, JSON, render.cash_shifts(shifts))
+
+
+def _status_matches(wanted: str, status: str) -> bool:
+    """The `status` filter: CLOSED is every closed shift (accepted or not), UNACCEPTED every closed one not yet
+    accepted (with warnings or not)."""
+    if wanted == "ANY":
+        return True
+    if wanted == "CLOSED":
+        return status != "OPEN"
+    if wanted == "UNACCEPTED":
+        return status in ("UNACCEPTED", "HASWARNINGS")
+    return status == wanted
+
+
 # ------------------------------------------------------------------ routing
 
 _BOTH = frozenset({"GET", "POST"})
@@ -370,6 +476,11 @@ ROUTES: dict[str, Route] = {
     "/resto/api/documents/export/incomingInvoice": Route("documents/export/incomingInvoice", incoming_invoices),
     "/resto/api/documents/export/incomingInvoice/byNumber":
         Route("documents/export/incomingInvoice/byNumber", incoming_invoice_by_number),
+    "/resto/api/v2/reports/olap": Route("v2/reports/olap", olap_report, frozenset({"POST"}), min_version=(4, 1)),
+    "/resto/api/v2/reports/olap/columns": Route("v2/reports/olap/columns", olap_columns, min_version=(4, 1)),
+    "/resto/api/v2/reports/balance/stores":
+        Route("v2/reports/balance/stores", store_balances, min_version=(5, 2)),
+    "/resto/api/v2/cashshifts/list": Route("v2/cashshifts/list", cash_shifts_list),
 }
 # Spellings the docs print both ways (with and without /v2/).
 ROUTES["/resto/api/entities/accounts/list"] = ROUTES["/resto/api/v2/entities/accounts/list"]

@@ -121,7 +121,7 @@ class EmulatorHandler(BaseHTTPRequestHandler):
             with contextlib.suppress(CookieError):
                 jar.load(self.headers["Cookie"])
             cookies = {k: m.value for k, m in jar.items()}
-        return resto.Request(self.command, unquote(split.path), query, form, cookies, self.headers)
+        return resto.Request(self.command, unquote(split.path), query, form, cookies, self.headers, raw_body)
 
     def _dispatch(self) -> None:
         raw_body = self._read_body()

@@ -10,7 +10,7 @@ import dataclasses
 import re
 import threading
 from collections.abc import Mapping
-from datetime import date
+from datetime import date, datetime, time
 from typing import Any
 
 from .auth import SessionManager
@@ -20,6 +20,7 @@ from .faults import FaultRegistry, FaultRule
 from .models import CorporateItem, Employee, Invoice, NomenclatureItem, ProductGroup, Supplier
 from .render import RenderOptions
 from .requestlog import RequestLog
+from .sales import late_until
 
 _OFFSET = re.compile(r"^(Z|[+-]\d{2}:\d{2})$")
 
@@ -43,7 +44,8 @@ class EmulatorState:
 
     def _new_dataset(self) -> Dataset:
         return Dataset(self.config.seed, self.config.scale, today=lambda: self.config.effective_today(),
-                       history_days=lambda: self.config.invoice_history_days, cache_days=self.config.cache_days)
+                       history_days=lambda: self.config.invoice_history_days, cache_days=self.config.cache_days,
+                       stock_days=lambda: self.config.stock_history_days)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -87,6 +89,10 @@ class EmulatorState:
             changes["seats"] = int(changes["seats"])
         if "token_ttl" in changes:
             changes["token_ttl"] = float(changes["token_ttl"])
+        if "stock_history_days" in changes:
+            value = changes["stock_history_days"]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"stock_history_days must be a whole number of days >= 0, not {value!r}")
         self.config = dataclasses.replace(self.config, **changes)
         return self.config
 
@@ -189,3 +195,15 @@ class EmulatorState:
 
     def remove_employee(self, employee_id: str, purge: bool = False) -> bool:
         return self.dataset.remove_employee(employee_id, purge)
+
+    # ------------------------------------------------------------------ sales (issue 15)
+
+    def late_shift(self, department: str, day: date | str, until: time | datetime | str | None = "15:00:00") -> None:
+        """Keep `department`'s shift of `day - 1` open over the night until `until` on `day` (a time, `HH:MM:SS`,
+        or a date-time): that day's orders opened before it then belong to business day `day - 1`. `None`
+        closes that shift the normal way (it also cancels a late night the generator made)."""
+        day = date.fromisoformat(day[:10]) if isinstance(day, str) else day
+        moment = None if until is None else late_until(day, until)
+        if moment is not None and moment.date() != day:
+            raise ValueError(f"until must be a moment of {day.isoformat()}, not {moment.isoformat()}")
+        self.dataset.set_late_shift(department, day, moment)

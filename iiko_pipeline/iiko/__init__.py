@@ -6,13 +6,14 @@ Errors live in :mod:`iiko_pipeline.iiko.errors`, streaming record parsers in
 
 from .client import ClientSettings, IikoClient
 from .errors import IikoNotAvailableError
-from .models import IikoJsonResponse, IikoResponse, InvoiceWindow, ServerInfo
+from .models import DateWindow, IikoJsonResponse, IikoResponse, InvoiceWindow, ServerInfo
 from .retry import RetryPolicy
 from .windows import split_windows
 from .xml import xml_to_dict
 
 __all__ = [
     "ClientSettings",
+    "DateWindow",
     "IikoClient",
     "IikoJsonResponse",
     "IikoNotAvailableError",

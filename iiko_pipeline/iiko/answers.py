@@ -56,6 +56,18 @@ KNOWN_TEXTS: tuple[tuple[str, str], ...] = (
     ("неверное имя пользователя или пароль", "Неверное имя пользователя или пароль (wrong login or password)"),
     ("wrong login or password", "Wrong login or password"),
     ("service unavailable", "Service Unavailable"),
+    # A refused OLAP report request (the emulator's texts; iiko's own wording for these is not documented).
+    ("date filter is required", "Date filter is required: since iiko 5.5 every OLAP request needs a DateRange filter"),
+    ("unknown olap field", "Unknown OLAP field (not in v2/reports/olap/columns)"),
+    ("cannot be used for grouping", "A field that cannot be used for grouping was asked to group"),
+    ("cannot be used for aggregation", "A field that cannot be used for aggregation was asked to aggregate"),
+    ("cannot be used for filtering", "A field that cannot be used for filtering was asked to filter"),
+    ("is not applicable to field", "A filter type that is not applicable to its field's type"),
+    ("unknown filter type", "Unknown OLAP filter type"),
+    ("unknown period type", "Unknown OLAP period type"),
+    ("unknown report type", "Unknown OLAP report type"),
+    ("wrong request body", "Wrong request body (the OLAP request is not the documented JSON)"),
+    ("unsupported media type", "Unsupported Media Type"),
     ("java.", "a Java exception (see the iiko server log)"),
 )
 
@@ -232,14 +244,14 @@ def json_answer(raw: RawAnswer, *, endpoint: str, display: str) -> IikoJsonRespo
                             body=raw.body, items=items)
 
 
-def json_items(source: bytes | str, *, endpoint: str, display: str, status: int | None = None
-               ) -> tuple[dict[str, Any], ...]:
-    """A complete JSON document that is an array of objects, numbers exact (`Decimal`), or a typed error that
-    says what is wrong and where (never quoting the body)."""
+def _load_json(source: bytes | str, *, endpoint: str, display: str, status: int | None,
+               exact_ints: bool = False) -> Any:
+    """A complete JSON document, numbers exact (`Decimal` for non-integral ones, and for all when `exact_ints`),
+    or a typed error that says what is wrong and where (never quoting the body)."""
     if not source.strip():
         raise IikoResponseError(f"empty answer from {display}", endpoint=endpoint, status=status, kind="empty")
     try:
-        data = json.loads(source, parse_float=Decimal)
+        return json.loads(source, parse_float=Decimal, parse_int=Decimal if exact_ints else None)
     except RecursionError:
         raise IikoResponseError(f"the JSON of {display} is nested too deeply", endpoint=endpoint,
                                 status=status, kind="limit") from None
@@ -247,18 +259,66 @@ def json_items(source: bytes | str, *, endpoint: str, display: str, status: int 
         where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise IikoResponseError(f"the JSON of {display} is malformed or truncated{where} ({len(source)} bytes)",
                                 endpoint=endpoint, status=status, kind="syntax") from None
+
+
+def _objects(data: list[Any], *, what: str, endpoint: str, display: str, status: int | None
+             ) -> tuple[dict[str, Any], ...]:
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise IikoResponseError(
+                f"{display} answered {what} whose item {index} is a JSON {_json_kind(item)}, not an object",
+                endpoint=endpoint, status=status, kind="root",
+            )
+    return tuple(data)
+
+
+def json_items(source: bytes | str, *, endpoint: str, display: str, status: int | None = None
+               ) -> tuple[dict[str, Any], ...]:
+    """A complete JSON document that is an array of objects, numbers exact (`Decimal`), or a typed error that
+    says what is wrong and where (never quoting the body)."""
+    data = _load_json(source, endpoint=endpoint, display=display, status=status)
     if not isinstance(data, list):
         raise IikoResponseError(
             f"{display} answered a JSON {_json_kind(data)} where an array of objects was expected",
             endpoint=endpoint, status=status, kind="root",
         )
-    for index, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise IikoResponseError(
-                f"{display} answered an array whose item {index} is a JSON {_json_kind(item)}, not an object",
-                endpoint=endpoint, status=status, kind="root",
-            )
-    return tuple(data)
+    return _objects(data, what="an array", endpoint=endpoint, display=display, status=status)
+
+
+def olap_rows(source: bytes | str, *, endpoint: str, display: str, status: int | None = None
+              ) -> tuple[dict[str, Any], ...]:
+    """The ``data`` rows of a complete OLAP v2 answer ``{"data": [...], "summary": [...]}``, every number a
+    `Decimal`, or a typed error naming what is wrong (not an object, no ``data`` array, a row that is not an
+    object, a ``summary`` that is not an array)."""
+    doc = _load_json(source, endpoint=endpoint, display=display, status=status, exact_ints=True)
+    if not isinstance(doc, dict):
+        raise IikoResponseError(
+            f"{display} answered a JSON {_json_kind(doc)} where an OLAP report object "
+            '({"data": [...], "summary": [...]}) was expected', endpoint=endpoint, status=status, kind="root",
+        )
+    data = doc.get("data")
+    if not isinstance(data, list):
+        found = "no \"data\" member" if "data" not in doc else f"\"data\" as a JSON {_json_kind(data)}"
+        raise IikoResponseError(f"{display} answered an object with {found} where an OLAP report has a \"data\" "
+                                "array", endpoint=endpoint, status=status, kind="root")
+    summary = doc.get("summary", [])
+    if not isinstance(summary, list):
+        raise IikoResponseError(f"{display} answered an OLAP report whose \"summary\" is a JSON "
+                                f"{_json_kind(summary)}, not an array", endpoint=endpoint, status=status, kind="root")
+    return _objects(data, what='an OLAP report "data" array', endpoint=endpoint, display=display, status=status)
+
+
+def olap_answer(raw: RawAnswer, *, endpoint: str, display: str) -> IikoJsonResponse:
+    """Check an OLAP v2 answer: the content type, then a complete report object; ``items`` are its ``data`` rows.
+    The body is never quoted in a message (it may come from any host)."""
+    if raw.media_type != "application/json":
+        raise IikoResponseError(
+            f"wrong content type {raw.content_type or '(none)'!r} for {display}; expected application/json. "
+            "Check the base URL and the proxy", endpoint=endpoint, status=raw.status, kind="content_type",
+        )
+    rows = olap_rows(_json_source(raw), endpoint=endpoint, display=display, status=raw.status)
+    return IikoJsonResponse(endpoint=endpoint, status=raw.status, content_type=raw.content_type,
+                            body=raw.body, items=rows)
 
 
 def token_answer(raw: RawAnswer, *, endpoint: str) -> str:

@@ -22,23 +22,26 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from datetime import time as day_time
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlencode, urlsplit
 
 import requests
 
-from .answers import json_answer, raise_for_error, said, token_answer, xml_answer
+from . import olap as olap_bodies
+from .answers import json_answer, olap_answer, raise_for_error, said, token_answer, xml_answer
 from .errors import IikoApiError, IikoAuthError, IikoError, IikoLicenceBlockedError, IikoPermissionError
-from .models import IikoJsonResponse, IikoResponse, InvoiceWindow, ServerInfo
+from .models import DateWindow, IikoJsonResponse, IikoResponse, InvoiceWindow, ServerInfo
 from .parsing import (
     CORPORATE_RECORD,
     CORPORATE_ROOT,
@@ -69,6 +72,18 @@ SERVER_INFO_TYPES = frozenset({"application/xml", "text/xml"})
 #: The iiko version that introduced the v2 product lists: older servers answer 404 (IikoNotAvailableError).
 V2_NOMENCLATURE_SINCE = "6.1"
 INCLUDE_DELETED = (("includeDeleted", "true"),)
+OLAP = "v2/reports/olap"
+STORE_BALANCES = "v2/reports/balance/stores"
+CASH_SHIFTS = "v2/cashshifts/list"
+#: The iiko versions that introduced OLAP v2 and the stock balance report (older servers answer 404).
+OLAP_SINCE = "4.1"
+STORE_BALANCES_SINCE = "5.2"
+#: What iiko's docs ask a JSON body with Cyrillic to be sent as.
+JSON_UTF8 = "application/json;charset=UTF-8"
+#: ``timestamp`` of the balance report: ``yyyy-MM-dd'T'HH:mm:ss``, the server's local time.
+TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S"
+#: A daily stock snapshot is taken at the last second of the day.
+END_OF_DAY = day_time(23, 59, 59)
 # POST login rejected as a method (404/405/415), or 400 "Argument ... must not be null": a server that
 # reads /auth parameters from the query string only. A real 400 fails the GET attempt the same way.
 AUTH_FALLBACK_STATUSES = frozenset({400, 404, 405, 415})
@@ -106,6 +121,7 @@ class ClientSettings:
     read_timeout: float = 300.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     invoice_window_days: int = 7
+    report_window_days: int = 7  # business days per OLAP request and opening days per cash-shift request
     auth_method: Literal["post", "get"] = "post"
     max_answer_bytes: int = Limits.max_bytes  # one answer, decompressed; more is refused (not retried)
     request_deadline: float = Limits.deadline  # one exchange, start to last byte; later is a retryable failure
@@ -119,6 +135,9 @@ class ClientSettings:
             raise ValueError("max_answer_bytes must be at least 1")
         if isinstance(self.invoice_window_days, bool) or self.invoice_window_days < 1:
             raise ValueError("invoice_window_days must be at least 1")
+        if isinstance(self.report_window_days, bool) or not isinstance(self.report_window_days, int) \
+                or self.report_window_days < 1:
+            raise ValueError("report_window_days must be at least 1")
         if not isinstance(self.verify, bool | str) or self.verify == "":
             raise ValueError("verify must be True, False or the path of a CA bundle")
 
@@ -132,6 +151,8 @@ class _Call:
     path: str  # absolute path on the server
     params: Sequence[tuple[str, str]] = ()
     data: dict[str, str] | None = None
+    body: bytes | None = None  # a ready request body (JSON), sent with `content_type`
+    content_type: str | None = None
     needs_key: bool = True
     is_login: bool = False
     since: str | None = None  # the iiko version that introduced the method: a 404 means an older server
@@ -410,10 +431,11 @@ class IikoClient:
         display = self._display(call, params)
         raw = send(
             self._session, call.method, self._base + call.path, endpoint=call.endpoint, display=display,
-            params=params or None, data=call.data,
+            params=params or None, data=call.body if call.body is not None else call.data,
             timeout=(self._settings.connect_timeout, self._settings.read_timeout),
             verify=self._settings.verify, secrets=self._secrets(),
             limits=Limits(self._settings.max_answer_bytes, self._settings.request_deadline),
+            headers={"Content-Type": call.content_type} if call.content_type else None,
         )
         log.debug("%s -> HTTP %s, %d bytes, %.3f s", display, raw.status, len(raw.body), raw.elapsed)
         raise_for_error(raw, endpoint=call.endpoint, display=display, login=self._login_name,
@@ -609,3 +631,67 @@ class IikoClient:
                         continue
                     seen.add(key)
                 yield document
+
+    # ---------------------------------------------------------------- reports (issue 15)
+
+    def olap(self, body: Mapping[str, Any]) -> IikoJsonResponse:
+        """One OLAP v2 report (``POST v2/reports/olap``, the JSON ``body`` as given; iiko 4.1+). ``items`` are the
+        answer's ``data`` rows, every number a ``Decimal``; ``body`` the raw answer. A refused request (iiko's
+        400/409) raises the usual typed errors (:class:`IikoBadRequestError` for a 400) with iiko's text when it
+        is a known one; an answer that is not a complete OLAP report raises :class:`IikoResponseError`. The
+        fixed bodies we send are in :mod:`iiko_pipeline.iiko.olap`."""
+        payload = json.dumps(body, ensure_ascii=False, default=str).encode("utf-8")
+        holder: list[IikoJsonResponse] = []
+
+        def check(raw: RawAnswer, display: str) -> None:
+            holder[:] = [olap_answer(raw, endpoint=OLAP, display=display)]
+
+        self._call(_Call("POST", OLAP, f"{API_PREFIX}/{OLAP}", body=payload, content_type=JSON_UTF8,
+                         since=OLAP_SINCE), check)
+        return holder[0]
+
+    def _report_windows(self, date_from: date, date_to: date, build: Callable[[date, date], Mapping[str, Any]]
+                        ) -> Iterator[DateWindow]:
+        windows = split_windows(date_from, date_to, self._settings.report_window_days)
+        return (DateWindow(start, end, self.olap(build(start, end))) for start, end in windows)
+
+    def sales_windows(self, date_from: date, date_to: date) -> Iterator[DateWindow]:
+        """Daily sales detail (:func:`~iiko_pipeline.iiko.olap.sales_detail_request`) of the business days
+        ``[date_from, date_to]``: one request per window of at most ``report_window_days`` days, yielded as it
+        arrives (the lock is held per request only); the range is checked right away (``ValueError``)."""
+        return self._report_windows(date_from, date_to, olap_bodies.sales_detail_request)
+
+    def sales_total_windows(self, date_from: date, date_to: date) -> Iterator[DateWindow]:
+        """Orders count and sums per restaurant and business day
+        (:func:`~iiko_pipeline.iiko.olap.sales_totals_request`), windowed like :meth:`sales_windows`."""
+        return self._report_windows(date_from, date_to, olap_bodies.sales_totals_request)
+
+    def store_balances(self, at: datetime) -> IikoJsonResponse:
+        """Stock balances of every store and product at ``at`` (``GET v2/reports/balance/stores?timestamp=``;
+        iiko 5.2+): ``[{store, product, amount, sum}]``, zero balances omitted, negative ones kept. ``at`` is the
+        server's local time, so it must be a naive ``datetime``."""
+        if not isinstance(at, datetime):
+            raise TypeError(f"at must be a datetime, got {type(at).__name__}")
+        if at.tzinfo is not None:
+            raise ValueError("at must be a naive datetime: iiko timestamps are the server's local time")
+        return self._json(STORE_BALANCES, (("timestamp", at.strftime(TIMESTAMP_FORMAT)),), since=STORE_BALANCES_SINCE)
+
+    def balance_snapshots(self, date_from: date, date_to: date) -> Iterator[DateWindow]:
+        """One :meth:`store_balances` snapshot per day of ``[date_from, date_to]``, each at that day's last second
+        (``YYYY-MM-DDT23:59:59``), as ``DateWindow(day, day, answer)``; yielded as they arrive, the range checked
+        right away."""
+        days = split_windows(date_from, date_to, 1)
+        return (DateWindow(day, day, self.store_balances(datetime.combine(day, END_OF_DAY))) for day, _ in days)
+
+    def cash_shifts(self, open_from: date, open_to: date, revision_from: int | None = None) -> IikoJsonResponse:
+        """Cash shifts opened within ``[open_from, open_to]`` (both inclusive), any status
+        (``GET v2/cashshifts/list``); ``revision_from`` returns only shifts changed after that revision."""
+        params = (("openDateFrom", as_date(open_from).isoformat()), ("openDateTo", as_date(open_to).isoformat()),
+                  ("status", "ANY"), *self._revision(revision_from))
+        return self._json(CASH_SHIFTS, params)
+
+    def cash_shift_windows(self, date_from: date, date_to: date) -> Iterator[DateWindow]:
+        """:meth:`cash_shifts` per window of at most ``report_window_days`` opening days, yielded as it arrives;
+        the range is checked right away."""
+        windows = split_windows(date_from, date_to, self._settings.report_window_days)
+        return (DateWindow(start, end, self.cash_shifts(start, end)) for start, end in windows)

@@ -51,10 +51,12 @@ class IikoResponse:
 
 @dataclass(frozen=True)
 class IikoJsonResponse:
-    """A checked JSON list answer (the ``v2`` entity lists): 2xx, ``application/json``, an array of objects.
+    """A checked JSON answer: 2xx, ``application/json``, and the records it carries.
 
     ``body`` is the raw bytes as received (kept as the raw answer); ``items`` the decoded objects in the
-    server's order, unknown fields kept, non-integral numbers as :class:`~decimal.Decimal` (exact, as sent).
+    server's order, unknown fields kept. For the ``v2`` lists (entities, balances, cash shifts) the answer is an
+    array of objects and non-integral numbers are :class:`~decimal.Decimal`; for an OLAP report the answer is
+    ``{"data": [...], "summary": [...]}``, ``items`` are the ``data`` rows and every number is a ``Decimal``.
     """
 
     endpoint: str
@@ -71,9 +73,15 @@ class IikoJsonResponse:
 
 
 @dataclass(frozen=True)
-class InvoiceWindow:
-    """One inclusive date window of the incoming-invoice export and the answer for it."""
+class DateWindow:
+    """One inclusive date window of a windowed request and the answer for it: an incoming-invoice export
+    (``IikoResponse``), an OLAP report, a cash-shift list or a balance snapshot (``IikoJsonResponse``; for a
+    snapshot ``date_from == date_to``, the day whose end it describes). Both answers keep the raw ``body`` bytes."""
 
     date_from: date
     date_to: date
-    response: IikoResponse
+    response: IikoResponse | IikoJsonResponse
+
+
+#: The name the invoice export has always used; the same class.
+InvoiceWindow = DateWindow

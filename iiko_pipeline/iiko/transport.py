@@ -136,14 +136,16 @@ def send(
     endpoint: str,
     display: str,
     params: Sequence[tuple[str, str]] | None,
-    data: Mapping[str, str] | None,
+    data: Mapping[str, str] | bytes | None,
     timeout: tuple[float, float],
     verify: bool | str,
     secrets: Iterable[str | None],
     limits: Limits = Limits(),
+    headers: Mapping[str, str] | None = None,
 ) -> RawAnswer:
     """Send one request and read the full body as bytes (never ``.text``: the XML declaration decides the
-    encoding). ``display`` is the redacted ``METHOD path?query`` used in messages.
+    encoding). ``display`` is the redacted ``METHOD path?query`` used in messages. ``data`` is a form (a mapping)
+    or a ready body (bytes, e.g. JSON, with its ``Content-Type`` in ``headers``).
 
     Raises :class:`IikoTransportError`; ``transient`` is True for connection failures, resets, incomplete
     reads, timeouts and a passed deadline, False for TLS and configuration problems and an answer over the
@@ -153,8 +155,8 @@ def send(
     started = time.monotonic()
     problem: tuple[str, bool] | None = None
     try:
-        with session.request(method, url, params=params, data=data, timeout=timeout, verify=verify,
-                             allow_redirects=False, stream=True) as response:
+        with session.request(method, url, params=params, data=data, headers=headers, timeout=timeout,
+                             verify=verify, allow_redirects=False, stream=True) as response:
             body, problem = _read_bounded(response, limits, started, display)
             if body is not None:
                 return RawAnswer(

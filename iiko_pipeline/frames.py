@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from iiko_pipeline.adapters.base import AdaptedBatch
 from iiko_pipeline.adapters.iiko import ADAPTER_VERSION
+from iiko_pipeline.adapters.iiko_reports import WINDOW_KEY
 from iiko_pipeline.iiko import parsing
 from iiko_pipeline.rawstore import RawCapture
 
@@ -139,7 +140,8 @@ def json_ids(body: bytes) -> list[str]:
 
 def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callable[[list], AdaptedBatch], *,
                  fingerprints: dict[tuple[str, str], str] | None = None,
-                 batch_documents: int = 1000, ids_of: Callable[[bytes], list[str]] = document_ids) -> FrameSet:
+                 batch_documents: int = 1000, ids_of: Callable[[bytes], list[str]] = document_ids,
+                 stamp_window: bool = False) -> FrameSet:
     """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records.
 
     A document re-dated between two window requests can appear in two windows: the first occurrence wins, as in
@@ -169,6 +171,9 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                 if not records and yielded:
                     break  # an empty answer still yields one empty chunk: its window must be reconciled
                 source = len(records)
+                if stamp_window:  # records that do not say their own date (balances): the window says it
+                    for record in records:
+                        record[WINDOW_KEY] = (start, end)
                 if windowed:
                     fresh = []
                     for record in records:

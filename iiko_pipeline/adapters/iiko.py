@@ -13,6 +13,7 @@ from typing import Any
 from iiko_pipeline.adapters import values as v
 from iiko_pipeline.adapters.base import AdaptedBatch, Row
 from iiko_pipeline.adapters.iiko_reference import IikoReferenceAdapter
+from iiko_pipeline.adapters.iiko_reports import IikoReportsAdapter
 from iiko_pipeline.adapters.records import adapt as _adapt
 from iiko_pipeline.adapters.records import describe as _describe
 from iiko_pipeline.adapters.records import name as _name
@@ -39,9 +40,9 @@ def items_hash(items: Iterable[Row]) -> str:
     return digest.hexdigest()
 
 
-class IikoAdapter(IikoReferenceAdapter):
+class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
     """Maps iiko Server records to rows; see `PosAdapter`. Products, groups, units and employees are in
-    `iiko_reference`."""
+    `iiko_reference`; sales, balances and cash shifts in `iiko_reports`."""
 
     external_system = EXTERNAL_SYSTEM
 

@@ -17,6 +17,12 @@ def _entity(value: str) -> str:
     return value
 
 
+def _dated_entity(value: str) -> str:
+    if value not in {s.name for s in windowed_specs()}:
+        raise argparse.ArgumentTypeError(f"{value!r} is not read by date; choose from {_DATED}")
+    return value
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sync", help="sync one account now (a Dagster run the UI shows)",
                        description="Sync one account now, as a Dagster run the UI shows. Entities whose references "
@@ -29,13 +35,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--to", dest="date_to", default=None, type=_common.date_arg,
                    help=f"last {_DATED} date (YYYY-MM-DD; default today)")
     p.add_argument("--lookback-days", type=int, default=None, help="incremental: re-read this far before the "
-                   "watermark (default 14)")
+                   "watermark (default: each entity's own, e.g. invoices 14, sales 7, balances 3)")
     p.add_argument("--history-days", type=int, default=None, help="first sync of an account: this much history "
-                   "(default 90)")
+                   "(default 90; balance snapshots always 7, older ones by backfill)")
     p.set_defaults(handler=run)
 
     b = sub.add_parser("backfill", help=f"re-sync an account's {_DATED} for a date range (watermark untouched)")
     b.add_argument("account_id", type=_common.account_arg, help="the account's UUID")
+    b.add_argument("entities", nargs="*", type=_dated_entity, metavar="ENTITY",
+                   help=f"which of {_DATED} (default: all)")
     b.add_argument("--from", dest="date_from", required=True, type=_common.date_arg,
                    help="first document date (YYYY-MM-DD)")
     b.add_argument("--to", dest="date_to", required=True, type=_common.date_arg,
@@ -57,7 +65,8 @@ def backfill(args: argparse.Namespace) -> int:
 
     config = invoice_run_config(args.date_from, args.date_to, mode="backfill")
     tags = {"iiko/backfill": f"{args.date_from}..{args.date_to}"}
-    return _sync(args.account_id, [s.name for s in windowed_specs()], config, tags)
+    wanted = args.entities or [s.name for s in windowed_specs()]
+    return _sync(args.account_id, [s.name for s in windowed_specs() if s.name in wanted], config, tags)
 
 
 def _refuse_before_anything(account: str, entities: list[str], run_config: dict) -> tuple:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
@@ -135,6 +136,13 @@ def fields_against(documented: Any, parse: Callable[[Any], Any], raw: RawResult)
                                                      f"{version}, and no others"))
 
 
+def _sales_match_totals(c: CheckInput) -> quality.CheckOutcome:
+    if c.frame.window_from is None or c.frame.window_to is None:
+        return quality.CheckOutcome(True, detail="no business days read")
+    return quality.sales_against_totals(c.engine, c.account, date.fromisoformat(c.frame.window_from),
+                                        date.fromisoformat(c.frame.window_to))
+
+
 def _documents_pending(c: CheckInput) -> quality.CheckOutcome:
     return quality.pending_documents(pending.list_pending(c.engine, c.account, c.spec.name), c.spec.name)
 
@@ -152,6 +160,7 @@ CHECKS: dict[str, Callable[[CheckInput], quality.CheckOutcome]] = {
     "links_resolved": _links_resolved,
     "entity_available": _entity_available,
     "fields_as_documented": _fields_as_documented,
+    "sales_match_totals": _sales_match_totals,
 }
 
 

@@ -15,6 +15,7 @@ from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE
 
 INCREMENTAL, BACKFILL = "incremental", "backfill"
 DEFAULT_LOOKBACK_DAYS = 14
+DEFAULT_HISTORY_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class WindowPolicy:
     date_from: str = ""
     date_to: str = ""
     lookback_days: int | None = None  # None: the entity's own (`EntitySpec.lookback_days`; invoices 14)
-    history_days: int = 90
+    history_days: int | None = None  # None: the entity's own, else 90
     max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE
     reprocess_unchanged: bool = False  # parse and upsert windows even when iiko's answer did not change
 
@@ -36,9 +37,18 @@ class WindowPolicy:
     def advances_watermark(self) -> bool:
         return self.mode == INCREMENTAL
 
-    def for_entity(self, lookback_days: int) -> WindowPolicy:
-        """This policy with the entity's own lookback where the run did not set one."""
-        return self if self.lookback_days is not None else replace(self, lookback_days=lookback_days)
+    def for_entity(self, lookback_days: int, history_days: int | None = None, lag_days: int = 0,
+                   today: date | None = None) -> WindowPolicy:
+        """This policy with the entity's own settings: its lookback where the run set none, its onboarding history
+        when it has one, and its last day (`lag_days` before today: a day's snapshot is taken once it is over)."""
+        changes: dict[str, object] = {}
+        if self.lookback_days is None:
+            changes["lookback_days"] = lookback_days
+        if history_days is not None:  # the entity's own onboarding span (a day's snapshot is big): older by backfill
+            changes["history_days"] = history_days
+        if lag_days and not self.date_to:
+            changes["date_to"] = ((today or date.today()) - timedelta(days=lag_days)).isoformat()
+        return replace(self, **changes) if changes else self
 
     def window(self, watermark: date | None, today: date | None = None) -> tuple[date, date]:
         """The run's own date range (inclusive), or a CONFIG failure naming what is wrong."""
@@ -56,7 +66,8 @@ class WindowPolicy:
                 lookback = DEFAULT_LOOKBACK_DAYS if self.lookback_days is None else self.lookback_days
                 date_from = min(watermark, date_to) - timedelta(days=lookback)
             else:
-                date_from = date_to - timedelta(days=self.history_days - 1)
+                history = DEFAULT_HISTORY_DAYS if self.history_days is None else self.history_days
+                date_from = date_to - timedelta(days=history - 1)
         except ValueError as exc:
             raise _config(f"invoice dates must be YYYY-MM-DD: {exc}") from None
         if date_from > date_to:

@@ -23,8 +23,9 @@ COMMON_CHECKS = ("records_stored", "external_ids_unique", "references_exist", "l
                  "deletions_guarded")
 #: Checks that only warn (soft signals: shown in the UI, never block the run); an entity may add its own.
 #: `fields_as_documented` runs for entities whose answer has documented fields (`documented_path`),
-#: `entity_available` for optional ones.
-COMMON_WARN_ONLY = frozenset({"deletions_guarded", "links_resolved", "fields_as_documented", "entity_available"})
+#: `entity_available` for optional ones, `export_complete` and `documents_pending` for dated ones.
+COMMON_WARN_ONLY = frozenset({"deletions_guarded", "links_resolved", "fields_as_documented", "entity_available",
+                              "documents_pending"})
 LINK_CHECKS = frozenset({"references_exist"})
 SOFT_LINK_CHECKS = frozenset({"links_resolved"})
 
@@ -64,6 +65,9 @@ class EntitySpec:
     vanished: str = "soft"
     lookback_days: int = 14
     window_setting: str | None = "invoice_window_days"
+    window_in_records: bool = False  # its records do not say their date: the frame step stamps the window's
+    lag_days: int = 0  # an incremental run ends this many days before today (a day's snapshot needs its end)
+    history_days: int | None = None  # where onboarding starts, when not the run's `history_days`
 
     @property
     def parse(self) -> Callable[[Any], Iterator[dict[str, Any]]]:
@@ -86,7 +90,8 @@ class EntitySpec:
 
     @property
     def checks(self) -> tuple[str, ...]:
-        automatic = (("fields_as_documented",) if self.documented_path else ()) + (
+        automatic = (("export_complete", "documents_pending") if self.windowed else ()) + (
+            ("fields_as_documented",) if self.documented_path else ()) + (
             ("entity_available",) if self.optional else ())
         return tuple(c for c in (*COMMON_CHECKS, *automatic, *self.extra_checks)
                      if (c not in LINK_CHECKS or self.has_links) and (c not in SOFT_LINK_CHECKS or self.has_soft_links))
@@ -175,10 +180,40 @@ REGISTRY: tuple[EntitySpec, ...] = (
         adapt="invoices",
         description="Incoming invoices with their lines, exported in windows of at most 7 days.",
         schedule="hourly", windowed=True, child_table="invoice_items", after=("products",),
-        extra_checks=("line_sums_consistent", "statuses_known", "export_complete", "documents_pending"),
-        warn_only=COMMON_WARN_ONLY | {"documents_pending"},
+        extra_checks=("line_sums_consistent", "statuses_known"),
         preview_columns=("external_id", "document_number", "document_date", "status"),
         freshness_env="INVOICE_FRESHNESS_HOURS"),
+    EntitySpec(
+        name="sales_day_totals", fetch="sales_total_windows", parse_path=f"{_PARSING}:iter_olap_rows",
+        adapt="sales_day_totals",
+        description="Per restaurant and business day: unique orders and the sales sums (OLAP v2 SALES, department x "
+                    "business day); each run re-reads the trailing 7 days, because business days move.",
+        schedule="hourly", windowed=True, answer_format="json", optional=True, date_column="business_date",
+        vanished="hard", lookback_days=7, window_setting="report_window_days",
+        preview_columns=("business_date", "restaurant_external_id", "orders", "dish_sum")),
+    EntitySpec(
+        name="sales_daily", fetch="sales_windows", parse_path=f"{_PARSING}:iter_olap_rows", adapt="sales_daily",
+        description="Daily sales per restaurant, business day, dish, order type and pay types (OLAP v2 SALES); rows "
+                    "of the days asked are replaced, so a re-run never duplicates; trailing 7 days re-read.",
+        schedule="hourly", windowed=True, answer_format="json", optional=True, date_column="business_date",
+        vanished="hard", lookback_days=7, window_setting="report_window_days",
+        after=("sales_day_totals", "products"), extra_checks=("sales_match_totals",),
+        preview_columns=("business_date", "restaurant_external_id", "dish_external_id", "dish_sum")),
+    EntitySpec(
+        name="cash_shifts", fetch="cash_shift_windows", parse_path=f"{_PARSING}:iter_json_items", adapt="cash_shifts",
+        description="Cash shifts by id (v2/cashshifts/list, status ANY): sales by cash, card and credit, pay-ins and "
+                    "pay-outs, cash difference; the trailing 7 days of opening dates re-read.",
+        schedule="hourly", windowed=True, answer_format="json", optional=True, date_column="open_day",
+        vanished="keep", lookback_days=7, window_setting="report_window_days",
+        preview_columns=("external_id", "session_number", "open_date", "status")),
+    EntitySpec(
+        name="stock_balances", fetch="balance_snapshots", parse_path=f"{_PARSING}:iter_json_items",
+        adapt="stock_balances",
+        description="Stock balance snapshots per store and product at the end of each day (v2/reports/balance/"
+                    "stores), kept as history: yesterday's taken daily and the 3 days before re-taken.",
+        schedule="daily", windowed=True, answer_format="json", optional=True, date_column="snapshot_date",
+        vanished="hard", lookback_days=3, window_setting=None, window_in_records=True, lag_days=1, history_days=7,
+        after=("products",), preview_columns=("snapshot_date", "store_external_id", "product_external_id", "amount")),
 )
 #: Entity names in dependency order (parents first): the one list.
 ENTITY_NAMES: tuple[str, ...] = tuple(s.name for s in REGISTRY)
@@ -194,6 +229,11 @@ SCHEDULES: tuple[ScheduleGroup, ...] = (
                   description="Every hour: the dated entities of each connected account, incrementally "
                               "(watermark - lookback .. today).",
                   entities=tuple(s.name for s in REGISTRY if s.schedule == "hourly")),
+    ScheduleGroup("daily", job="stock_snapshots_job", schedule="stock_snapshots_daily_schedule", cron="40 0 * * *",
+                  run_key_prefix="snapshots",
+                  description="Every night after midnight: yesterday's stock balance snapshot of each connected "
+                              "account, and the days before it re-taken (back-dated documents change them).",
+                  entities=tuple(s.name for s in REGISTRY if s.schedule == "daily")),
 )
 
 

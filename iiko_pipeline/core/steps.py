@@ -175,7 +175,7 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
     """Windows in date order. If a later window fails, keep the ones already fetched (they are committed and
     the watermark moves) and record the failure; the export_complete check then fails the run. An
     incremental run first re-reads the dates of due pending documents, however far behind the lookback."""
-    policy = policy.for_entity(spec.lookback_days)
+    policy = policy.for_entity(spec.lookback_days, spec.history_days, spec.lag_days)
     date_from, date_to = policy.window(get_watermark(engine, account, spec.name))
     retry = retry_ranges(engine, account, spec, date_from) if policy.advances_watermark else []
     if retry:
@@ -202,6 +202,12 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
             progress(len(parts), f"{spec.name}: fetched window {len(parts)}/{total} {label}: "
                                  f"{parts[-1].records} records")
     except Exception as exc:
+        skipped = None if parts else skip_reason(spec, exc, version)
+        if skipped:
+            log(skipped)
+            state.record_failure(engine, uuid.UUID(account), spec.name, None, skipped)
+            return RawResult(RawCapture(spec.name, account, (), date_from.isoformat(), date_to.isoformat()),
+                             version, policy, skipped=skipped)
         failure = fail(engine, account, spec.name, exc)
         if not parts or failure.kind in STOPPING:
             raise failure from exc
@@ -239,7 +245,8 @@ def frames(spec: EntitySpec, raw: RawResult, engine: Engine, account: str, *,
         committed = window_fingerprints(engine, account, spec.name)
         fingerprints = {(a.isoformat(), b.isoformat()): fp for (a, b), fp in committed.items()}
     return build_frames(spec.name, raw.capture, parse or spec.parse, adapt or getattr(ADAPTER, spec.adapt),
-                        fingerprints=fingerprints, ids_of=document_ids if spec.answer_format == "xml" else json_ids)
+                        fingerprints=fingerprints, ids_of=document_ids if spec.answer_format == "xml" else json_ids,
+                        stamp_window=spec.window_in_records)
 
 
 # ------------------------------------------------------------------------------------------------- write

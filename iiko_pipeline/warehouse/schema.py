@@ -347,8 +347,11 @@ sales_daily = sa.Table(
     sa.Column("order_type", sa.Text(), nullable=True),
     sa.Column("pay_types", sa.Text(), nullable=True),
     sa.Column("dish_amount", ExactDecimal(), nullable=True),
+    # dish_sum: before discount (OLAP DishSumInt); revenue: after it (DishDiscountSumInt); discount_sum: the
+    # difference, the discount itself.
     sa.Column("dish_sum", ExactDecimal(), nullable=True),
     sa.Column("discount_sum", ExactDecimal(), nullable=True),
+    sa.Column("revenue", ExactDecimal(), nullable=True),
     sa.Column("cost", ExactDecimal(), nullable=True),
     *_entity_tail(),
     sa.Index(None, "account_id", "business_date"),
@@ -369,6 +372,7 @@ sales_day_totals = sa.Table(
     sa.Column("orders", sa.Integer(), nullable=True),
     sa.Column("dish_sum", ExactDecimal(), nullable=True),
     sa.Column("discount_sum", ExactDecimal(), nullable=True),
+    sa.Column("revenue", ExactDecimal(), nullable=True),
     *_entity_tail(),
     sa.Index(None, "account_id", "business_date"),
 )

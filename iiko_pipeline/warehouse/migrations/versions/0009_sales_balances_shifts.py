@@ -81,6 +81,7 @@ def upgrade() -> None:
         sa.Column("dish_amount", _money(), nullable=True),
         sa.Column("dish_sum", _money(), nullable=True),
         sa.Column("discount_sum", _money(), nullable=True),
+        sa.Column("revenue", _money(), nullable=True),
         sa.Column("cost", _money(), nullable=True),
         *_tail("sales_daily"),
         _link("sales_daily", "restaurant_id", "restaurants"),
@@ -97,6 +98,7 @@ def upgrade() -> None:
         sa.Column("orders", sa.Integer(), nullable=True),
         sa.Column("dish_sum", _money(), nullable=True),
         sa.Column("discount_sum", _money(), nullable=True),
+        sa.Column("revenue", _money(), nullable=True),
         *_tail("sales_day_totals"),
         _link("sales_day_totals", "restaurant_id", "restaurants"),
     )

@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lookback-days", type=int, default=None, help="incremental: re-read this far before the "
                    "watermark (default: each entity's own, e.g. invoices 14, sales 7, balances 3)")
     p.add_argument("--history-days", type=int, default=None, help="first sync of an account: this much history "
-                   "(default 90; balance snapshots always 7, older ones by backfill)")
+                   "(default 90; balance snapshots always 3, older ones by backfill)")
     p.set_defaults(handler=run)
 
     b = sub.add_parser("backfill", help=f"re-sync an account's {_DATED} for a date range (watermark untouched)")

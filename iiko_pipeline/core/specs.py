@@ -66,6 +66,9 @@ class EntitySpec:
     lookback_days: int = 14
     window_setting: str | None = "invoice_window_days"
     window_in_records: bool = False  # its records do not say their date: the frame step stamps the window's
+    # Records per frame chunk (and per upsert batch): documents with lines are heavy, flat report rows light, and
+    # each batch costs a stage, a merge and its lookups whatever its size.
+    chunk_records: int = 1000
     lag_days: int = 0  # an incremental run ends this many days before today (a day's snapshot needs its end)
     history_days: int | None = None  # where onboarding starts, when not the run's `history_days`
 
@@ -196,7 +199,7 @@ REGISTRY: tuple[EntitySpec, ...] = (
         description="Daily sales per restaurant, business day, dish, order type and pay types (OLAP v2 SALES); rows "
                     "of the days asked are replaced, so a re-run never duplicates; trailing 7 days re-read.",
         schedule="hourly", windowed=True, answer_format="json", optional=True, date_column="business_date",
-        vanished="hard", lookback_days=7, window_setting="report_window_days",
+        vanished="hard", lookback_days=7, window_setting="report_window_days", chunk_records=20_000,
         after=("sales_day_totals", "products"), extra_checks=("sales_match_totals",),
         preview_columns=("business_date", "restaurant_external_id", "dish_external_id", "dish_sum")),
     EntitySpec(
@@ -212,7 +215,8 @@ REGISTRY: tuple[EntitySpec, ...] = (
         description="Stock balance snapshots per store and product at the end of each day (v2/reports/balance/"
                     "stores), kept as history: yesterday's taken daily and the 3 days before re-taken.",
         schedule="daily", windowed=True, answer_format="json", optional=True, date_column="snapshot_date",
-        vanished="hard", lookback_days=3, window_setting=None, window_in_records=True, lag_days=1, history_days=7,
+        vanished="hard", lookback_days=3, window_setting=None, window_in_records=True, lag_days=1, history_days=3,
+        chunk_records=20_000,
         after=("products",), preview_columns=("snapshot_date", "store_external_id", "product_external_id", "amount")),
 )
 #: Entity names in dependency order (parents first): the one list.

@@ -246,7 +246,7 @@ def frames(spec: EntitySpec, raw: RawResult, engine: Engine, account: str, *,
         fingerprints = {(a.isoformat(), b.isoformat()): fp for (a, b), fp in committed.items()}
     return build_frames(spec.name, raw.capture, parse or spec.parse, adapt or getattr(ADAPTER, spec.adapt),
                         fingerprints=fingerprints, ids_of=document_ids if spec.answer_format == "xml" else json_ids,
-                        stamp_window=spec.window_in_records)
+                        stamp_window=spec.window_in_records, batch_documents=spec.chunk_records)
 
 
 # ------------------------------------------------------------------------------------------------- write

@@ -225,9 +225,13 @@ def _merge_rows(conn: Connection, table: sa.Table, account: uuid.UUID, rows: Seq
     """Stage, reject rows whose parent is missing, merge (resolving hard and soft links), link what waited for
     these rows, and note the rows stored without a soft link."""
     result = SyncResult(table.name, total=len(rows) + len(adapter_errors))
+    if not rows:  # nothing to stage or merge (an empty window, or every record refused by the adapter)
+        result.error_details = _error_details(table.name, adapter_errors, [])
+        result.errors = len(result.error_details)
+        return result
     stage = Stage(conn, table, _stage_columns(table, rows))
     stage.load(rows, analyze=len(rows) > ANALYZE_STAGE_ROWS)
-    parents = parent_refs(table)
+    parents = [r for r in parent_refs(table) if r.external_column in stage.columns]  # an empty batch stages none
     rejected = reject_dangling(conn, stage, parents, account_id=account, external_system=external_system)
     links = [r for r in soft_refs(table) if r.external_column in stage.columns]  # a column left out stays
     outcome = merge_stage(conn, table, stage, (*parents, *links), account_id=account,

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from iiko_pipeline.adapters.values import canonical_json
+from iiko_pipeline.jsontext import canonical_json
 
 #: iiko prints decimals with 9 fractional digits; 28 digits total leaves 19 for the integer part.
 DECIMAL_PRECISION = 28

@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from iiko_pipeline.adapters.values import canonical_json
+from iiko_pipeline.jsontext import canonical_json
 
 KEY_COLUMNS = ("account_id", "external_system", "external_id")
 BOOKKEEPING_COLUMNS = frozenset({"id", "synced_at", "created_at", "updated_at"})

@@ -199,3 +199,42 @@ def test_the_readme_queries_answer_their_three_questions(sales: CoreSync):
         names = {k: v["name"] for k, v in rows(sales, schema.restaurants).items()}
         assert {(row.restaurant, row.business_date): row.revenue for row in by_day} == {
             (names[k[0]], k[1]): v for k, v in totals.items() if k in day_sums(sales)}
+
+
+def test_an_empty_report_for_days_we_hold_removes_nothing(sales: CoreSync):
+    start, end = days(sales, 9)
+    before = rows(sales, schema.sales_daily)
+
+    def empty(body: bytes) -> bytes:
+        answer = json.loads(body)
+        answer["data"] = []
+        return json.dumps(answer).encode()
+
+    run = sales.run(SALES, WindowPolicy(mode="backfill", date_from=start.isoformat(), date_to=end.isoformat(),
+                                        reprocess_unchanged=True), rewrite=empty)
+    guard = run.checks["deletions_guarded"]
+    assert not guard.passed and guard.warn_only and run.written.result.deleted == 0
+    assert rows(sales, schema.sales_daily) == before
+
+
+def test_a_restaurant_day_that_really_lost_a_dish_loses_that_row_only(sales: CoreSync):
+    start, end = days(sales, 9)
+    before = rows(sales, schema.sales_daily)
+    gone = sorted(before)[0]
+    dropped: list[int] = []
+
+    def drop(body: bytes) -> bytes:
+        answer = json.loads(body)
+        row = before[gone]
+        keep = [r for r in answer["data"] if (
+            r[olap.DEPARTMENT_ID].lower(), r[olap.OPEN_DATE][:10], (r[olap.DISH_ID] or "").lower(),
+            r[olap.ORDER_TYPE], r[olap.PAY_TYPES]) != (row["restaurant_external_id"], row["business_date"].isoformat(),
+                                                       row["dish_external_id"], row["order_type"], row["pay_types"])]
+        dropped.append(len(answer["data"]) - len(keep))  # one rewrite per window: the row is in one of them
+        answer["data"] = keep
+        return json.dumps(answer, ensure_ascii=False).encode()
+
+    run = sales.run(SALES, WindowPolicy(mode="backfill", date_from=start.isoformat(), date_to=end.isoformat(),
+                                        reprocess_unchanged=True), rewrite=drop)
+    assert sum(dropped) == 1 and run.written.result.deleted == 1
+    assert set(rows(sales, schema.sales_daily)) == set(before) - {gone}

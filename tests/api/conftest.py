@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from iiko_pipeline.warehouse.crypto import KeyRing, generate_key
-from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, connect_settings
 
 TOKEN = "api-test-token-0123456789abcdef"
 PREFIX = "/api/v1/accounts/{account}/integrations/iiko"
@@ -102,6 +102,7 @@ def serve(backend: Backend, **app_kwargs: Any) -> Iterator[Api]:
     from iiko_pipeline.api import ApiServer, create_app
 
     app_kwargs.setdefault("api_token", TOKEN)
+    app_kwargs.setdefault("connect_settings", connect_settings())
     app = create_app(instance=backend.instance, engine=backend.engine, keyring=backend.keyring, **app_kwargs)
     with ApiServer(app) as server:
         api = Api(url=server.url, emulator=backend.emulator, instance=backend.instance, engine=backend.engine,

@@ -14,7 +14,7 @@ import pytest
 from iiko_pipeline.defs.constants import ACCOUNT_TAG
 from iiko_pipeline.warehouse.credentials import load_credentials
 from tests.api.conftest import log_text
-from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, ON_POSTGRESQL, ON_SQLITE
 
 CONNECT_KEYS = {"account_id", "is_connected", "last_connected_at", "connection_error", "integration_type"}
 SYNC_KEYS = {"total", "created", "updated", "errors", "error_details"}
@@ -52,6 +52,7 @@ def test_connect_with_the_brief_body_answers_the_brief_response(api, logs):
                for r in logs.records if r.name == "iiko_pipeline.api.access")
 
 
+@ON_SQLITE
 def test_connect_without_base_url_uses_the_default_server(api, monkeypatch):
     # The brief marks base_url optional: the default iiko URL is used (here pointed at the emulator).
     monkeypatch.setenv("IIKO_DEFAULT_BASE_URL", api.emulator.url)  # seen by the sync's own process too
@@ -62,7 +63,10 @@ def test_connect_without_base_url_uses_the_default_server(api, monkeypatch):
     assert synced.status_code == 200, synced.text
 
 
-@pytest.mark.parametrize("case", ["wrong_password", "unreachable"])
+# Each failure once, the pair on both backends.
+@pytest.mark.parametrize(("db_url", "case"), [("sqlite", "wrong_password"),
+                                             pytest.param("postgresql", "unreachable", marks=pytest.mark.postgres)],
+                         indirect=["db_url"])
 def test_failed_login_answers_502_with_the_brief_body_and_stores_nothing(api, logs, case):
     body = api.brief_connect_body()
     if case == "wrong_password":
@@ -81,6 +85,7 @@ def test_failed_login_answers_502_with_the_brief_body_and_stores_nothing(api, lo
     assert api.instance.get_dynamic_partitions("accounts") == []
 
 
+@ON_POSTGRESQL
 def test_the_four_sync_endpoints_answer_the_brief_result_as_dagster_runs(api):
     assert api.connect().status_code == 200
     window = _window()
@@ -128,6 +133,7 @@ def test_the_four_sync_endpoints_answer_the_brief_result_as_dagster_runs(api):
     assert status["entities"]["restaurants"]["last_run_id"] == results["restaurants"]["run_id"]
 
 
+@ON_SQLITE
 def test_invoice_dates_may_come_in_the_query_string(api):
     assert api.connect().status_code == 200
     window = _window(2)
@@ -141,6 +147,7 @@ def test_invoice_dates_may_come_in_the_query_string(api):
     assert (config["date_from"], config["date_to"]) == (window["from"], window["to"])
 
 
+@ON_SQLITE
 def test_an_iiko_failure_answers_502_with_the_run_id_and_releases_the_account(api, logs):
     assert api.connect().status_code == 200
     api.emulator.state.configure(mode="module_blocked")
@@ -172,6 +179,7 @@ def test_a_failure_of_our_own_answers_500_not_502(api):
     assert api.instance.get_run_by_id(data["run_id"]).status == dg.DagsterRunStatus.FAILURE
 
 
+@ON_POSTGRESQL
 def test_account_ids_are_canonicalised(api):
     upper = api.account_id.upper()
     response = api.connect(account=upper)
@@ -182,6 +190,7 @@ def test_account_ids_are_canonicalised(api):
 
 
 @pytest.mark.slow
+@ON_SQLITE
 def test_an_invoice_export_failing_part_way_answers_502(api):
     assert api.connect().status_code == 200
     # two 7-day windows: the first answers, every later export request fails (after the client's retries)
@@ -193,6 +202,7 @@ def test_an_invoice_export_failing_part_way_answers_502(api):
     assert run.status == dg.DagsterRunStatus.FAILURE
 
 
+@ON_POSTGRESQL
 def test_a_sync_that_stored_too_little_answers_409_with_the_reason_and_the_counts(api):
     assert api.connect().status_code == 200
     window = _window(2)

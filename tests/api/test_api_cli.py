@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from iiko_pipeline.warehouse.crypto import generate_key
-from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, ON_POSTGRESQL
 
 pytestmark = pytest.mark.slow
 
@@ -107,6 +107,7 @@ query Materializations($account: String!) {
 """
 
 
+@ON_POSTGRESQL
 def test_the_api_command_serves_syncs_that_show_in_the_dagster_ui(emulator, tmp_path: Path, db_url):
     home = tmp_path / "dagster_home"
     home.mkdir()

@@ -20,6 +20,15 @@ DOC_PREFIX = PREFIX.replace("{account}", "{account_id}")
 WINDOW = ("from", "to")
 
 
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """The warehouse on SQLite only, here: these tests are about what the HTTP layer accepts, refuses and documents;
+    the warehouse is only looked at to see that nothing was stored (its backends are compared in tests/warehouse,
+    and the API's syncs and stores run on PostgreSQL in test_api_brief.py, test_api_accounts.py and
+    test_api_named_hosts.py)."""
+    return sqlite_url
+
+
 # ---------------------------------------------------------------------------------------- the OpenAPI document
 
 

@@ -27,7 +27,7 @@ from iiko_pipeline.services.sync import run_account_sync
 from iiko_pipeline.warehouse.credentials import load_credentials, save_credentials
 from iiko_pipeline.warehouse.crypto import generate_key
 from tests.api.conftest import log_text
-from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, serving
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, ON_POSTGRESQL, ON_SQLITE, serving
 
 POLICY_ENV = ("IIKO_DEFAULT_BASE_URL", "IIKO_ALLOW_HTTP", "IIKO_ALLOWED_HOSTS")
 SECRET = "db_password=hunter2-0f9c"
@@ -51,6 +51,7 @@ def _refused_field(response) -> str:
     return errors[0]["reason"]
 
 
+@ON_SQLITE
 def test_connect_without_base_url_or_default_is_422_and_sends_nothing(api):
     response = api.connect({"username": EMULATOR_LOGIN, "password": EMULATOR_PASSWORD})
     assert "IIKO_DEFAULT_BASE_URL" in _refused_field(response)
@@ -59,6 +60,7 @@ def test_connect_without_base_url_or_default_is_422_and_sends_nothing(api):
     api.assert_nothing_stored()
 
 
+@ON_POSTGRESQL
 def test_connect_without_base_url_uses_iiko_default_base_url(api, monkeypatch):
     monkeypatch.setenv("IIKO_DEFAULT_BASE_URL", api.emulator.url)
     response = api.connect({"username": EMULATOR_LOGIN, "password": EMULATOR_PASSWORD})
@@ -66,6 +68,7 @@ def test_connect_without_base_url_uses_iiko_default_base_url(api, monkeypatch):
     assert response.json()["is_connected"] is True
 
 
+@ON_SQLITE
 @pytest.mark.parametrize("url", ["http://iiko.example", "http://iiko.example:8080/resto/api"])
 def test_plain_http_to_a_named_host_is_refused_before_any_request(api, url):
     # iiko.example is a reserved name: had anything tried DNS or a connection, this would not be a 422
@@ -73,12 +76,14 @@ def test_plain_http_to_a_named_host_is_refused_before_any_request(api, url):
     assert _requests(api.emulator) == []
 
 
+@ON_SQLITE
 def test_a_default_base_url_over_plain_http_is_refused_too(api, monkeypatch):
     monkeypatch.setenv("IIKO_DEFAULT_BASE_URL", "http://iiko.example")
     response = api.connect({"username": EMULATOR_LOGIN, "password": EMULATOR_PASSWORD})
     assert "https" in _refused_field(response)
 
 
+@ON_SQLITE
 def test_allowed_hosts_refuse_other_hosts_before_any_request(api, monkeypatch):
     monkeypatch.setenv("IIKO_ALLOWED_HOSTS", "*.iiko.it, *.syrve.online")
     assert "IIKO_ALLOWED_HOSTS" in _refused_field(api.connect())
@@ -88,6 +93,7 @@ def test_allowed_hosts_refuse_other_hosts_before_any_request(api, monkeypatch):
     assert api.connect().status_code == 200
 
 
+@ON_SQLITE
 def test_a_stored_account_without_base_url_fails_the_sync_as_config(api):
     save_credentials(api.engine, api.keyring, api.account_id, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD,
                      base_url=None, connected_at=datetime.now(UTC))
@@ -99,6 +105,7 @@ def test_a_stored_account_without_base_url_fails_the_sync_as_config(api):
     assert _requests(api.emulator) == []
 
 
+@ON_POSTGRESQL
 def test_the_allow_list_is_checked_again_when_a_stored_account_syncs(api, monkeypatch):
     assert api.connect().status_code == 200
     api.emulator.state.log.clear()
@@ -150,6 +157,7 @@ def _loopback_alias() -> str | None:
     return None
 
 
+@ON_POSTGRESQL
 def test_allow_http_connects_and_syncs_a_plain_http_named_host(api):
     name = _loopback_alias()
     if name is None:
@@ -168,6 +176,7 @@ def test_allow_http_connects_and_syncs_a_plain_http_named_host(api):
     assert synced.status_code == 200, synced.text
 
 
+@ON_SQLITE
 def test_allow_http_lifts_the_https_rule_of_that_connect_and_nothing_else(api, monkeypatch):
     # iiko.example is refused by the allow-list: whatever the https rule decides, nothing can be sent
     monkeypatch.setenv("IIKO_ALLOWED_HOSTS", "*.iiko.it")
@@ -179,6 +188,7 @@ def test_allow_http_lifts_the_https_rule_of_that_connect_and_nothing_else(api, m
     api.assert_nothing_stored()
 
 
+@ON_SQLITE
 @pytest.mark.parametrize("value", ["yes", 1, None])
 def test_allow_http_must_be_a_json_boolean(api, value):
     body = {**api.brief_connect_body(), "base_url": "http://iiko.example", "allow_http": value}
@@ -191,6 +201,7 @@ def test_allow_http_must_be_a_json_boolean(api, value):
     api.assert_nothing_stored()
 
 
+@ON_POSTGRESQL
 def test_the_opt_in_is_stored_shown_and_kept_by_a_failed_connect(api):
     assert api.connect({**api.brief_connect_body(), "allow_http": True}).status_code == 200
     answer = api.status()
@@ -212,6 +223,7 @@ def _config_failures(api) -> list:
     return [f.reason for f in outcome.step_failures]
 
 
+@ON_SQLITE
 def test_a_stored_plain_http_account_without_the_opt_in_fails_its_run_as_config(api):
     save_credentials(api.engine, api.keyring, api.account_id, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD,
                      base_url="http://iiko.example", connected_at=datetime.now(UTC))
@@ -219,6 +231,7 @@ def test_a_stored_plain_http_account_without_the_opt_in_fails_its_run_as_config(
     assert any("https" in r and "allow_http" in r for r in reasons), reasons
 
 
+@ON_POSTGRESQL
 def test_a_stored_opt_in_is_what_the_run_checks(api, monkeypatch):
     save_credentials(api.engine, api.keyring, api.account_id, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD,
                      base_url="http://iiko.example", connected_at=datetime.now(UTC), allow_http=True)
@@ -269,6 +282,7 @@ def secret_server() -> Iterator[str]:
         yield url
 
 
+@ON_SQLITE
 def test_a_401_with_a_secret_body_is_reported_by_status_only(api, logs, secret_server):
     response = api.connect({**api.brief_connect_body(), "base_url": secret_server})
     assert response.status_code == 502, response.text

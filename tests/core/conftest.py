@@ -16,8 +16,9 @@ from iiko_pipeline.warehouse.engine import make_engine
 from iiko_pipeline.warehouse.migrate import migrate
 from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
 
-#: No client retries: an injected fault reaches the core at once (the step retries are Dagster's, not ours).
-SETTINGS = ClientSettings(connect_timeout=5.0, read_timeout=30.0, retry=RetryPolicy(max_attempts=1))
+#: No client retries: an injected fault reaches the core at once (the step retries are Dagster's, not ours). The
+#: base delay only sets the pause before a refused login is checked again (4 x base_delay): short, for a test.
+SETTINGS = ClientSettings(connect_timeout=5.0, read_timeout=30.0, retry=RetryPolicy(max_attempts=1, base_delay=0.01))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from iiko_pipeline.warehouse.crypto import KeyRing, generate_key
-from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, connect_settings
 
 
 @dataclass
@@ -34,6 +34,7 @@ class Pipeline:
         account = account_id or self.account_id
         return connect_account(
             self.engine, self.keyring, account, EMULATOR_LOGIN, password, base_url or self.emulator.url,
+            settings=connect_settings(),
             register_partition=lambda a: self.instance.add_dynamic_partitions("accounts", [a]))
 
     def sync(self, entities=("restaurants", "stores", "suppliers", "invoices"), **window):

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from iiko_pipeline.emulator.auth import SessionManager
 from iiko_pipeline.warehouse import schema
 from iiko_pipeline.warehouse.credentials import list_accounts, load_credentials
-from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, ON_POSTGRESQL, ON_SQLITE
 
 
 def test_connect_stores_encrypted_credentials_and_adds_partition(pipeline):
@@ -33,7 +33,10 @@ def test_connect_stores_encrypted_credentials_and_adds_partition(pipeline):
     assert log["logins"] == log["logouts"] == 1  # the check frees its licence seat at once
 
 
-@pytest.mark.parametrize("case", ["wrong_password", "unreachable", "html", "licence"])
+# Each failure once, spread over both backends.
+@pytest.mark.parametrize(("db_url", "case"), [
+    ("sqlite", "wrong_password"), pytest.param("postgresql", "unreachable", marks=pytest.mark.postgres),
+    ("sqlite", "html"), pytest.param("postgresql", "licence", marks=pytest.mark.postgres)], indirect=["db_url"])
 def test_failed_connect_gives_a_specific_error_and_keeps_working_credentials(pipeline, case):
     p = pipeline
     assert p.connect().is_connected
@@ -70,6 +73,7 @@ def test_integrations_disabled_refuses_connect_and_sensor_skips(pipeline, monkey
     assert not data.run_requests and "INTEGRATIONS_ENABLED" in data.skip_message
 
 
+@ON_SQLITE
 def test_integrations_disabled_stops_every_run_before_it_logs_in(pipeline, monkeypatch):
     """The switch holds where iiko is called (the run's iiko resource), so no path (CLI, API, a run launched
     from the UI, a schedule) reaches iiko while it is off."""
@@ -150,6 +154,7 @@ def test_the_sensor_marks_a_run_whose_process_died_failed_and_frees_its_account(
     assert run_locks.current(p.engine, p.account_id) is None
 
 
+@ON_POSTGRESQL
 def test_secrets_never_reach_dagster_home_or_the_warehouse(pipeline, monkeypatch, tmp_path):
     p = pipeline
     tokens: list[str] = []
@@ -250,6 +255,7 @@ def test_accounts_listing_has_no_secret(pipeline):
     assert EMULATOR_PASSWORD not in text and "ciphertext" not in text
 
 
+@ON_POSTGRESQL
 def test_an_account_is_disconnected_only_on_proof(pipeline):
     """A server that is starting (401 to every login) fails the run as transient and leaves the account
     connected; a password changed at iiko (refused twice, a pause apart) disconnects it, and so do rights
@@ -288,6 +294,7 @@ def test_an_account_is_disconnected_only_on_proof(pipeline):
     assert log["logins"] == log["logouts"]  # the re-check's login was logged out too
 
 
+@ON_SQLITE
 def test_the_ca_bundle_of_a_connect_is_kept_for_the_accounts_syncs(pipeline, certificate, tmp_path):
     """`connect --ca-bundle` used to check the server against the bundle and then forget it, so every sync
     failed TLS (issue 13.7). The bundle's PEM is kept with the account; the run verifies against it."""

@@ -14,7 +14,7 @@ from iiko_pipeline.defs.resources import WarehouseResource
 from iiko_pipeline.warehouse.credentials import list_accounts, save_credentials
 from iiko_pipeline.warehouse.entities import SyncResult
 from iiko_pipeline.warehouse.state import record_run
-from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, ON_POSTGRESQL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,6 +51,7 @@ def test_schedules_fan_out_over_connected_account_partitions_only(pipeline, monk
 
 
 @pytest.mark.slow
+@ON_POSTGRESQL
 def test_freshness_check_warns_until_invoices_have_synced(pipeline):
     from iiko_pipeline.definitions import defs
 
@@ -65,8 +66,11 @@ def test_freshness_check_warns_until_invoices_have_synced(pipeline):
     assert after.passed
 
 
+# Each error once, the pair on both backends.
 @pytest.mark.slow
-@pytest.mark.parametrize("mode", ["module_blocked", "wrong_password"])
+@pytest.mark.parametrize(("db_url", "mode"), [("sqlite", "module_blocked"),
+                                             pytest.param("postgresql", "wrong_password", marks=pytest.mark.postgres)],
+                         indirect=["db_url"])
 def test_credential_and_licence_errors_fail_once_and_mark_the_account(pipeline, mode):
     p = pipeline
     assert p.connect().is_connected

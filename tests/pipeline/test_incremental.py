@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from iiko_pipeline.warehouse import schema
 from iiko_pipeline.warehouse.invoice_windows import get_watermark
+from tests.conftest import ON_POSTGRESQL, ON_SQLITE
 
 pytestmark = pytest.mark.slow
 
@@ -55,6 +56,7 @@ def _assert_window_matches_truth(p, date_from: date, date_to: date, removed: set
             (i.num, i.amount, i.price, i.sum) for i in sorted(inv.items, key=lambda i: i.num)]
 
 
+@ON_SQLITE
 def test_incremental_run_brings_every_kind_of_change_and_touches_nothing_outside(pipeline):
     p = pipeline
     p.connect()
@@ -92,7 +94,10 @@ def test_incremental_run_brings_every_kind_of_change_and_touches_nothing_outside
             third.results["invoices"]["deleted"]) == (0, 0, 0)
 
 
-@pytest.mark.parametrize("share", ["all", "most"])
+# Each way of tripping the guard once, the pair on both backends.
+@pytest.mark.parametrize(("db_url", "share"), [("sqlite", "all"),
+                                              pytest.param("postgresql", "most", marks=pytest.mark.postgres)],
+                         indirect=["db_url"])
 def test_deletion_guard_holds_when_a_window_empties_or_mostly_vanishes(pipeline, share):
     p = pipeline
     p.connect()
@@ -117,6 +122,7 @@ def test_deletion_guard_holds_when_a_window_empties_or_mostly_vanishes(pipeline,
     assert "nothing deleted" in data.metadata["detail"].value
 
 
+@ON_POSTGRESQL
 def test_interrupted_onboarding_resumes_and_every_window_lands_once(pipeline):
     p = pipeline
     p.connect()
@@ -140,6 +146,7 @@ def test_interrupted_onboarding_resumes_and_every_window_lands_once(pipeline):
     assert len(_invoice_rows(p)) == len(truth)  # each document exactly once
 
 
+@ON_SQLITE
 def test_backfill_resyncs_a_range_without_moving_the_watermark(pipeline):
     p = pipeline
     p.connect()
@@ -159,6 +166,7 @@ def _frame_metadata(p):
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+@ON_POSTGRESQL
 def test_unchanged_answers_are_skipped_and_a_change_is_not(pipeline):
     p = pipeline
     p.connect()

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from iiko_pipeline.warehouse import pending, schema
 from iiko_pipeline.warehouse.invoice_windows import get_watermark
 from iiko_pipeline.warehouse.state import get_state
+from tests.conftest import ON_POSTGRESQL, ON_SQLITE
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +50,7 @@ def _latest_check(p, name: str):
     return record.event.dagster_event.event_specific_data
 
 
+@ON_POSTGRESQL
 def test_invoices_synced_before_reference_data_still_store_the_whole_onboarding_window(pipeline):
     p = pipeline
     p.connect()
@@ -65,6 +67,7 @@ def test_invoices_synced_before_reference_data_still_store_the_whole_onboarding_
     assert _stored_ids(p) == _truth(p)  # every invoice of the onboarding window, none lost
 
 
+@ON_SQLITE
 def test_an_invoice_run_launched_without_reference_data_refuses_and_moves_nothing(pipeline):
     from iiko_pipeline.definitions import defs
 
@@ -89,6 +92,7 @@ def _at(day: date) -> str:
     return datetime.combine(day, time(11)).isoformat()
 
 
+@ON_SQLITE
 def test_a_document_rejected_for_a_missing_supplier_is_stored_once_it_appears_far_behind_the_lookback(pipeline):
     p = pipeline
     p.connect()
@@ -127,6 +131,7 @@ def _raw_metadata(p) -> dict:
     return {k: v.value for k, v in event.asset_materialization.metadata.items()}
 
 
+@ON_POSTGRESQL
 def test_a_run_that_stores_none_of_its_invoices_fails_with_the_reason_and_loses_nothing(pipeline):
     p = pipeline
     p.connect()

@@ -130,7 +130,7 @@ def test_the_daemon_alone_onboards_a_cli_connected_account_completely(emulator, 
             finished = _finished(account)
             if counts == expected and finished:  # the tables fill before the run's last checks end
                 break
-            time.sleep(3)
+            time.sleep(1)
         assert counts == expected and finished, (
             f"after {DEADLINE_S} s: {counts}, expected {expected}, run finished {finished}; daemon log:\n"
             + log_path.read_text()[-6000:])

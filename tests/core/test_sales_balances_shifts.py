@@ -60,7 +60,8 @@ def test_daily_sales_are_iikos_olap_rows_linked_and_adding_up_to_the_totals(sale
     assert len(stored) == len(answer.items) > 0
     assert sum(r["dish_sum"] for r in stored.values()) == sum(Decimal(str(i[olap.DISH_SUM])) for i in answer.items)
     assert all(r["restaurant_id"] is not None and r["product_id"] is not None for r in stored.values())
-    totals = {(r["restaurant_external_id"], r["business_date"]): r for r in rows(sales, schema.sales_day_totals).values()}
+    totals = {(r["restaurant_external_id"], r["business_date"]): r
+              for r in rows(sales, schema.sales_day_totals).values()}
     assert {k: v["dish_sum"] for k, v in totals.items() if k in day_sums(sales)} == day_sums(sales)
     assert all(t["orders"] > 0 for t in totals.values() if t["dish_sum"])
 

@@ -24,7 +24,7 @@ EMU_PASSWORD = "bench#пароль1"  # non-ASCII on purpose, like the tests
 #: Tables the pipeline writes data into; every other table (sync_runs, sync_state, sync_windows, credentials,
 #: the Alembic version) counts as bookkeeping and is reported apart: an unchanged run still logs itself.
 DATA_TABLES = ("restaurants", "stores", "suppliers", "measure_units", "product_groups", "products", "employees",
-               "invoices", "invoice_items")
+               "invoices", "invoice_items", "sales_daily", "sales_day_totals", "cash_shifts", "stock_balances")
 
 
 def peak_rss_mb() -> float:
@@ -140,6 +140,10 @@ def request_summary(log: dict[str, Any]) -> dict[str, Any]:
     """What a sync asked of the iiko server: counts by endpoint, logins/logouts and bytes served."""
     agg = log.get("aggregates", {})
     requests_ = log.get("requests", [])
+    by_endpoint_s: dict[str, float] = {}
+    for r in requests_:
+        name = str(r.get("endpoint"))
+        by_endpoint_s[name] = by_endpoint_s.get(name, 0.0) + float(r.get("duration") or 0.0)
     return {
         "requests": agg.get("requests", len(requests_)),
         "logins": agg.get("logins"),
@@ -148,6 +152,7 @@ def request_summary(log: dict[str, Any]) -> dict[str, Any]:
         "by_endpoint": agg.get("by_endpoint"),
         "bytes_sent": sum(int(r.get("bytes_sent") or 0) for r in requests_),
         "server_seconds": round(sum(float(r.get("duration") or 0.0) for r in requests_), 3),
+        "server_seconds_by_endpoint": {k: round(v, 3) for k, v in by_endpoint_s.items()},
     }
 
 

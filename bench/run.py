@@ -4,6 +4,7 @@ and SQLite. See bench/README.md for what each figure means.
     .venv/bin/python bench/run.py             # full: 365 days (>= 1M line items), tens of minutes
     .venv/bin/python bench/run.py --quick     # 30 days: checks the harness in a few minutes
     .venv/bin/python bench/run.py --only reference   # the reference-data line alone (products), a few minutes
+    .venv/bin/python bench/run.py --only sales       # a year of daily sales (OLAP) at `large` and `seed`
 
 Every measurement runs in its own child process (`worker.py`), so each peak RSS is that process's own; the
 emulator runs in another process, and its time counts as "fetch" (it is the server). Results land in
@@ -51,10 +52,14 @@ PG_BASE = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 PG_DSN_BASE = "postgresql://postgres@127.0.0.1:5432"
 LOOKBACK_DAYS = 14  # the pipeline's default InvoiceSyncConfig.lookback_days
 #: The sections of a run (`--skip`, `--only`).
-SECTIONS = ("reference", "overhead", "backends", "profile")
+SECTIONS = ("reference", "sales", "overhead", "backends", "profile")
 #: The reference-data line: the entity timed, and what it softly links to (synced first, untimed).
 REFERENCE_ENTITY = "products"
 REFERENCE_BEFORE = ("measure_units", "product_groups")
+#: The daily-sales line: the entity timed, and what it links to (restaurants hard, products softly, and what
+#: products link to), synced first, untimed.
+SALES_ENTITY = "sales_daily"
+SALES_BEFORE = ("restaurants", "measure_units", "product_groups", "products")
 
 
 def log(message: str) -> None:
@@ -66,8 +71,8 @@ def log(message: str) -> None:
 class Emulator:
     """An emulator in its own process; stopped by its own pid."""
 
-    def __init__(self, scale: str, today: date, history_days: int, tmp: Path) -> None:
-        self.log_path = tmp / f"emulator-{scale}.log"
+    def __init__(self, scale: str, today: date, history_days: int, tmp: Path, tag: str = "") -> None:
+        self.log_path = tmp / f"emulator-{scale}{tag}.log"
         self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, str(BENCH_DIR / "emulator_proc.py"), "--scale", scale, "--today", today.isoformat(),
@@ -504,6 +509,85 @@ def reference_pair(bench: Bench, db: dict[str, str], emu: Emulator, label: str, 
     return first, result
 
 
+def run_sales(bench: Bench, out: dict[str, Any]) -> None:
+    """A year (`--sales-days`) of daily sales at each `--sales-scales` scale, on each backend: the floor, the
+    first sync (backfill of the span into an empty table) and the unchanged re-run of the same span,
+    `--sales-repeats` times each, interleaved. One emulator per scale (its own process), kept for every
+    measurement of that scale: the orders it generates are the same for all of them. Fills `out` as it goes,
+    so an interrupted run keeps every measurement that finished."""
+    args = bench.args
+    date_from, date_to = window(bench.today, args.sales_days)
+    out.update({"entity": SALES_ENTITY, "before": list(SALES_BEFORE), "days": args.sales_days,
+                "date_from": date_from, "date_to": date_to, "repeats": args.sales_repeats,
+                "profile": args.sales_profile, "profile_days": args.sales_profile_days,
+                "profile_below": report.SALES_PROFILE_BELOW, "scales": {}})
+    for scale in args.sales_scales.split(","):
+        emu = Emulator(scale, bench.today, args.sales_days + 30, bench.tmp, tag="-sales")
+        per: dict[str, Any] = out["scales"].setdefault(scale, {})
+        try:
+            for backend in args.backends.split(","):
+                sales_backend(bench, backend, emu, scale, date_from, date_to, per.setdefault(backend, {}))
+            out.setdefault("emulator_rss_mb", {})[scale] = emu.rss()
+        finally:
+            emu.stop()
+
+
+def sales_backend(bench: Bench, backend: str, emu: Emulator, scale: str, date_from: str, date_to: str,
+                  res: dict[str, Any]) -> None:
+    """One scale on one backend; fills `res` (floor / first / second lists, and the profiled child)."""
+    args = bench.args
+    res.update({"days": args.sales_days, "date_from": date_from, "date_to": date_to, "floor": [], "first": [],
+                "second": []})
+    tag = f"{backend[:2]}_sales_{scale}"
+    label = f"{backend}/sales {scale} {args.sales_days}d"
+    for n in range(1, args.sales_repeats + 1):
+        db = bench.new_db(backend, f"{tag}_floor{n}")
+        floor = bench.child(f"{label} floor #{n}", bench.base_spec(
+            "sales_floor", db, emu, date_from=date_from, date_to=date_to), emu)
+        if floor.get("ok"):
+            floor["db_size_mb"] = bench.db_size_mb(db)
+        res["floor"].append(floor)
+        bench.drop_db(db)
+        db = bench.new_db(backend, f"{tag}_sync{n}")
+        sales_pair(bench, db, emu, label, f"#{n}", date_from, date_to, res)
+        bench.drop_db(db)
+    # cProfile of the first sync's write (and frame) step, in an extra child over a shorter span (the profiler
+    # slows it down): where the first sync is slower than the threshold share of the floor, or always.
+    share = report.derive_sales_backend(res).get("first_vs_floor")
+    if args.sales_profile == "always" or (
+            args.sales_profile == "auto" and share is not None and share < report.SALES_PROFILE_BELOW):
+        days = args.sales_profile_days or args.sales_days
+        p_from, p_to = window(bench.today, days)
+        db = bench.new_db(backend, f"{tag}_prof")
+        spec = bench.base_spec("sales_sync", db, emu, entity=SALES_ENTITY, before=list(SALES_BEFORE),
+                               label="profiled", date_from=p_from, date_to=p_to, work_root=str(bench.tmp),
+                               profile_write=True)
+        res["profile_first"] = bench.child(f"{label} first sync profiled ({days} d)", spec, emu)
+        res["profile_first"]["days"] = days
+        bench.drop_db(db)
+
+
+def sales_pair(bench: Bench, db: dict[str, str], emu: Emulator, label: str, suffix: str, date_from: str,
+               date_to: str, res: dict[str, Any]) -> None:
+    """The first sync of the span into an empty warehouse, then (same account, same database, a new process)
+    the same span again with nothing changed at the source; the re-run's writes are counted by the database.
+    Each result is appended to `res["first"]` / `res["second"]` as soon as it is complete."""
+    spec = bench.base_spec("sales_sync", db, emu, entity=SALES_ENTITY, before=list(SALES_BEFORE), label="first",
+                           date_from=date_from, date_to=date_to, work_root=str(bench.tmp))
+    first = bench.child(f"{label} first sync {suffix}", spec, emu)
+    if first.get("ok"):
+        first["db_size_mb"] = bench.db_size_mb(db)
+    res["first"].append(first)
+    if not first.get("ok"):
+        res["second"].append({"ok": False, "error": "the first sync failed: no re-run"})
+        return
+    before = bench.write_counters(db)
+    second = bench.child(f"{label} unchanged re-run {suffix}", {**spec, "label": "second"}, emu)
+    if second.get("ok"):
+        second["rows_written"] = bench.rows_written(db, before, bench.write_counters(db))
+    res["second"].append(second)
+
+
 def run_overhead(bench: Bench, backend: str, emu: Emulator) -> dict[str, Any]:
     """A tiny account: K syncs through Dagster vs the same syncs through the layer functions."""
     out: dict[str, Any] = {}
@@ -608,6 +692,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--reference-profile", choices=("auto", "always", "never"), default="auto",
                    help="cProfile the reference sync's write step: auto = where it is below "
                         "25%% of the floor's throughput")
+    p.add_argument("--sales-scales", default="large,seed", help="emulator scales of the daily-sales line")
+    p.add_argument("--sales-days", type=int,
+                   help="business days of sales synced (default 365, quick 28), ending on `today`")
+    p.add_argument("--sales-repeats", type=int, default=1,
+                   help="children per sales measurement (floor, first sync, re-run), medians reported")
+    p.add_argument("--sales-profile", choices=("auto", "always", "never"), default="auto",
+                   help="cProfile the first sales sync's write and frame steps in an extra child: auto = where it "
+                        "is below 50%% of the floor's throughput")
+    p.add_argument("--sales-profile-days", type=int, default=28,
+                   help="the span of the profiled sales sync (0 = --sales-days)")
     p.add_argument("--rss-cap-mb", type=int, default=8000, help="kill a child whose RSS exceeds this")
     p.add_argument("--child-timeout-s", type=int, default=5400, help="kill a child running longer than this")
     p.add_argument("--today", help="pin the emulator's and the syncs' today (YYYY-MM-DD)")
@@ -619,6 +713,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.days = 30 if args.quick else 365
     if args.flat_days is None:
         args.flat_days = 7 if args.quick else 30
+    if args.sales_days is None:
+        args.sales_days = 28 if args.quick else 365
     args.mode = "quick" if args.quick else ("full" if args.days == 365 else f"{args.days}d")
     named = {s.strip() for s in f"{args.skip},{args.only}".split(",") if s.strip()}
     if named - set(SECTIONS):
@@ -629,6 +725,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.mode = "+".join(s for s in SECTIONS if s in only)
         if only & {"backends", "profile"}:  # invoice sections: the history length still tells the runs apart
             args.mode += "-quick" if args.quick else ("" if args.days == 365 else f"-{args.days}d")
+        elif "sales" in only:  # the sales span tells its runs apart (`latest-sales.md` is the year)
+            args.mode += "-quick" if args.quick else ("" if args.sales_days == 365 else f"-{args.sales_days}d")
     return args
 
 
@@ -647,10 +745,12 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     data: dict[str, Any] = {"mode": args.mode, "started_at": started.isoformat(), "today": bench.today.isoformat(),
                             "days": args.days, "flat_days": args.flat_days, "lookback_days": LOOKBACK_DAYS,
+                            "sales_days": args.sales_days,
                             "args": {k: v for k, v in vars(args).items()}, "machine": machine_info(bench),
                             "backends": {}}
     sections = [s for s in SECTIONS if s not in skip]
-    log(f"mode {args.mode}: {', '.join(sections) or 'nothing'} ({args.days} days of invoices), scratch {bench.tmp}")
+    log(f"mode {args.mode}: {', '.join(sections) or 'nothing'} ({args.days} days of invoices, {args.sales_days} of "
+        f"sales), scratch {bench.tmp}")
     large = tiny = None
     try:
         if "reference" not in skip:
@@ -659,6 +759,13 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as exc:  # a harness error here must not cost the invoice sections
                 data["reference"] = {"error": f"{type(exc).__name__}: {exc}"}
                 log(f"reference section failed: {data['reference']['error']}")
+        if "sales" not in skip:
+            data["sales"] = {}  # filled as measurements finish: an interrupted run keeps them
+            try:
+                run_sales(bench, data["sales"])
+            except Exception as exc:  # a harness error here must not cost the other sections
+                data["sales"]["error"] = f"{type(exc).__name__}: {exc}"
+                log(f"sales section failed: {data['sales']['error']}")
         if "overhead" not in skip:
             tiny = Emulator("tiny", bench.today, 400, bench.tmp)
             data["overhead"] = {b: run_overhead(bench, b, tiny) for b in args.backends.split(",")}

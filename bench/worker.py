@@ -17,7 +17,13 @@ being measured and nothing else. Tasks:
   text, COPY (PostgreSQL) / executemany (SQLite) into a keyed table, one commit;
 - `reference_sync`: the sync core's steps for one reference entity (products), after an untimed sync of what it
   links to (measure units, product groups): `fetch_raw` -> `frames` spooled through `framestore` -> `write`
-  (merge, soft-link resolution, relink). Run twice on one warehouse: the first sync and an unchanged one.
+  (merge, soft-link resolution, relink). Run twice on one warehouse: the first sync and an unchanged one;
+- `sales_floor`: the least work any loader of daily sales must do: the same OLAP requests (one per 7-day window,
+  through the client, which decodes each with `json.loads(parse_float=Decimal)`), each row's values as text,
+  COPY (PostgreSQL) / executemany (SQLite) into a table keyed by the grouping values, one commit per window;
+- `sales_sync`: the sync core's steps for `sales_daily` over a span with the backfill policy, after an untimed
+  sync of what sales link to (restaurants, measure units, product groups, products). Run twice on one warehouse:
+  the first sync and the unchanged re-run of the same span.
 
 Every task may run under cProfile (`"profile": true`); the top functions are returned with the result.
 """
@@ -422,10 +428,12 @@ def task_reference_floor(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _core_sync(entity_spec, client, engine, account: str, work: Path, run_id: str, t: Timer | None = None,
-               profile: Any = None) -> Any:
+               profile: Any = None, policy: Any = None, frame_hooks: dict[str, Any] | None = None,
+               profile_frames: Any = None) -> Any:
     """One entity through the core's steps, as `CoreSync.run` chains them (without the checks): fetch_raw ->
     frames spooled to Parquet and read back -> write. `t` times the three parts; `profile` (a cProfile.Profile)
-    runs around the write step only."""
+    runs around the write step only, `profile_frames` around the frame step. `policy` is a dated entity's
+    `WindowPolicy`; `frame_hooks` (`parse` / `adapt`) replace the spec's parser and adapter (timed wrappers)."""
     from contextlib import nullcontext
 
     from iiko_pipeline.core import steps
@@ -434,10 +442,12 @@ def _core_sync(entity_spec, client, engine, account: str, work: Path, run_id: st
 
     timer = t or Timer()
     with timer("fetch_raw"):
-        raw = steps.fetch_raw(entity_spec, lambda: client, engine, account, work / "raw", None)
+        raw = steps.fetch_raw(entity_spec, lambda: client, engine, account, work / "raw",
+                              policy if entity_spec.windowed else None)
     folder = work / "frames" / entity_spec.name / run_id
-    with timer("frames"):  # parse + adapt, spooled to Parquet (what the frame IO manager does)
-        write_frames(steps.frames(entity_spec, raw, engine, account), folder)
+    with timer("frames"), (nullcontext() if profile_frames is None else profile_frames):
+        # parse + adapt, spooled to Parquet (what the frame IO manager does)
+        write_frames(steps.frames(entity_spec, raw, engine, account, **(frame_hooks or {})), folder)
     with timer("write"), (nullcontext() if profile is None else profile):
         frame = read_frames(folder)
         written = steps.write(entity_spec, engine, account_uuid(account), frame, raw, WritePolicy(), run_id)
@@ -502,6 +512,202 @@ def task_reference_sync(spec: dict[str, Any]) -> dict[str, Any]:
     if profiler is not None:
         out["profile"] = _profile_summary(profiler, top=30)
         out["profile"]["scope"] = "write step (read_frames + core.steps.write)"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- daily sales
+
+#: The entity of the sales line, and what it links to (synced first, untimed): restaurants (a hard link) and
+#: products (a soft one), with what products link to.
+SALES_ENTITY = "sales_daily"
+
+
+def _sales_settings():
+    from iiko_pipeline.iiko import ClientSettings
+
+    return ClientSettings(read_timeout=600.0)  # the floor's and the pipeline's client alike (7-day OLAP windows)
+
+
+def sales_floor_rows(items, null: str | None) -> list[tuple]:
+    """Each OLAP detail row's values as text, in the request's field order: the five grouping values (the floor
+    table's key), then the four sums. `null` is what a JSON null (or a field the row leaves out) becomes."""
+    from operator import itemgetter
+
+    from iiko_pipeline.iiko import olap
+
+    fields = (*olap.SALES_DETAIL_GROUPS, *olap.SALES_DETAIL_AGGREGATES)
+    values = itemgetter(*fields)
+    rows: list[tuple] = []
+    append = rows.append
+    for item in items:
+        try:
+            row = values(item)
+        except KeyError:  # a field left out of the row: as null
+            row = tuple(item.get(f) for f in fields)
+        append(tuple(null if v is None else str(v) for v in row))
+    return rows
+
+
+def task_sales_floor(spec: dict[str, Any]) -> dict[str, Any]:
+    """The least work any loader of a year of daily sales must do: the same OLAP requests (one per 7-day window,
+    through the client: login, transport, its checks and `json.loads(parse_float=Decimal)`), each row's values
+    as text, COPY (PostgreSQL) / executemany (SQLite) into a table keyed by the five grouping values, one commit
+    per window."""
+    from iiko_pipeline.iiko import IikoClient, olap
+
+    t = Timer()
+    date_from, date_to = _dates(spec)
+    groups = [f"g{i}" for i in range(1, len(olap.SALES_DETAIL_GROUPS) + 1)]
+    sums = [f"a{i}" for i in range(1, len(olap.SALES_DETAIL_AGGREGATES) + 1)]
+    cols = ", ".join(f"{c} text" for c in (*groups, *sums))
+    key = ", ".join(groups)
+    table = "floor_sales"
+    width = len(groups) + len(sums)
+    postgres = spec["db_url"].startswith("postgresql")
+    if postgres:
+        import psycopg2
+
+        conn = psycopg2.connect(spec["pg_dsn"])
+        cur = conn.cursor()
+        cur.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({cols}, PRIMARY KEY ({key}))")
+        conn.commit()
+        null: str | None = _COPY_NULL
+
+        def load(rows: list[tuple]) -> None:
+            buffer = io.StringIO()
+            csv.writer(buffer).writerows(rows)
+            buffer.seek(0)
+            cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv, NULL '{_COPY_NULL}')", buffer)
+            conn.commit()
+
+        def count() -> int:
+            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - our own name
+            return cur.fetchone()[0]
+    else:
+        import sqlite3
+
+        conn = sqlite3.connect(spec["db_url"].removeprefix("sqlite:///"), isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")  # what the warehouse's engine sets (warehouse.engine)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"DROP TABLE IF EXISTS {table}")
+        conn.execute(f"CREATE TABLE {table} ({cols}, PRIMARY KEY ({key}))")
+        insert = f"INSERT INTO {table} VALUES ({', '.join('?' * width)})"  # noqa: S608 - constant
+        null = None
+
+        def load(rows: list[tuple]) -> None:
+            conn.execute("BEGIN")
+            conn.executemany(insert, rows)
+            conn.execute("COMMIT")
+
+        def count() -> int:
+            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - our own name
+
+    rows_total = windows = answer_bytes = 0
+    with IikoClient(spec["emu_url"], EMU_LOGIN, EMU_PASSWORD, settings=_sales_settings()) as client:
+        client.login()  # the pipeline's timed sync runs on a client that is already logged in, too
+        started = time.perf_counter()
+        stream = iter(client.sales_windows(date_from, date_to))
+        while True:
+            with t("fetch"):  # POST + the client's checks + json.loads(parse_float=Decimal)
+                window = next(stream, None)
+            if window is None:
+                break
+            windows += 1
+            answer_bytes += len(window.response.body)
+            with t("flatten"):
+                rows = sales_floor_rows(window.response.items, null)
+            del window
+            with t("load"):
+                load(rows)
+            rows_total += len(rows)
+            del rows
+        wall = time.perf_counter() - started
+    stored = count()
+    conn.close()
+    return {"wall_s": wall, "rows": rows_total, "stored": stored, "windows": windows, "answer_bytes": answer_bytes,
+            "split_s": t.totals}
+
+
+def _window_parser(parse: Callable, t: Timer) -> Callable:
+    """The spec's parser timed per call: `iter_olap_rows` decodes the whole answer when called, so this times the
+    decode exactly, without a timer around each of millions of records."""
+    def parser(source):
+        with t("parse"):
+            return iter(list(parse(source)))
+    return parser
+
+
+def task_sales_sync(spec: dict[str, Any]) -> dict[str, Any]:
+    """Untimed: migrate, then sync what sales link to (`before`: restaurants, measure units, product groups,
+    products). Timed: `sales_daily` through the core's steps over `date_from..date_to` with the backfill policy
+    (`WindowPolicy(mode="backfill")`): `fetch_raw` (one OLAP request per 7-day window, gzip'd to disk) ->
+    `frames` (parse, adapt, Parquet) -> `write` (one `commit_window` per window). Run again on the same
+    warehouse and account (`label` "second"), it is the unchanged re-run of the same span. With `profile_write`,
+    the write step runs under cProfile, and the frame step under a profiler of its own (an extra child)."""
+    import sqlalchemy as sa
+
+    from iiko_pipeline.core import steps
+    from iiko_pipeline.core.policy import WindowPolicy
+    from iiko_pipeline.core.specs import spec as entity_spec
+    from iiko_pipeline.iiko import IikoClient
+    from iiko_pipeline.warehouse.engine import make_engine
+    from iiko_pipeline.warehouse.migrate import migrate
+
+    engine = make_engine(spec["db_url"])
+    migrate(engine)
+    account, label = spec["account_id"], spec.get("label", "first")
+    work = Path(tempfile.mkdtemp(prefix="bench-sales-", dir=spec.get("work_root")))
+    entity = entity_spec(spec.get("entity", SALES_ENTITY))
+    policy = WindowPolicy(mode="backfill", date_from=spec["date_from"], date_to=spec["date_to"])
+    profiler = frames_profiler = None
+    if spec.get("profile_write"):
+        import cProfile
+
+        profiler, frames_profiler = cProfile.Profile(), cProfile.Profile()
+    t = Timer()
+    hooks = {"parse": _window_parser(entity.parse, t), "adapt": _timed_adapter(getattr(steps.ADAPTER, entity.adapt), t)}
+    try:
+        with IikoClient(spec["emu_url"], EMU_LOGIN, EMU_PASSWORD, settings=_sales_settings()) as client:
+            before = {}
+            for name in spec.get("before", ()):  # what sales link to, synced first (logs the client in)
+                _raw, _frame, done = _core_sync(entity_spec(name), client, engine, account, work, f"{label}-{name}")
+                before[name] = done.result.counts()
+            _SQL_STATS.clear()  # only the timed sync's statements
+            started = time.perf_counter()
+            raw, frame, written = _core_sync(entity, client, engine, account, work, f"{label}-{entity.name}", t,
+                                             profiler, policy, hooks, frames_profiler)
+            wall = time.perf_counter() - started
+        work_mb = sum(f.stat().st_size for f in work.rglob("*") if f.is_file()) / 2**20
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    sql = sql_summary()  # the timed sync's statements only, not the counts below
+    table = entity.table
+    mine = table.c.account_id == account_uuid(account)
+
+    def counted(*where) -> int:
+        return conn.execute(sa.select(sa.func.count()).select_from(table).where(mine, *where)).scalar_one()
+
+    with engine.connect() as conn:
+        stored = counted()
+        links = {"restaurant": counted(table.c.restaurant_id.is_not(None)),
+                 "product": counted(table.c.product_id.is_not(None))}
+        named = {"restaurant": counted(table.c.restaurant_external_id.is_not(None)),
+                 "product": counted(table.c.dish_external_id.is_not(None))}
+    engine.dispose()
+    r = written.result
+    out = {"wall_s": wall, "label": label, "entity": entity.name, "rows": raw.capture.records,
+           "frame_rows": frame.row_count, "windows": len(raw.capture.parts), "stored": stored,
+           "answer_bytes": raw.capture.size, "work_dir_mb": round(work_mb, 1),
+           "windows_committed": written.windows_committed,
+           "windows_unchanged": sum(1 for a in frame.answers if a.get("unchanged")),
+           "result": {**r.counts(), "warnings": len(r.warnings), "guards": written.guards[:5]},
+           "links_resolved": links, "links_named": named, "before": before, "split_s": t.totals, "sql": sql}
+    _SQL_STATS.clear()
+    if profiler is not None:
+        out["profile"] = _profile_summary(profiler, top=30)
+        out["profile"]["scope"] = "write step (read_frames + core.steps.write)"
+        out["profile_frames"] = _profile_summary(frames_profiler, top=30)
+        out["profile_frames"]["scope"] = "frame step (core.steps.frames + framestore.write_frames)"
     return out
 
 
@@ -686,6 +892,7 @@ TASKS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "floor": task_floor, "naive": task_naive, "layered": task_layered, "dagster": task_dagster,
     "overhead": task_overhead, "postmortem": task_postmortem,
     "reference_floor": task_reference_floor, "reference_sync": task_reference_sync,
+    "sales_floor": task_sales_floor, "sales_sync": task_sales_sync,
 }
 
 
@@ -744,7 +951,7 @@ def main() -> int:
     cpu0 = cpu_seconds()
     try:
         task = TASKS[spec["task"]]
-        if spec["task"] in ("layered", "dagster", "overhead", "reference_sync"):
+        if spec["task"] in ("layered", "dagster", "overhead", "reference_sync", "sales_sync"):
             install_sql_timer()
         result = _profiled(lambda: task(spec)) if spec.get("profile") else task(spec)
         result["ok"] = True

@@ -110,7 +110,8 @@ def is_connected(account: str) -> bool:
 #: Columns that legitimately differ between two accounts holding the same iiko data: our surrogate keys, the
 #: account itself and the moments we wrote or soft-deleted a row.
 _OURS = frozenset({"id", "account_id", "synced_at", "deleted_at", "supplier_id", "default_store_id", "store_id",
-                   "invoice_id", "restaurant_id", "parent_id"})
+                   "invoice_id", "restaurant_id", "parent_id", "product_id", "amount_unit_id", "group_id",
+                   "main_unit_id"})  # surrogate keys (links resolved to our ids) differ between two accounts
 
 
 def snapshot(account: str) -> dict[str, list[tuple]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -234,12 +234,19 @@ def _json_kind(value: object) -> str:
 def json_answer(raw: RawAnswer, *, endpoint: str, display: str) -> IikoJsonResponse:
     """Check a JSON list answer: the content type, then a complete document that is an array of objects.
     The body is never quoted in a message (it may come from any host)."""
+    return _json_response(raw, json_items, endpoint=endpoint, display=display)
+
+
+def _json_response(raw: RawAnswer, decode: Callable[..., tuple[dict[str, Any], ...]], *, endpoint: str,
+                   display: str) -> IikoJsonResponse:
+    """The checks every JSON answer shares (content type, then `decode` of the body in its charset), and the
+    response that keeps the raw bytes beside the decoded items."""
     if raw.media_type != "application/json":
         raise IikoResponseError(
             f"wrong content type {raw.content_type or '(none)'!r} for {display}; expected application/json. "
             "Check the base URL and the proxy", endpoint=endpoint, status=raw.status, kind="content_type",
         )
-    items = json_items(_json_source(raw), endpoint=endpoint, display=display, status=raw.status)
+    items = decode(_json_source(raw), endpoint=endpoint, display=display, status=raw.status)
     return IikoJsonResponse(endpoint=endpoint, status=raw.status, content_type=raw.content_type,
                             body=raw.body, items=items)
 
@@ -311,14 +318,7 @@ def olap_rows(source: bytes | str, *, endpoint: str, display: str, status: int |
 def olap_answer(raw: RawAnswer, *, endpoint: str, display: str) -> IikoJsonResponse:
     """Check an OLAP v2 answer: the content type, then a complete report object; ``items`` are its ``data`` rows.
     The body is never quoted in a message (it may come from any host)."""
-    if raw.media_type != "application/json":
-        raise IikoResponseError(
-            f"wrong content type {raw.content_type or '(none)'!r} for {display}; expected application/json. "
-            "Check the base URL and the proxy", endpoint=endpoint, status=raw.status, kind="content_type",
-        )
-    rows = olap_rows(_json_source(raw), endpoint=endpoint, display=display, status=raw.status)
-    return IikoJsonResponse(endpoint=endpoint, status=raw.status, content_type=raw.content_type,
-                            body=raw.body, items=rows)
+    return _json_response(raw, olap_rows, endpoint=endpoint, display=display)
 
 
 def token_answer(raw: RawAnswer, *, endpoint: str) -> str:

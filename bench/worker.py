@@ -358,20 +358,18 @@ def reference_floor_rows(items, null: str | None, width: int = REFERENCE_FLOOR_V
     return rows
 
 
-def task_reference_floor(spec: dict[str, Any]) -> dict[str, Any]:
-    t = Timer()
-    entity = spec.get("entity", "products")
-    cols = ", ".join(f"c{i} text" for i in range(1, REFERENCE_FLOOR_VALUES + 1))
-    table = f"floor_{entity}"
-    postgres = spec["db_url"].startswith("postgresql")
-    if postgres:
+def floor_table(spec: dict[str, Any], table: str, definition: str, width: int
+                ) -> tuple[Any, str | None, Callable[[list[tuple]], None], Callable[[], int]]:
+    """A plain floor table, created afresh, and how a floor loads it: COPY (csv) on PostgreSQL, one executemany
+    per call on SQLite (WAL, as the warehouse's engine sets), one commit per call. Returns the connection (close it),
+    what a JSON null is written as, `load(rows)` and `count()`."""
+    if spec["db_url"].startswith("postgresql"):
         import psycopg2
 
         conn = psycopg2.connect(spec["pg_dsn"])
         cur = conn.cursor()
-        cur.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id text PRIMARY KEY, {cols})")
+        cur.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({definition})")
         conn.commit()
-        null: str | None = _COPY_NULL
 
         def load(rows: list[tuple]) -> None:
             buffer = io.StringIO()
@@ -383,25 +381,34 @@ def task_reference_floor(spec: dict[str, Any]) -> dict[str, Any]:
         def count() -> int:
             cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - our own name
             return cur.fetchone()[0]
-    else:
-        import sqlite3
 
-        conn = sqlite3.connect(spec["db_url"].removeprefix("sqlite:///"), isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")  # what the warehouse's engine sets (warehouse.engine)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"DROP TABLE IF EXISTS {table}")
-        conn.execute(f"CREATE TABLE {table} (id TEXT PRIMARY KEY, {cols})")
-        insert = f"INSERT INTO {table} VALUES ({', '.join('?' * (REFERENCE_FLOOR_VALUES + 1))})"  # noqa: S608
-        null = None
+        return conn, _COPY_NULL, load, count
+    import sqlite3
 
-        def load(rows: list[tuple]) -> None:
-            conn.execute("BEGIN")
-            conn.executemany(insert, rows)
-            conn.execute("COMMIT")
+    lite = sqlite3.connect(spec["db_url"].removeprefix("sqlite:///"), isolation_level=None)
+    lite.execute("PRAGMA journal_mode=WAL")  # what the warehouse's engine sets (warehouse.engine)
+    lite.execute("PRAGMA synchronous=NORMAL")
+    lite.execute(f"DROP TABLE IF EXISTS {table}")
+    lite.execute(f"CREATE TABLE {table} ({definition})")
+    insert = f"INSERT INTO {table} VALUES ({', '.join('?' * width)})"  # noqa: S608 - our own name
 
-        def count() -> int:
-            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - our own name
+    def load_lite(rows: list[tuple]) -> None:
+        lite.execute("BEGIN")
+        lite.executemany(insert, rows)
+        lite.execute("COMMIT")
 
+    def count_lite() -> int:
+        return lite.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - our own name
+
+    return lite, None, load_lite, count_lite
+
+
+def task_reference_floor(spec: dict[str, Any]) -> dict[str, Any]:
+    t = Timer()
+    entity = spec.get("entity", "products")
+    cols = ", ".join(f"c{i} text" for i in range(1, REFERENCE_FLOOR_VALUES + 1))
+    table = f"floor_{entity}"
+    conn, null, load, count = floor_table(spec, table, f"id text PRIMARY KEY, {cols}", REFERENCE_FLOOR_VALUES + 1)
     with _client(spec) as client:
         client.login()  # the pipeline's timed sync runs on a client that is already logged in, too
         started = time.perf_counter()
@@ -563,44 +570,7 @@ def task_sales_floor(spec: dict[str, Any]) -> dict[str, Any]:
     key = ", ".join(groups)
     table = "floor_sales"
     width = len(groups) + len(sums)
-    postgres = spec["db_url"].startswith("postgresql")
-    if postgres:
-        import psycopg2
-
-        conn = psycopg2.connect(spec["pg_dsn"])
-        cur = conn.cursor()
-        cur.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({cols}, PRIMARY KEY ({key}))")
-        conn.commit()
-        null: str | None = _COPY_NULL
-
-        def load(rows: list[tuple]) -> None:
-            buffer = io.StringIO()
-            csv.writer(buffer).writerows(rows)
-            buffer.seek(0)
-            cur.copy_expert(f"COPY {table} FROM STDIN WITH (FORMAT csv, NULL '{_COPY_NULL}')", buffer)
-            conn.commit()
-
-        def count() -> int:
-            cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - our own name
-            return cur.fetchone()[0]
-    else:
-        import sqlite3
-
-        conn = sqlite3.connect(spec["db_url"].removeprefix("sqlite:///"), isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")  # what the warehouse's engine sets (warehouse.engine)
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute(f"DROP TABLE IF EXISTS {table}")
-        conn.execute(f"CREATE TABLE {table} ({cols}, PRIMARY KEY ({key}))")
-        insert = f"INSERT INTO {table} VALUES ({', '.join('?' * width)})"  # noqa: S608 - constant
-        null = None
-
-        def load(rows: list[tuple]) -> None:
-            conn.execute("BEGIN")
-            conn.executemany(insert, rows)
-            conn.execute("COMMIT")
-
-        def count() -> int:
-            return conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]  # noqa: S608 - our own name
+    conn, null, load, count = floor_table(spec, table, f"{cols}, PRIMARY KEY ({key})", width)
 
     rows_total = windows = answer_bytes = 0
     with IikoClient(spec["emu_url"], EMU_LOGIN, EMU_PASSWORD, settings=_sales_settings()) as client:

@@ -245,8 +245,22 @@ def frames(spec: EntitySpec, raw: RawResult, engine: Engine, account: str, *,
         committed = window_fingerprints(engine, account, spec.name)
         fingerprints = {(a.isoformat(), b.isoformat()): fp for (a, b), fp in committed.items()}
     return build_frames(spec.name, raw.capture, parse or spec.parse, adapt or getattr(ADAPTER, spec.adapt),
-                        fingerprints=fingerprints, ids_of=document_ids if spec.answer_format == "xml" else json_ids,
+                        fingerprints=fingerprints, ids_of=_unchanged_ids(spec),
                         stamp_window=spec.window_in_records, batch_documents=spec.chunk_records)
+
+
+def _unchanged_ids(spec: EntitySpec) -> Callable[[bytes], list[str]]:
+    """How an unchanged window's ids are read without parsing it. Only soft-deleted entities (documents) need
+    them: a document may move to another window of the run and must not count as vanished there. Rows removed
+    or kept by their own window (reports, shifts) need none, and decoding their answers again cost the bench's
+    unchanged year of sales 16 s."""
+    if spec.vanished != "soft":
+        return _no_ids
+    return document_ids if spec.answer_format == "xml" else json_ids
+
+
+def _no_ids(_body: bytes) -> list[str]:
+    return []
 
 
 # ------------------------------------------------------------------------------------------------- write

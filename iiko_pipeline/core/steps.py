@@ -8,6 +8,7 @@ entity commits window by window (each window with its deletions, its pending doc
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import time
 import uuid
@@ -135,15 +136,21 @@ def fetch_raw(spec: EntitySpec, client: Callable[[], IikoClient], engine: Engine
         skipped = skip_reason(spec, exc, version)
         if skipped is None:
             raise fail(engine, account, spec.name, exc) from exc
-        log(skipped)
-        state.record_failure(engine, uuid.UUID(account), spec.name, None, skipped)
-        return RawResult(RawCapture(spec.name, account), version, skipped=skipped)
+        return _skip(engine, account, spec, skipped, log, RawResult(RawCapture(spec.name, account), version))
     # The count the raw-vs-frame check compares with: a JSON answer's items were decoded by the client's own check
     # (a decode apart from the frame step's); an XML answer is counted by a parse of its own.
     items = getattr(response, "items", None)
     records = len(items) if items is not None else sum(1 for _ in spec.parse(response.body))
     part = write_raw(raw_dir, account, spec.name, spec.name, response.body, records, spec.answer_format)
     return RawResult(RawCapture(spec.name, account, (part,)), version)
+
+
+def _skip(engine: Engine, account: str, spec: EntitySpec, reason: str, log: Log, empty: RawResult) -> RawResult:
+    """An optional entity not fetched: said in the run's log and on the sync state, and an empty capture that
+    carries the reason (the table step writes nothing; `entity_available` warns)."""
+    log(reason)
+    state.record_failure(engine, uuid.UUID(account), spec.name, None, reason)
+    return dataclasses.replace(empty, skipped=reason)
 
 
 def skip_reason(spec: EntitySpec, exc: BaseException, version: str | None) -> str | None:
@@ -204,10 +211,8 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
     except Exception as exc:
         skipped = None if parts else skip_reason(spec, exc, version)
         if skipped:
-            log(skipped)
-            state.record_failure(engine, uuid.UUID(account), spec.name, None, skipped)
-            return RawResult(RawCapture(spec.name, account, (), date_from.isoformat(), date_to.isoformat()),
-                             version, policy, skipped=skipped)
+            return _skip(engine, account, spec, skipped, log, RawResult(
+                RawCapture(spec.name, account, (), date_from.isoformat(), date_to.isoformat()), version, policy))
         failure = fail(engine, account, spec.name, exc)
         if not parts or failure.kind in STOPPING:
             raise failure from exc

@@ -26,6 +26,7 @@ from iiko_pipeline.warehouse.upsert import (
     dedupe_last,
     merge_stage,
     reject_dangling,
+    stage_first_join,
 )
 from iiko_pipeline.warehouse.vanished import DEFAULT_MAX_VANISHED_SHARE, mark_deleted, withheld_because
 
@@ -94,10 +95,11 @@ def unlinked_notes(conn: Connection, table: sa.Table, stage: Stage, account: uui
     kept, so this is reported beside the rejections in `error_details`, marked `"stored": true`."""
     q = conn.dialect.identifier_preparer.quote
     entity, notes = table.name, []
+    join = stage_first_join(conn)
     for ref in (r for r in soft_refs(table) if r.external_column in stage.columns):
         ext, fk = q(ref.external_column), q(ref.fk_column)
         rows = conn.execute(sa.text(
-            f"SELECT s.external_id, s.{ext} FROM {q(stage.name)} s JOIN {q(table.name)} t"
+            f"SELECT s.external_id, s.{ext} FROM {q(stage.name)} s {join} {q(table.name)} t"
             f" ON t.account_id = :account_id AND t.external_system = :external_system"
             f" AND t.external_id = s.external_id WHERE s.{ext} IS NOT NULL AND t.{fk} IS NULL"
             f" ORDER BY s.external_id").bindparams(sa.bindparam("account_id", type_=sa.Uuid()),

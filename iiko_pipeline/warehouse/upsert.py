@@ -176,6 +176,15 @@ def _q(conn: Connection, name: str) -> str:
     return conn.dialect.identifier_preparer.quote(name)
 
 
+def stage_first_join(conn: Connection) -> str:
+    """The join of a stage (left) to an entity table by its key: the stage must be the outer loop, each of its
+    rows one index lookup in the table. SQLite's planner, without statistics, may instead walk the account's
+    whole table (its key index on account and system) once per staged row, which made every batch of a long
+    backfill slower than the one before; its `CROSS JOIN` keeps the order as written. PostgreSQL plans this
+    well and has no `CROSS JOIN ... ON`."""
+    return "CROSS JOIN" if conn.dialect.name == "sqlite" else "JOIN"
+
+
 def _distinct(conn: Connection, left: str, right: str) -> str:
     """Null-safe "differs" for row values: IS DISTINCT FROM on PostgreSQL, IS NOT on any SQLite >= 3.24."""
     op = "IS DISTINCT FROM" if conn.dialect.name == "postgresql" else "IS NOT"
@@ -248,7 +257,7 @@ def merge_stage(conn: Connection, target: sa.Table, stage: Stage, parents: Seque
     existing = 0
     if not postgres:
         existing = conn.execute(
-            sa.text(f"SELECT count(*) FROM {s} s JOIN {t} t ON t.account_id = :account_id"
+            sa.text(f"SELECT count(*) FROM {s} s {stage_first_join(conn)} {t} t ON t.account_id = :account_id"
                     f" AND t.external_system = :external_system AND t.external_id = s.external_id")
             .bindparams(*_key_params(target)[:2]), params).scalar_one()
     sql = (

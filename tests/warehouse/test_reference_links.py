@@ -391,3 +391,32 @@ def test_a_nul_character_from_a_json_list_does_not_fail_the_batch(engine, where)
                                         _product(BRIE, group=None, unit=None)])
     assert result.created + result.errors == 2
     assert BRIE in _rows(engine, schema.products)
+
+
+def test_sqlite_reads_each_staged_row_by_key_not_the_accounts_whole_table(tmp_path):
+    """The stage-to-table joins of a write (the unlinked-row notes, the existing-key count) must loop over the
+    stage and look each row up by key: SQLite's planner, left alone, walked the account's whole table once per
+    staged row, so every batch of a long backfill cost more than the one before."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    schema.metadata.create_all(engine)
+    statements: list[str] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def capture(_conn, _cursor, statement, *_args):
+        if (" JOIN " in statement and "count(*)" in statement) or "IS NULL ORDER BY s.external_id" in statement:
+            statements.append(statement)
+
+    _sync(engine, "products", [_product(MILK, group=DAIRY)])
+    assert len(statements) >= 2, statements
+    sa.event.remove(engine, "before_cursor_execute", capture)
+    with engine.connect() as conn:
+        # the stages are temporary tables, gone by now: one of the same shape, indexed on its key like a stage
+        conn.exec_driver_sql("CREATE TEMP TABLE plan_stage AS SELECT * FROM products WHERE 0")
+        conn.exec_driver_sql("CREATE INDEX ix_plan_stage_external_id ON plan_stage (external_id)")
+        for statement in statements:
+            stage = re.search(r'FROM ("?[\w]+"?) s ', statement).group(1)
+            sql = statement.replace(stage, "plan_stage", 1)
+            plan = [row[-1] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql,
+                                                            (str(ACCOUNT), "iiko") * (sql.count(" = ?") // 2))]
+            assert plan[0].startswith("SCAN s"), (sql, plan)
+            assert any("external_id=?" in step for step in plan[1:]), (sql, plan)

@@ -203,9 +203,11 @@ REGISTRY: tuple[EntitySpec, ...] = (
         after=("sales_day_totals", "products"), extra_checks=("sales_match_totals",),
         preview_columns=("business_date", "restaurant_external_id", "dish_external_id", "dish_sum")),
     EntitySpec(
-        name="cash_shifts", fetch="cash_shift_windows", parse_path=f"{_PARSING}:iter_json_items", adapt="cash_shifts",
+        name="cash_shifts", fetch="cash_shift_windows", parse_path=f"{_PARSING}:iter_department_items",
+        adapt="cash_shifts",
         description="Cash shifts by id (v2/cashshifts/list, status ANY): sales by cash, card and credit, pay-ins and "
-                    "pay-outs, cash difference; the trailing 7 days of opening dates re-read.",
+                    "pay-outs, cash difference; asked department by department (a shift does not name its "
+                    "restaurant); the trailing 7 days of opening dates re-read.",
         schedule="hourly", windowed=True, answer_format="json", optional=True, date_column="open_day",
         vanished="keep", lookback_days=7, window_setting="report_window_days",
         preview_columns=("external_id", "session_number", "open_date", "status")),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -290,6 +290,59 @@ def json_items(source: bytes | str, *, endpoint: str, display: str, status: int 
             endpoint=endpoint, status=status, kind="root",
         )
     return _objects(data, what="an array", endpoint=endpoint, display=display, status=status)
+
+
+#: The member of a department-scoped answer that names the department asked for (iiko's own request parameter).
+DEPARTMENT_KEY = "departmentId"
+
+
+def by_department(endpoint: str, answers: Sequence[tuple[str, IikoJsonResponse]]) -> IikoJsonResponse:
+    """Answers of one JSON list endpoint, each asked for one department (``departmentId``), as one response.
+
+    For lists whose records do not name their department (the cash-shift list): only the request knows it.
+    The body kept as the raw answer is ``[{"departmentId": ..., "answer": <that answer verbatim>}, ...]``, so
+    nothing iiko said is changed and each record's department travels with it (an answer declared in another
+    charset is re-encoded to UTF-8, as the envelope must be one encoding). ``items`` are
+    :func:`department_items` of that body."""
+    parts = []
+    for department, answer in answers:
+        charset = _declared_charset(answer.content_type)
+        body = answer.body if charset in ("utf-8", "utf8") else answer.body.decode(charset).encode("utf-8")
+        parts.append(b'{"%s":%s,"answer":%s}' % (DEPARTMENT_KEY.encode(), json.dumps(department).encode(), body))
+    body = b"[" + b",".join(parts) + b"]"
+    display = f"{endpoint} by department"
+    return IikoJsonResponse(endpoint=endpoint, status=200, content_type="application/json; charset=utf-8",
+                            body=body, items=department_items(body, endpoint=endpoint, display=display))
+
+
+def _declared_charset(content_type: str) -> str:
+    match = re.search(r"charset=\"?([\w.:-]+)", content_type or "", re.IGNORECASE)
+    return match.group(1).lower() if match else "utf-8"
+
+
+def department_items(source: bytes | str, *, endpoint: str, display: str, status: int | None = None
+                     ) -> tuple[dict[str, Any], ...]:
+    """The records of a :func:`by_department` body, each with the ``departmentId`` it was asked for (a record
+    that names its own department keeps it). A record id answered for two departments means the server ignored
+    the filter: such records get no department rather than the wrong one."""
+    envelope = json_items(source, endpoint=endpoint, display=display, status=status)
+    groups: list[tuple[Any, tuple[dict[str, Any], ...]]] = []
+    for index, part in enumerate(envelope):
+        answer = part.get("answer")
+        if not isinstance(answer, list):
+            raise IikoResponseError(f"{display}: part {index} has no answer array", endpoint=endpoint,
+                                    status=status, kind="root")
+        groups.append((part.get(DEPARTMENT_KEY),
+                       _objects(answer, what="an array", endpoint=endpoint, display=display, status=status)))
+    seen: dict[str, Any] = {}
+    ambiguous: set[str] = set()
+    for department, items in groups:
+        for item in items:
+            ident = str(item.get("id", "")).lower()
+            if ident and seen.setdefault(ident, department) != department:
+                ambiguous.add(ident)
+    return tuple({DEPARTMENT_KEY: None if str(item.get("id", "")).lower() in ambiguous else department, **item}
+                 for department, items in groups for item in items)
 
 
 def olap_rows(source: bytes | str, *, endpoint: str, display: str, status: int | None = None

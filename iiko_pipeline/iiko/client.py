@@ -39,7 +39,7 @@ from urllib.parse import urlencode, urlsplit
 import requests
 
 from . import olap as olap_bodies
-from .answers import json_answer, olap_answer, raise_for_error, said, token_answer, xml_answer
+from .answers import by_department, json_answer, olap_answer, raise_for_error, said, token_answer, xml_answer
 from .errors import IikoApiError, IikoAuthError, IikoError, IikoLicenceBlockedError, IikoPermissionError
 from .models import DateWindow, IikoJsonResponse, IikoResponse, InvoiceWindow, ServerInfo
 from .parsing import (
@@ -52,6 +52,7 @@ from .parsing import (
     SUPPLIERS_RECORD,
     SUPPLIERS_ROOT,
     Record,
+    iter_corporate_items,
     iter_invoice_documents,
 )
 from .redact import install_third_party_log_redaction, redact_text, redact_url
@@ -683,15 +684,32 @@ class IikoClient:
         days = split_windows(date_from, date_to, 1)
         return (DateWindow(day, day, self.store_balances(datetime.combine(day, END_OF_DAY))) for day, _ in days)
 
-    def cash_shifts(self, open_from: date, open_to: date, revision_from: int | None = None) -> IikoJsonResponse:
+    def cash_shifts(self, open_from: date, open_to: date, revision_from: int | None = None,
+                    department_id: str | None = None) -> IikoJsonResponse:
         """Cash shifts opened within ``[open_from, open_to]`` (both inclusive), any status
-        (``GET v2/cashshifts/list``); ``revision_from`` returns only shifts changed after that revision."""
+        (``GET v2/cashshifts/list``); ``revision_from`` returns only shifts changed after that revision,
+        ``department_id`` only one department's shifts (the records do not say their department)."""
         params = (("openDateFrom", as_date(open_from).isoformat()), ("openDateTo", as_date(open_to).isoformat()),
-                  ("status", "ANY"), *self._revision(revision_from))
+                  ("status", "ANY"), *self._revision(revision_from),
+                  *((("departmentId", department_id),) if department_id else ()))
         return self._json(CASH_SHIFTS, params)
 
+    def department_ids(self) -> list[str]:
+        """The ids of the server's departments (``corporation/departments`` of type DEPARTMENT), in its order."""
+        items = iter_corporate_items(self.departments().body, endpoint="corporation/departments")
+        return [str(item["id"]) for item in items if item.get("type") == "DEPARTMENT" and item.get("id")]
+
     def cash_shift_windows(self, date_from: date, date_to: date) -> Iterator[DateWindow]:
-        """:meth:`cash_shifts` per window of at most ``report_window_days`` opening days, yielded as it arrives;
-        the range is checked right away."""
+        """:meth:`cash_shifts` per window of at most ``report_window_days`` opening days, asked department by
+        department (a shift does not name its department; :func:`~iiko_pipeline.iiko.answers.by_department`
+        keeps each answer whole with the department it was asked for), yielded as it arrives. The range is
+        checked right away; the departments are read once, with the first window."""
         windows = split_windows(date_from, date_to, self._settings.report_window_days)
-        return (DateWindow(start, end, self.cash_shifts(start, end)) for start, end in windows)
+
+        def fetch() -> Iterator[DateWindow]:
+            departments = self.department_ids()
+            for start, end in windows:
+                answers = [(d, self.cash_shifts(start, end, department_id=d)) for d in departments]
+                yield DateWindow(start, end, by_department(CASH_SHIFTS, answers))
+
+        return fetch()

@@ -22,7 +22,7 @@ from typing import Any, BinaryIO
 
 from lxml import etree
 
-from .answers import json_items, olap_rows
+from .answers import department_items, json_items, olap_rows
 from .errors import IikoResponseError
 from .xml import HARDENED_OPTIONS, hit_a_limit, limit_error, xml_to_dict
 
@@ -134,6 +134,14 @@ def iter_json_items(body: Source, *, endpoint: str | None = None) -> Iterator[Re
     data = body.read() if hasattr(body, "read") else bytes(body)
     where = endpoint or "a v2 JSON list"
     return iter(json_items(data, endpoint=where, display=where))
+
+
+def iter_department_items(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:
+    """The records of a list asked department by department (:func:`~iiko_pipeline.iiko.answers.by_department`:
+    the cash-shift list), each with the ``departmentId`` it was asked for; decoded whole like the v2 lists."""
+    data = body.read() if hasattr(body, "read") else bytes(body)
+    where = endpoint or "a v2 JSON list by department"
+    return iter(department_items(data, endpoint=where, display=where))
 
 
 def iter_olap_rows(body: Source, *, endpoint: str | None = None) -> Iterator[Record]:

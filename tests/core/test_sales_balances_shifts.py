@@ -158,6 +158,15 @@ def test_cash_shifts_are_upserted_by_id_and_answer_cash_difference_per_shift(syn
         assert row["cash_diff"] == Decimal(str(shift["cashDiff"])) and row["session_number"] == \
             int(shift["sessionNumber"])
         assert row["point_of_sale"] == shift["pointOfSale"] and row["open_day"] <= end
+    # the restaurant of each shift, which the shift list does not say: asked department by department
+    shifts = synced.emulator.state.dataset.sales.shifts(start, end)
+    assert {(k, v["restaurant_external_id"]) for k, v in stored.items()} == {
+        (s.id.lower(), s.department_id) for s in shifts}
+    shift_t, restaurant_t = schema.cash_shifts, schema.restaurants
+    with synced.engine.connect() as conn:
+        linked = dict(conn.execute(sa.select(shift_t.c.external_id, restaurant_t.c.external_id)
+                                   .join(restaurant_t, restaurant_t.c.id == shift_t.c.restaurant_id)).all())
+    assert linked == {k: v["restaurant_external_id"] for k, v in stored.items()}
     again = backfill(synced, SHIFTS, start, end)
     assert rows(synced, schema.cash_shifts) == stored and again.written.result.created == 0
 
@@ -194,10 +203,12 @@ def test_the_readme_queries_answer_their_three_questions(sales: CoreSync):
             if (r["store_external_id"], r["snapshot_date"]) == (balance["store_external_id"], balance["snapshot_date"])]
     assert len(stock) == len(held) > 0
     assert len(shifts) == len(rows(sales, schema.cash_shifts)) > 0
+    names = {k: v["name"] for k, v in rows(sales, schema.restaurants).items()}
+    assert {row.restaurant for row in shifts} == {names[r["restaurant_external_id"]]
+                                                  for r in rows(sales, schema.cash_shifts).values()}
     if sales.engine.dialect.name == "postgresql":  # SQLite keeps decimals as text: its sum() is not exact
         totals = {(r["restaurant_external_id"], r["business_date"]): r["revenue"]
                   for r in rows(sales, schema.sales_day_totals).values()}
-        names = {k: v["name"] for k, v in rows(sales, schema.restaurants).items()}
         assert {(row.restaurant, row.business_date): row.revenue for row in by_day} == {
             (names[k[0]], k[1]): v for k, v in totals.items() if k in day_sums(sales)}
 

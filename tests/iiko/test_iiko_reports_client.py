@@ -25,10 +25,10 @@ from iiko_pipeline.iiko import (
     RetryPolicy,
 )
 from iiko_pipeline.iiko import olap as bodies
-from iiko_pipeline.iiko.answers import olap_answer
+from iiko_pipeline.iiko.answers import by_department, olap_answer
 from iiko_pipeline.iiko.client import password_hash
 from iiko_pipeline.iiko.errors import IikoApiError, IikoBadRequestError, IikoResponseError, IikoTransportError
-from iiko_pipeline.iiko.parsing import iter_json_items, iter_olap_rows
+from iiko_pipeline.iiko.parsing import iter_department_items, iter_json_items, iter_olap_rows
 from iiko_pipeline.iiko.transport import RawAnswer
 from tests.conftest import EMULATOR_PASSWORD
 
@@ -278,8 +278,15 @@ def test_cash_shift_windows_and_revision(make_client: MakeClient, control: Contr
         assert [(w.date_from, w.date_to) for w in windows] == [
             (first, first + timedelta(days=3)), (first + timedelta(days=4), first + timedelta(days=7)),
             (first + timedelta(days=8), today)]
-        assert _windows(control, SHIFTS) == [(str(w.date_from), str(w.date_to)) for w in windows]
+        departments = client.department_ids()
+        assert len(departments) == 2
+        # one request per window and department: a shift does not name its department, the request does
+        assert _windows(control, SHIFTS) == [(str(w.date_from), str(w.date_to)) for w in windows
+                                             for _ in departments]
         assert [len(w.response.items) for w in windows] == [8, 8, 4]  # two restaurants, a shift a day each
+        truth = {s.id: s.department_id for s in emulator.state.dataset.sales.shifts(first, today)}  # each as asked
+        assert {s["id"]: s["departmentId"] for w in windows for s in w.response.items} == truth
+        assert all("departmentId" not in s for s in client.cash_shifts(first, today).items)  # iiko's own shape
         for window in windows:
             opened = {date.fromisoformat(s["openDate"][:10]) for s in window.response.items}
             assert opened == {window.date_from + timedelta(days=n)
@@ -313,3 +320,43 @@ def test_old_servers_answer_not_available(make_client: MakeClient, control: Cont
         with pytest.raises(IikoNotAvailableError):
             list(client.balance_snapshots(today, today))
     assert len(control.requests(BALANCES)) == 2  # not retried
+
+
+# ------------------------------------------------------------------ answers asked department by department
+
+
+def _shift_answer(items: list[dict[str, Any]], charset: str = "utf-8") -> IikoJsonResponse:
+    body = json.dumps(items, ensure_ascii=False).encode(charset)
+    return IikoJsonResponse(endpoint="v2/cashshifts/list", status=200,
+                            content_type=f"application/json; charset={charset}", body=body, items=tuple(items))
+
+
+def test_by_department_keeps_each_answer_verbatim_and_tags_its_records() -> None:
+    first = _shift_answer([{"id": "S1", "cashDiff": 1.10, "pointOfSale": "Касса 1"}])
+    second = _shift_answer([{"id": "S2", "cashDiff": -0.5}, {"id": "S3", "departmentId": "D9"}], "windows-1251")
+    combined = by_department("v2/cashshifts/list", [("D1", first), ("D2", second), ("D3", _shift_answer([]))])
+    assert first.body in combined.body  # what iiko said, byte for byte, inside the envelope
+    assert [(i["id"], i["departmentId"]) for i in combined.items] == [("S1", "D1"), ("S2", "D2"), ("S3", "D9")]
+    assert combined.items[1]["cashDiff"] == Decimal("-0.5") and combined.items[0]["pointOfSale"] == "Касса 1"
+    assert list(iter_department_items(io.BytesIO(combined.body))) == list(combined.items)
+    assert by_department("v2/cashshifts/list", []).items == ()
+
+
+def test_a_shift_answered_for_two_departments_gets_neither() -> None:
+    """A server that ignores the departmentId filter answers every shift for every department: no shift may
+    then be given the first department asked."""
+    answer = _shift_answer([{"id": "S1"}, {"id": "S2"}])
+    combined = by_department("v2/cashshifts/list", [("D1", answer), ("D2", answer)])
+    assert [i["departmentId"] for i in combined.items] == [None] * 4
+
+
+@pytest.mark.parametrize("body, found", [
+    (b'{"departmentId": "D1"}', "JSON object where an array"),
+    (b'[{"departmentId": "D1"}]', "part 0 has no answer array"),
+    (b'[{"departmentId": "D1", "answer": [1]}]', "item 0 is a JSON number"),
+    (b'[{"departmentId": "D1", "answer": [', "truncated"),
+])
+def test_a_broken_department_envelope_is_refused_saying_what_is_wrong(body: bytes, found: str) -> None:
+    with pytest.raises(IikoResponseError) as caught:
+        list(iter_department_items(io.BytesIO(body), endpoint="v2/cashshifts/list"))
+    assert found in str(caught.value) and "v2/cashshifts/list" in str(caught.value)

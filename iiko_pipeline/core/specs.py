@@ -59,7 +59,7 @@ class EntitySpec:
     optional: bool = False
     documented_path: str | None = None  # "module:name" of the answer's `iiko.documented.DocumentedFields`
     # Dated entities (`windowed`): the column that dates a row, what becomes of a row its window no longer returns
-    # (`warehouse.invoice_windows`: soft, hard, keep), how many days before the watermark an incremental run
+    # (`warehouse.dated_windows`: soft, hard, keep), how many days before the watermark an incremental run
     # re-reads, and the `ClientSettings` field sizing its windows (None: one day per window).
     date_column: str = "document_date"
     vanished: str = "soft"
@@ -230,8 +230,8 @@ SCHEDULES: tuple[ScheduleGroup, ...] = (
                   cron="20 2 * * *", run_key_prefix="reference",
                   description="Every night: a full reload of the reference data of each connected account.",
                   entities=tuple(s.name for s in REGISTRY if s.schedule == "reference")),
-    ScheduleGroup("hourly", job="invoices_job", schedule="invoices_hourly_schedule", cron="7 * * * *",
-                  run_key_prefix="invoices",
+    ScheduleGroup("hourly", job="hourly_sync_job", schedule="hourly_sync_schedule", cron="7 * * * *",
+                  run_key_prefix="hourly",
                   description="Every hour: the dated entities of each connected account, incrementally "
                               "(watermark - lookback .. today).",
                   entities=tuple(s.name for s in REGISTRY if s.schedule == "hourly")),

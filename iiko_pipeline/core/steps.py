@@ -32,8 +32,7 @@ from iiko_pipeline.prefetch import prefetched
 from iiko_pipeline.rawstore import RawCapture, RawPart, write_raw
 from iiko_pipeline.warehouse import pending, quality, state
 from iiko_pipeline.warehouse.credentials import mark_connection
-from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension
-from iiko_pipeline.warehouse.invoice_windows import (
+from iiko_pipeline.warehouse.dated_windows import (
     DatedTable,
     WindowBatch,
     commit_window,
@@ -41,6 +40,7 @@ from iiko_pipeline.warehouse.invoice_windows import (
     merge_results,
     window_fingerprints,
 )
+from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension
 
 ADAPTER = IIKO_ADAPTER
 #: Failures that stop a windowed export at once, whatever was fetched before: they will not heal in the run.

@@ -29,7 +29,7 @@ from iiko_pipeline.framestore import read_frames, write_frames
 from iiko_pipeline.iiko import IikoClient
 from iiko_pipeline.rawstore import write_raw
 from iiko_pipeline.warehouse import schema
-from iiko_pipeline.warehouse.invoice_windows import get_watermark, window_fingerprints
+from iiko_pipeline.warehouse.dated_windows import get_watermark, window_fingerprints
 
 INVOICES = spec("invoices")
 REFERENCE = tuple(s for s in REGISTRY if not s.windowed)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from iiko_pipeline.emulator import EmulatorConfig, EmulatorServer
 from iiko_pipeline.warehouse import schema
-from iiko_pipeline.warehouse.invoice_windows import get_watermark
+from iiko_pipeline.warehouse.dated_windows import get_watermark
 from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -36,17 +36,17 @@ def test_schedules_fan_out_over_connected_account_partitions_only(pipeline, monk
     save_credentials(p.engine, p.keyring, disconnected, "iiko", EMULATOR_LOGIN, EMULATOR_PASSWORD)
     p.instance.add_dynamic_partitions("accounts", [disconnected])
     # Invoices wait until the account's reference data has synced (the discovery sensor onboards it whole).
-    waiting = _schedule_tick(p, "invoices_hourly_schedule")
+    waiting = _schedule_tick(p, "hourly_sync_schedule")
     assert not waiting.run_requests and "1 waiting for their reference data" in waiting.skip_message
     for entity in ("restaurants", "stores", "suppliers"):
         record_run(p.engine, uuid.UUID(p.account_id), entity, "r", SyncResult(entity), datetime.now(UTC))
-    for name, prefix in (("invoices_hourly_schedule", "invoices"), ("reference_data_daily_schedule", "reference")):
+    for name, prefix in (("hourly_sync_schedule", "hourly"), ("reference_data_daily_schedule", "reference")):
         data = _schedule_tick(p, name)
         assert [r.partition_key for r in data.run_requests] == [p.account_id]
         request = data.run_requests[0]
         assert request.tags["iiko/account"] == p.account_id and request.run_key.startswith(f"{prefix}:")
     monkeypatch.setenv("INTEGRATIONS_ENABLED", "false")
-    data = _schedule_tick(p, "invoices_hourly_schedule")
+    data = _schedule_tick(p, "hourly_sync_schedule")
     assert not data.run_requests and "INTEGRATIONS_ENABLED" in data.skip_message
 
 

@@ -17,7 +17,7 @@ import requests
 import sqlalchemy as sa
 
 from iiko_pipeline.warehouse import schema
-from iiko_pipeline.warehouse.invoice_windows import get_watermark
+from iiko_pipeline.warehouse.dated_windows import get_watermark
 from tests.conftest import ON_SQLITE
 from tests.pipeline import cli_runs as op
 

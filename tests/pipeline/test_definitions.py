@@ -30,7 +30,7 @@ def test_definitions_load_with_the_expected_graph():
     assert {("products", "fields_as_documented"), ("products", "links_resolved"), ("products", "entity_available"),
             ("employees", "entity_available"), ("invoices", "links_resolved")} <= checks
     assert ("employees", "fields_as_documented") not in checks  # XML: no documented JSON fields to compare
-    for job in ("sync_account_job", "invoices_job", "reference_data_job", "freshness_job"):
+    for job in ("sync_account_job", "hourly_sync_job", "reference_data_job", "freshness_job"):
         assert defs.resolve_job_def(job) is not None
     nightly = {k.to_user_string() for k in defs.resolve_job_def("reference_data_job").asset_layer.executable_asset_keys}
     assert {"products", "product_groups", "measure_units", "employees"} <= nightly

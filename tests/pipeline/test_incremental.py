@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from iiko_pipeline.warehouse import schema
-from iiko_pipeline.warehouse.invoice_windows import get_watermark
+from iiko_pipeline.warehouse.dated_windows import get_watermark
 from tests.conftest import ON_POSTGRESQL, ON_SQLITE
 
 pytestmark = pytest.mark.slow

@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from iiko_pipeline.warehouse import pending, schema
-from iiko_pipeline.warehouse.invoice_windows import get_watermark
+from iiko_pipeline.warehouse.dated_windows import get_watermark
 from iiko_pipeline.warehouse.state import get_state
 from tests.conftest import ON_POSTGRESQL, ON_SQLITE
 
@@ -73,7 +73,7 @@ def test_an_invoice_run_launched_without_reference_data_refuses_and_moves_nothin
 
     p = pipeline
     p.connect()
-    result = defs.resolve_job_def("invoices_job").execute_in_process(  # as the UI or a schedule launches it
+    result = defs.resolve_job_def("hourly_sync_job").execute_in_process(  # as the UI or a schedule launches it
         instance=p.instance, partition_key=p.account_id, tags={"iiko/account": p.account_id}, raise_on_error=False)
     assert not result.success
     # every dated entity of the job refuses (sales and shifts reference restaurants); the invoices' step names all three

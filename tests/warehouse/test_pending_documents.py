@@ -14,9 +14,9 @@ import pytest
 from iiko_pipeline.adapters import IIKO_ADAPTER
 from iiko_pipeline.core.specs import with_prerequisites
 from iiko_pipeline.warehouse import pending, quality, state
+from iiko_pipeline.warehouse.dated_windows import WindowBatch, commit_window, get_watermark
 from iiko_pipeline.warehouse.engine import make_engine
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension
-from iiko_pipeline.warehouse.invoice_windows import WindowBatch, commit_window, get_watermark
 from iiko_pipeline.warehouse.migrate import migrate
 
 ACCOUNT = uuid.UUID("11111111-2222-4333-8444-555555555555")

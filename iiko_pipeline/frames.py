@@ -72,6 +72,10 @@ class FrameSet:
     window_to: str | None = None
     failure: str | None = None
     summary: dict[str, Any] = field(default_factory=dict)
+    #: Whether the summary keeps every chunk's row ids. Rows that cannot move between windows (a report's or a
+    #: snapshot's rows, owned by the dates their window asked) are reconciled and counted window by window
+    #: from the chunks themselves: a year of sales holds five million ids, which the summary would keep all run.
+    ids_kept: bool = True
 
     def chunks(self) -> Iterator[ParsedFrame]:
         return self.chunk_source()
@@ -108,10 +112,11 @@ class FrameSet:
         return ids | {e["external_id"] for e in self.errors if e.get("external_id")}
 
 
-def chunk_summary(frame: ParsedFrame) -> dict[str, Any]:
+def chunk_summary(frame: ParsedFrame, *, with_ids: bool = True) -> dict[str, Any]:
     return {"label": frame.label, "from": frame.window_from, "to": frame.window_to, "rows": frame.rows.num_rows,
             "children": frame.children.num_rows, "source_records": frame.source_records, "errors": frame.errors,
-            "ids": frame.external_ids, "fingerprint": frame.fingerprint, "unchanged": frame.unchanged}
+            "ids": frame.external_ids if with_ids else [], "fingerprint": frame.fingerprint,
+            "unchanged": frame.unchanged}
 
 
 def answer_fingerprint(raw_sha256: str) -> str:
@@ -141,8 +146,9 @@ def json_ids(body: bytes) -> list[str]:
 def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callable[[list], AdaptedBatch], *,
                  fingerprints: dict[tuple[str, str], str] | None = None,
                  batch_documents: int = 1000, ids_of: Callable[[bytes], list[str]] = document_ids,
-                 stamp_window: bool = False) -> FrameSet:
-    """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records.
+                 stamp_window: bool = False, keep_ids: bool = True) -> FrameSet:
+    """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records; `keep_ids`
+    False when rows cannot move between windows (see `FrameSet.ids_kept`).
 
     A document re-dated between two window requests can appear in two windows: the first occurrence wins, as in
     the client's own `incoming_invoices`. A window whose fingerprint equals the last committed one becomes a
@@ -193,7 +199,7 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                 if not windowed or not source:
                     break
 
-    return FrameSet(entity, chunks, capture.window_from, capture.window_to, capture.failure)
+    return FrameSet(entity, chunks, capture.window_from, capture.window_to, capture.failure, ids_kept=keep_ids)
 
 
 def to_table(rows: list[dict[str, Any]]) -> pa.Table:

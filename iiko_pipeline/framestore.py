@@ -35,9 +35,9 @@ def write_frames(frames: FrameSet, folder: Path) -> dict[str, Any]:
             path = tmp / f"{index:04d}.{kind}.parquet"
             pq.write_table(table, path)
             make_private(path)
-        chunks.append({**chunk_summary(chunk), "file": f"{index:04d}"})
+        chunks.append({**chunk_summary(chunk, with_ids=frames.ids_kept or chunk.unchanged), "file": f"{index:04d}"})
     manifest = {"entity": frames.entity, "window_from": frames.window_from, "window_to": frames.window_to,
-                "failure": frames.failure, "chunks": chunks}
+                "failure": frames.failure, "ids_kept": frames.ids_kept, "chunks": chunks}
     with os.fdopen(private_file(tmp / MANIFEST), "w", encoding="utf-8") as fh:
         fh.write(json.dumps(manifest, ensure_ascii=False, default=str))
     shutil.rmtree(folder, ignore_errors=True)
@@ -61,4 +61,4 @@ def read_frames(folder: Path) -> FrameSet:
                 known_ids=chunk["ids"] if chunk.get("unchanged") else [])
 
     return FrameSet(manifest["entity"], chunks, manifest["window_from"], manifest["window_to"],
-                    manifest["failure"], summary=manifest)
+                    manifest["failure"], summary=manifest, ids_kept=manifest.get("ids_kept", True))

@@ -55,16 +55,23 @@ def _references_exist(c: CheckInput) -> quality.CheckOutcome:
 
 
 def _row_counts_agree(c: CheckInput) -> quality.CheckOutcome:
+    raw_records = c.raw.capture.records
+    consistent_raw = raw_records == c.frame.source_records
+    read = (f"raw {raw_records} records, frame {c.frame.source_records} read / {c.frame.row_count} rows "
+            f"/ {len(c.frame.errors)} rejected")
+    failures = c.write.row_count_failures
+    if failures is not None:  # rows owned by their window: counted window by window as each committed
+        counted = c.write.windows_committed
+        detail = f"{read}, table counted per window ({counted} windows): " + (
+            "; ".join(failures[:5]) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
+            if failures else "every window holds what it returned")
+        return quality.CheckOutcome(passed=consistent_raw and not failures, detail=detail)
     ids = [i for chunk in c.frame.chunk_summaries for i in chunk["ids"]]
     rejected = {d["external_id"] for d in c.write.result.error_details if d.get("external_id")}
     expected = len([i for i in ids if i not in rejected])
     stored = quality.count_rows(c.engine, c.spec.table, c.account, ids, ADAPTER.external_system)
-    raw_records = c.raw.capture.records
-    consistent_raw = raw_records == c.frame.source_records
-    return quality.CheckOutcome(
-        passed=consistent_raw and stored == expected,
-        detail=f"raw {raw_records} records, frame {c.frame.source_records} read / {c.frame.row_count} rows "
-               f"/ {len(c.frame.errors)} rejected, table {stored} of {expected} expected")
+    return quality.CheckOutcome(passed=consistent_raw and stored == expected,
+                                detail=f"{read}, table {stored} of {expected} expected")
 
 
 def _line_sums_consistent(c: CheckInput) -> quality.CheckOutcome:

@@ -33,6 +33,7 @@ from iiko_pipeline.rawstore import RawCapture, RawPart, write_raw
 from iiko_pipeline.warehouse import pending, quality, state
 from iiko_pipeline.warehouse.credentials import mark_connection
 from iiko_pipeline.warehouse.dated_windows import (
+    HARD,
     DatedTable,
     WindowBatch,
     commit_window,
@@ -251,7 +252,15 @@ def frames(spec: EntitySpec, raw: RawResult, engine: Engine, account: str, *,
         fingerprints = {(a.isoformat(), b.isoformat()): fp for (a, b), fp in committed.items()}
     return build_frames(spec.name, raw.capture, parse or spec.parse, adapt or getattr(ADAPTER, spec.adapt),
                         fingerprints=fingerprints, ids_of=_unchanged_ids(spec),
-                        stamp_window=spec.window_in_records, batch_documents=spec.chunk_records)
+                        stamp_window=spec.window_in_records, batch_documents=spec.chunk_records,
+                        keep_ids=not window_owns_rows(spec))
+
+
+def window_owns_rows(spec: EntitySpec) -> bool:
+    """A windowed entity whose rows are removed when their window no longer returns them (reports, snapshots):
+    a row is keyed by what its window asked, so it cannot move to another window. Its ids are then needed only
+    window by window, never for the whole capture."""
+    return spec.windowed and spec.vanished == HARD
 
 
 def _unchanged_ids(spec: EntitySpec) -> Callable[[bytes], list[str]]:
@@ -279,6 +288,9 @@ class TableWrite:
     stored: quality.CheckOutcome = field(default_factory=lambda: quality.CheckOutcome(True))
     guards: list[str] = field(default_factory=list)  # why deletions were withheld
     child_sum_failures: list[str] = field(default_factory=list)  # checked window by window, right after commit
+    #: Windows whose rows held after the commit differ from the rows they returned (entities whose windows own
+    #: their rows, `window_owns_rows`); None where the row-count check compares ids over the whole capture.
+    row_count_failures: list[str] | None = None
     preview: list[dict[str, Any]] = field(default_factory=list)  # a few rows, as text
     windows_committed: int = 0
 
@@ -347,7 +359,13 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
     chunk. Each window's stored line sums are compared with the source's right after it commits."""
     policy = raw.policy or WindowPolicy()
     dated = DatedTable(spec.name, spec.date_column, spec.vanished, spec.child_table)
-    returned = frame.returned_ids  # a document that moved to another window of this run has not vanished
+    # What the window returned, filled as its chunks are written; reconciliation reads it after the last one.
+    window_returned: set[str] = set()
+    # A document that moved to another window of this run has not vanished: documents are reconciled against the
+    # whole capture. Rows a window owns are reconciled (and counted) against that window's own ids.
+    owned = not frame.ids_kept
+    returned = window_returned if owned else frame.returned_ids
+    row_count_failures: list[str] | None = [] if owned else None
     outcomes = []
     # The source's line count and sum per document of the window being written; dropped after the window.
     expected: dict[str, tuple[int, Decimal]] = {}
@@ -358,6 +376,9 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
     def batches(chunks: Iterator[ParsedFrame]) -> Iterator[WindowBatch]:
         for chunk in chunks:
             window_ids.extend(chunk.external_ids)
+            if owned:
+                window_returned.update(chunk.external_ids)
+                window_returned.update(e["external_id"] for e in chunk.errors if e.get("external_id"))
             items = frame_records(chunk.children)
             for item in items if spec.child_table else ():
                 count, line_sum = expected.get(item["invoice_external_id"], (0, Decimal(0)))
@@ -384,15 +405,22 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
             rejected = {d["external_id"] for d in outcome.result.error_details if d.get("external_id")}
             if spec.child_table:
                 child_sum_failures += line_sum_failures(engine, account, expected, window_ids, rejected)
+            if row_count_failures is not None and outcome.guard is None and outcome.held_after is not None:
+                want = sum(1 for i in window_ids if i not in rejected)  # two rows under one key are a fault
+                if outcome.held_after != want:
+                    row_count_failures.append(f"window {first.label}: returned {want} rows to store, "
+                                              f"{outcome.held_after} held after its commit")
             expected.clear()
             window_ids.clear()
+            window_returned.clear()
         outcomes.append(outcome)
         r = outcome.result
         progress(len(outcomes), f"{spec.name}: committed window {len(outcomes)}/{total} {first.label}: "
                                 f"{r.created} created, {r.updated} updated, {r.unchanged} unchanged, "
                                 f"{r.errors} not stored")
     return TableWrite(merge_results(outcomes, spec.name), guards=[o.guard for o in outcomes if o.guard],
-                      child_sum_failures=child_sum_failures, preview=preview, windows_committed=len(outcomes))
+                      child_sum_failures=child_sum_failures, preview=preview, windows_committed=len(outcomes),
+                      row_count_failures=row_count_failures)
 
 
 def line_sum_failures(engine: Engine, account: uuid.UUID, expected: dict[str, tuple[int, Decimal]],

@@ -67,6 +67,9 @@ class WindowOutcome:
     date_to: date
     result: SyncResult
     guard: str | None = None  # why deletions were withheld, if they were
+    #: Rows dated inside the window once it committed, counted in its transaction, for entities whose rows a
+    #: window owns (HARD): the row-count check compares it with what the window returned, window by window.
+    held_after: int | None = None
 
 
 @dataclass
@@ -92,12 +95,9 @@ def reconcile_window(conn: Connection, account_id: uuid.UUID, date_from: date, d
     if dated.vanished == KEEP:
         return ReconcileOutcome()
     table = dated.table
-    day = table.c[dated.date_column]
     live = [table.c.is_deleted.is_(False)] if dated.vanished == SOFT else []
     held = conn.execute(sa.select(table.c.external_id).where(
-        table.c.account_id == account_id, table.c.external_system == external_system,
-        day >= date_from, day <= date_to, *live,
-    )).scalars().all()
+        *_dated_inside(dated, account_id, date_from, date_to, external_system), *live)).scalars().all()
     returned = set(returned_ids)
     vanished = sorted(ext for ext in held if ext not in returned)
     outcome = ReconcileOutcome(vanished=vanished)
@@ -115,6 +115,21 @@ def reconcile_window(conn: Connection, account_id: uuid.UUID, date_from: date, d
         for chunk in id_chunks(vanished, 1000):
             outcome.deleted += conn.execute(table.delete().where(*scope, table.c.external_id.in_(chunk))).rowcount or 0
     return outcome
+
+
+def _dated_inside(dated: DatedTable, account_id: uuid.UUID, date_from: date, date_to: date,
+                  external_system: str) -> tuple[Any, ...]:
+    table = dated.table
+    day = table.c[dated.date_column]
+    return (table.c.account_id == account_id, table.c.external_system == external_system, day >= date_from,
+            day <= date_to)
+
+
+def held_in_window(conn: Connection, dated: DatedTable, account_id: uuid.UUID, date_from: date, date_to: date,
+                   external_system: str = "iiko") -> int:
+    """The rows dated inside the window (its date index makes this a range count)."""
+    return conn.execute(sa.select(sa.func.count()).select_from(dated.table).where(
+        *_dated_inside(dated, account_id, date_from, date_to, external_system))).scalar_one()
 
 
 @dataclass
@@ -145,6 +160,7 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
     account = uuid.UUID(str(account_id))
     now = now or datetime.now(UTC)
     entity = dated.entity
+    held_after: int | None = None
     with write_transaction(engine) as conn:
         if unchanged_documents is not None:
             result, guard = SyncResult(entity, total=unchanged_documents, unchanged=unchanged_documents), None
@@ -167,6 +183,8 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
             reconciled = reconcile_window(conn, account, date_from, date_to, returned_ids, returned_here, now=now,
                                           max_vanished_share=max_vanished_share, dated=dated)
             result.deleted, guard = reconciled.deleted, reconciled.guard
+            if dated.vanished == HARD:
+                held_after = held_in_window(conn, dated, account, date_from, date_to)
             if tracked:
                 pending.resolve(conn, account, entity, stored)
                 if guard is None:
@@ -178,7 +196,7 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
         if advance_watermark:
             current = _watermark(conn, account, entity)
             state.set_watermark(conn, account, entity, max(current, date_to) if current else date_to)
-    return WindowOutcome(date_from, date_to, result, guard)
+    return WindowOutcome(date_from, date_to, result, guard, held_after)
 
 
 def rejected_documents(batch: WindowBatch, result: SyncResult, date_from: date, date_to: date,

@@ -111,6 +111,30 @@ def test_the_check_catches_detail_rows_that_do_not_add_up_to_the_totals(sales: C
     assert not check.passed and not check.warn_only and "detail" in check.metadata["detail"]
 
 
+def test_report_rows_are_counted_window_by_window_and_two_rows_under_one_key_fail_the_count(sales: CoreSync):
+    """Report rows cannot move between windows, so the frame summary keeps no ids (a year of sales is millions)
+    and each window is counted in its own transaction; an answer with a row repeated under one key (a grouping
+    that lost a field) stores one row for two and must not pass."""
+    start, end = days(sales, 9)
+    clean = sales.run(SALES, WindowPolicy(mode="backfill", date_from=start.isoformat(), date_to=end.isoformat(),
+                                          reprocess_unchanged=True))
+    assert not clean.frame.ids_kept and all(c["ids"] == [] for c in clean.frame.chunk_summaries)
+    check = clean.checks["row_counts_agree"]
+    assert check.passed and "every window holds what it returned" in check.metadata["detail"]
+
+    def repeat_a_row(body: bytes) -> bytes:
+        answer = json.loads(body)
+        if answer["data"]:
+            answer["data"].append(answer["data"][0])
+        return json.dumps(answer, ensure_ascii=False).encode()
+
+    run = sales.run(SALES, WindowPolicy(mode="backfill", date_from=start.isoformat(), date_to=end.isoformat(),
+                                        reprocess_unchanged=True), rewrite=repeat_a_row)
+    check = run.checks["row_counts_agree"]
+    assert not check.passed and "held after its commit" in check.metadata["detail"]
+    assert f"window {start.isoformat()}.." in check.metadata["detail"]
+
+
 def test_an_incremental_run_re_asks_the_trailing_business_days(synced: CoreSync):
     first = synced.run(SALES, WindowPolicy(history_days=3, date_to=synced.today.isoformat()))
     assert first.frame.window_from == synced.days_ago(2).isoformat()

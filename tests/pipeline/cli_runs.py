@@ -15,7 +15,9 @@ import sys
 import time
 import uuid
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
@@ -179,3 +181,29 @@ def diagnosis(emu, instance: dg.DagsterInstance, account: str) -> str:
     ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,etimes,args"], capture_output=True, text=True).stdout
     lines += [line for line in ps.splitlines() if "iiko" in line or "dagster" in line]
     return "\n".join(lines)
+
+
+def sales_truth(sales: Any, start: date, end: date) -> tuple[dict[tuple, tuple], dict[tuple, tuple]]:
+    """iiko's SALES report of the business days [start, end] computed from the emulator's orders themselves (not
+    through its OLAP endpoint): per (restaurant, day) the orders with a live line and their sums before and after
+    discount; per detail row (restaurant, day, dish, order type, pay type) portions, both sums and cost. Deleted
+    orders and dishes are not sales. `sales` is the emulator dataset's `sales`."""
+    totals: dict[tuple, list[int]] = {}
+    detail: dict[tuple, list[int]] = {}
+    for day, order in sales.orders_by_business_day(start, end):
+        lines = list(order.live_lines())
+        if not lines:
+            continue
+        restaurant = order.department_id.lower()
+        total = totals.setdefault((restaurant, day), [0, 0, 0])
+        total[0] += 1
+        for index, portions, sum_c, discount_c, cost_c, _status in lines:
+            total[1] += sum_c
+            total[2] += sum_c - discount_c
+            row = detail.setdefault((restaurant, day, sales.dishes[index].id.lower(), order.order_type,
+                                     order.pay_type), [0, 0, 0, 0])
+            for i, value in enumerate((portions, sum_c, sum_c - discount_c, cost_c)):
+                row[i] += value
+    cent = Decimal("0.01")
+    return ({k: (n, s * cent, r * cent) for k, (n, s, r) in totals.items()},
+            {k: (Decimal(a), s * cent, r * cent, c * cent) for k, (a, s, r, c) in detail.items()})

@@ -16,7 +16,9 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import date, timedelta
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
@@ -27,12 +29,18 @@ from iiko_pipeline.warehouse import schema
 from iiko_pipeline.warehouse.crypto import generate_key
 from iiko_pipeline.warehouse.engine import make_engine
 from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD
+from tests.pipeline.cli_runs import sales_truth
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ONBOARDING_DAYS = 90  # InvoiceSyncConfig.history_days: the onboarding window of a new account
+# What the onboarding run (the sensor's request carries no run config) reads of the other dated entities, as
+# `WindowPolicy.for_entity(...).window(None)` decides it from the specs: sales, day totals and cash shifts have no
+# `history_days` of their own, so the same 90 days up to today (business days; opening days for shifts); stock
+# balances have `history_days=3, lag_days=1`: a snapshot at the end of each of the 3 days up to yesterday.
+SNAPSHOT_DAYS, SNAPSHOT_LAG_DAYS = 3, 1
 DEADLINE_S = 240
 
 
@@ -57,6 +65,67 @@ def _counts(engine, account: uuid.UUID) -> dict[str, int]:
             out[table.name] = conn.execute(sa.select(sa.func.count()).select_from(table).where(
                 table.c.account_id == account)).scalar_one()
     return out
+
+
+def _rows(engine, table, account: uuid.UUID, *columns: str) -> list[tuple]:
+    with engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(*(table.c[c] for c in columns)).where(
+            table.c.account_id == account))]
+
+
+def _summed(rows: Iterable[tuple], key_len: int) -> dict[tuple, Decimal]:
+    out: dict[tuple, Decimal] = {}
+    for row in rows:
+        out[row[:key_len]] = out.get(row[:key_len], Decimal(0)) + row[key_len]
+    return out
+
+
+def _assert_dated_entities_complete(engine, account: uuid.UUID, ds, today: date) -> None:
+    """Sales, day totals, cash shifts and stock snapshots hold exactly what the emulator holds for the windows the
+    onboarding covers (see SNAPSHOT_DAYS above)."""
+    start = today - timedelta(days=ONBOARDING_DAYS - 1)
+
+    # cash shifts: upserted by id, dated by their opening day (restaurant_id is not compared: being reworked)
+    truth_shifts = {s.id.lower(): (s.session_number, s.session_status, Decimal(s.cash_diff).scaleb(-2))
+                    for s in ds.sales.shifts(start - timedelta(days=1), today)
+                    if start <= s.open_date.date() <= today}
+    stored_shifts = _rows(engine, schema.cash_shifts, account, "external_id", "session_number", "status",
+                          "cash_diff", "open_day")
+    assert len(stored_shifts) == len({r[0] for r in stored_shifts}), "a cash shift was stored twice"
+    assert {r[0] for r in stored_shifts} == set(truth_shifts) and truth_shifts
+    assert {r[0]: r[1:4] for r in stored_shifts} == truth_shifts
+    assert all(start <= r[4] <= today for r in stored_shifts)
+
+    # day totals: orders and sums per restaurant and business day
+    totals, detail = sales_truth(ds.sales, start, today)
+    assert {d for _, d in totals} >= {start, today}, "the emulator's sales do not span the onboarding window"
+    stored_totals = _rows(engine, schema.sales_day_totals, account, "restaurant_external_id", "business_date",
+                          "orders", "dish_sum", "revenue")
+    assert len(stored_totals) == len({r[:2] for r in stored_totals})
+    assert {r[:2]: r[2:] for r in stored_totals} == totals
+
+    # daily sales: every detail row, and each restaurant day adds up to its total
+    stored_detail = _rows(engine, schema.sales_daily, account, "restaurant_external_id", "business_date",
+                          "dish_external_id", "order_type", "pay_types", "dish_amount", "dish_sum", "revenue", "cost")
+    assert len(stored_detail) == len({r[:5] for r in stored_detail}), "a sales row was stored twice"
+    assert {r[:5]: r[5:] for r in stored_detail} == detail
+    assert _summed(((r[0], r[1], r[6]) for r in stored_detail), 2) == {k: v[1] for k, v in totals.items()}
+
+    # stock balances: one snapshot per onboarding day, each the balances at that day's end (zero ones omitted)
+    last = today - timedelta(days=SNAPSHOT_LAG_DAYS)
+    days = [last - timedelta(days=n) for n in range(SNAPSHOT_DAYS)]
+    truth_stock = {}
+    for day in days:
+        for (store, product), (amount, cents) in ds.stock.balances(
+                datetime(day.year, day.month, day.day, 23, 59, 59)).items():
+            if (amount, cents) != (0, 0):
+                truth_stock[(day, store.lower(), product.lower())] = (Decimal(amount).scaleb(-3),
+                                                                        Decimal(cents).scaleb(-2))
+    stored_stock = _rows(engine, schema.stock_balances, account, "snapshot_date", "store_external_id",
+                         "product_external_id", "amount", "sum")
+    assert {r[0] for r in stored_stock} == set(days) == {d for d, _, _ in truth_stock}
+    assert len(stored_stock) == len({r[:3] for r in stored_stock})
+    assert {r[:3]: r[3:] for r in stored_stock} == truth_stock
 
 
 def _finished(account: str) -> bool:
@@ -140,6 +209,7 @@ def test_the_daemon_alone_onboards_a_cli_connected_account_completely(emulator, 
             stored = set(conn.execute(sa.select(inv.c.external_id).where(
                 inv.c.account_id == uuid.UUID(account))).scalars())
         assert stored == truth  # the whole onboarding window, not a lookback's worth
+        _assert_dated_entities_complete(engine, uuid.UUID(account), ds, today)
 
         with dg.DagsterInstance.get() as instance:
             runs = instance.get_runs(dg.RunsFilter(tags={"iiko/account": account}))

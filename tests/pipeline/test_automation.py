@@ -40,7 +40,8 @@ def test_schedules_fan_out_over_connected_account_partitions_only(pipeline, monk
     assert not waiting.run_requests and "1 waiting for their reference data" in waiting.skip_message
     for entity in ("restaurants", "stores", "suppliers"):
         record_run(p.engine, uuid.UUID(p.account_id), entity, "r", SyncResult(entity), datetime.now(UTC))
-    for name, prefix in (("hourly_sync_schedule", "hourly"), ("reference_data_daily_schedule", "reference")):
+    for name, prefix in (("hourly_sync_schedule", "hourly"), ("reference_data_daily_schedule", "reference"),
+                         ("stock_snapshots_daily_schedule", "snapshots")):
         data = _schedule_tick(p, name)
         assert [r.partition_key for r in data.run_requests] == [p.account_id]
         request = data.run_requests[0]

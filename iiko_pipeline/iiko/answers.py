@@ -29,7 +29,7 @@ from .errors import (
 )
 from .models import IikoJsonResponse, IikoResponse
 from .redact import REDACTED, redact_text, redact_url
-from .transport import RawAnswer
+from .transport import RawAnswer, content_charset
 from .xml import check_document
 
 #: Statuses worth retrying: the server or a proxy may recover on its own.
@@ -306,18 +306,12 @@ def by_department(endpoint: str, answers: Sequence[tuple[str, IikoJsonResponse]]
     :func:`department_items` of that body."""
     parts = []
     for department, answer in answers:
-        charset = _declared_charset(answer.content_type)
+        charset = (content_charset(answer.content_type) or "utf-8").lower()
         body = answer.body if charset in ("utf-8", "utf8") else answer.body.decode(charset).encode("utf-8")
         parts.append(b'{"%s":%s,"answer":%s}' % (DEPARTMENT_KEY.encode(), json.dumps(department).encode(), body))
-    body = b"[" + b",".join(parts) + b"]"
-    display = f"{endpoint} by department"
     return IikoJsonResponse(endpoint=endpoint, status=200, content_type="application/json; charset=utf-8",
-                            body=body, items=department_items(body, endpoint=endpoint, display=display))
-
-
-def _declared_charset(content_type: str) -> str:
-    match = re.search(r"charset=\"?([\w.:-]+)", content_type or "", re.IGNORECASE)
-    return match.group(1).lower() if match else "utf-8"
+                            body=b"[" + b",".join(parts) + b"]",
+                            items=_tagged([(department, answer.items) for department, answer in answers]))
 
 
 def department_items(source: bytes | str, *, endpoint: str, display: str, status: int | None = None
@@ -334,6 +328,12 @@ def department_items(source: bytes | str, *, endpoint: str, display: str, status
                                     status=status, kind="root")
         groups.append((part.get(DEPARTMENT_KEY),
                        _objects(answer, what="an array", endpoint=endpoint, display=display, status=status)))
+    return _tagged(groups)
+
+
+def _tagged(groups: Sequence[tuple[Any, Sequence[dict[str, Any]]]]) -> tuple[dict[str, Any], ...]:
+    """Each group's records with the department they were asked for; none for an id answered for two (the one
+    rule of the client's items and of the frame step's parse)."""
     seen: dict[str, Any] = {}
     ambiguous: set[str] = set()
     for department, items in groups:

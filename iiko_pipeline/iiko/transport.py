@@ -42,11 +42,16 @@ class RawAnswer:
     @property
     def charset(self) -> str | None:
         """The ``charset`` parameter of the content type, if any."""
-        for part in self.content_type.split(";")[1:]:
-            name, _, value = part.partition("=")
-            if name.strip().lower() == "charset" and value.strip():
-                return value.strip().strip('"')
-        return None
+        return content_charset(self.content_type)
+
+
+def content_charset(content_type: str) -> str | None:
+    """The ``charset`` parameter of a content type, if any."""
+    for part in content_type.split(";")[1:]:
+        name, _, value = part.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip().strip('"')
+    return None
 
 
 def _root_cause(exc: BaseException, secrets: Iterable[str | None]) -> str:

@@ -25,7 +25,7 @@ from iiko_pipeline.iiko import (
     RetryPolicy,
 )
 from iiko_pipeline.iiko import olap as bodies
-from iiko_pipeline.iiko.answers import by_department, olap_answer
+from iiko_pipeline.iiko.answers import by_department, json_items, olap_answer
 from iiko_pipeline.iiko.client import password_hash
 from iiko_pipeline.iiko.errors import IikoApiError, IikoBadRequestError, IikoResponseError, IikoTransportError
 from iiko_pipeline.iiko.parsing import iter_department_items, iter_json_items, iter_olap_rows
@@ -327,8 +327,9 @@ def test_old_servers_answer_not_available(make_client: MakeClient, control: Cont
 
 def _shift_answer(items: list[dict[str, Any]], charset: str = "utf-8") -> IikoJsonResponse:
     body = json.dumps(items, ensure_ascii=False).encode(charset)
+    decoded = json_items(body.decode(charset), endpoint="v2/cashshifts/list", display="test")  # as the client does
     return IikoJsonResponse(endpoint="v2/cashshifts/list", status=200,
-                            content_type=f"application/json; charset={charset}", body=body, items=tuple(items))
+                            content_type=f"application/json; charset={charset}", body=body, items=decoded)
 
 
 def test_by_department_keeps_each_answer_verbatim_and_tags_its_records() -> None:

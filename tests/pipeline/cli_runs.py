@@ -138,6 +138,14 @@ def snapshot(account: str) -> dict[str, list[tuple]]:
     return out
 
 
+def earliest_invoice_date(account: str) -> date:
+    """The document date of the account's oldest stored invoice."""
+    inv = schema.invoices
+    with engine().connect() as conn:
+        return conn.execute(sa.select(sa.func.min(inv.c.document_date)).where(
+            inv.c.account_id == uuid.UUID(account))).scalar_one()
+
+
 def runs_alive(instance: dg.DagsterInstance, account: str) -> list[str]:
     runs = instance.get_runs(dg.RunsFilter(tags={"iiko/account": account}))
     return [f"{r.run_id}: {r.status.value}" for r in runs if r.status.value not in FINISHED]

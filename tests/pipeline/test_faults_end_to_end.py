@@ -120,7 +120,11 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
         print(f"heavy faults: {injected} of {len(faulted)} requests (logouts aside) faulted; "
               f"{len(outcomes)} finishing sync(s) after 3 kills")
 
-        done = op.cli("sync", clean, *ENTITIES, "--history-days", str(history))
+        # A killed onboarding that committed only its first window leaves a watermark less than a lookback (14 days)
+        # after its start: the next sync's lookback then reads days before it (and the watermark's windows record
+        # no fingerprint where a fault made them unclean). The clean twin syncs the same span of documents.
+        start = min(start, op.earliest_invoice_date(account))
+        done = op.cli("sync", clean, *ENTITIES, "--history-days", str((date.today() - start).days + 1))
         assert done.returncode == 0, done.stdout + done.stderr
         assert op.snapshot(account) == op.snapshot(clean)  # every table, row for row
         op.assert_whole(emu, instance, account, start, killed_by_server=op.expired_sessions(emu), stranded_at_most=3)

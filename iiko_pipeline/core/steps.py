@@ -38,6 +38,7 @@ from iiko_pipeline.warehouse.dated_windows import (
     WindowBatch,
     commit_window,
     get_watermark,
+    grid_anchor,
     merge_results,
     window_fingerprints,
 )
@@ -196,10 +197,11 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
         iiko = client()
         version = iiko.server_info().version
         fetch = getattr(iiko, spec.fetch)
-        ranges = [*retry, (date_from, date_to)]
         size = getattr(iiko.settings, spec.window_setting) if spec.window_setting else 1
-        total = sum(len(split_windows(a, b, size)) for a, b in ranges)
-        windows = itertools.chain(*(fetch(a, b) for a, b in ranges))
+        anchor = incremental_grid(engine, account, spec.name, policy, date_from, date_to, size)
+        ranges = [*((a, b, None) for a, b in retry), (date_from, date_to, anchor)]
+        total = sum(len(split_windows(a, b, size, grid)) for a, b, grid in ranges)
+        windows = itertools.chain(*(fetch(a, b, anchor=grid) for a, b, grid in ranges))
         progress = WindowProgress(log, total)
         # the next window is requested while this one is counted, hashed and compressed to disk
         for window in prefetched(windows, name="iiko-fetch"):
@@ -222,6 +224,17 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
     capture = RawCapture(spec.name, account, tuple(parts), start.isoformat(), date_to.isoformat(),
                          failure.reason if failure else None)
     return RawResult(capture, version, policy, tuple(retry), failure.kind.value if failure else None)
+
+
+def incremental_grid(engine: Engine, account: str, entity: str, policy: WindowPolicy, date_from: date,
+                     date_to: date, size: int) -> date | None:
+    """The grid an incremental range longer than one window is cut on: that of the windows committed before
+    (`grid_anchor`), so its whole windows have the dates of their fingerprints and an unchanged one is skipped
+    (cut from its own start, a range that moved by a day would match none). A range that fits in one window is
+    asked in one request: cutting it would add a request and match nothing more. A backfill keeps its dates."""
+    if not policy.advances_watermark or (date_to - date_from).days < size:
+        return None
+    return grid_anchor(engine, account, entity)
 
 
 def answer_records(response: Any) -> int:

@@ -601,11 +601,12 @@ class IikoClient:
         params = (("from", as_date(date_from).isoformat()), ("to", as_date(date_to).isoformat()))
         return self._xml("documents/export/incomingInvoice", INVOICES_ROOT, INVOICES_RECORD, params)
 
-    def incoming_invoice_windows(self, date_from: date, date_to: date) -> Iterator[InvoiceWindow]:
-        """One request per window of at most ``invoice_window_days`` days (:func:`split_windows`), yielded
-        as soon as it arrives. The lock is held per request only, not while the caller works. The range
-        is checked right away (a ``ValueError`` here, not at the first ``next()``)."""
-        windows = split_windows(date_from, date_to, self._settings.invoice_window_days)
+    def incoming_invoice_windows(self, date_from: date, date_to: date,
+                                 anchor: date | None = None) -> Iterator[InvoiceWindow]:
+        """One request per window of at most ``invoice_window_days`` days (:func:`split_windows`, on the grid of
+        ``anchor`` if given), yielded as soon as it arrives. The lock is held per request only, not while the
+        caller works. The range is checked right away (a ``ValueError`` here, not at the first ``next()``)."""
+        windows = split_windows(date_from, date_to, self._settings.invoice_window_days, anchor)
         return (InvoiceWindow(start, end, self.incoming_invoices_window(start, end)) for start, end in windows)
 
     def incoming_invoices(self, date_from: date, date_to: date) -> Iterator[Record]:
@@ -651,21 +652,23 @@ class IikoClient:
                          since=OLAP_SINCE), check)
         return holder[0]
 
-    def _report_windows(self, date_from: date, date_to: date, build: Callable[[date, date], Mapping[str, Any]]
-                        ) -> Iterator[DateWindow]:
-        windows = split_windows(date_from, date_to, self._settings.report_window_days)
+    def _report_windows(self, date_from: date, date_to: date, build: Callable[[date, date], Mapping[str, Any]],
+                        anchor: date | None) -> Iterator[DateWindow]:
+        windows = split_windows(date_from, date_to, self._settings.report_window_days, anchor)
         return (DateWindow(start, end, self.olap(build(start, end))) for start, end in windows)
 
-    def sales_windows(self, date_from: date, date_to: date) -> Iterator[DateWindow]:
+    def sales_windows(self, date_from: date, date_to: date, anchor: date | None = None) -> Iterator[DateWindow]:
         """Daily sales detail (:func:`~iiko_pipeline.iiko.olap.sales_detail_request`) of the business days
         ``[date_from, date_to]``: one request per window of at most ``report_window_days`` days, yielded as it
-        arrives (the lock is held per request only); the range is checked right away (``ValueError``)."""
-        return self._report_windows(date_from, date_to, olap_bodies.sales_detail_request)
+        arrives (the lock is held per request only); the range is checked right away (``ValueError``); ``anchor`` as in
+        :func:`split_windows`."""
+        return self._report_windows(date_from, date_to, olap_bodies.sales_detail_request, anchor)
 
-    def sales_total_windows(self, date_from: date, date_to: date) -> Iterator[DateWindow]:
+    def sales_total_windows(self, date_from: date, date_to: date,
+                            anchor: date | None = None) -> Iterator[DateWindow]:
         """Orders count and sums per restaurant and business day
         (:func:`~iiko_pipeline.iiko.olap.sales_totals_request`), windowed like :meth:`sales_windows`."""
-        return self._report_windows(date_from, date_to, olap_bodies.sales_totals_request)
+        return self._report_windows(date_from, date_to, olap_bodies.sales_totals_request, anchor)
 
     def store_balances(self, at: datetime) -> IikoJsonResponse:
         """Stock balances of every store and product at ``at`` (``GET v2/reports/balance/stores?timestamp=``;
@@ -677,10 +680,11 @@ class IikoClient:
             raise ValueError("at must be a naive datetime: iiko timestamps are the server's local time")
         return self._json(STORE_BALANCES, (("timestamp", at.strftime(TIMESTAMP_FORMAT)),), since=STORE_BALANCES_SINCE)
 
-    def balance_snapshots(self, date_from: date, date_to: date) -> Iterator[DateWindow]:
+    def balance_snapshots(self, date_from: date, date_to: date, anchor: date | None = None) -> Iterator[DateWindow]:
         """One :meth:`store_balances` snapshot per day of ``[date_from, date_to]``, each at that day's last second
         (``YYYY-MM-DDT23:59:59``), as ``DateWindow(day, day, answer)``; yielded as they arrive, the range checked
-        right away."""
+        right away. (``anchor`` is accepted like the other windowed reads': a day is its own grid.)"""
+        del anchor
         days = split_windows(date_from, date_to, 1)
         return (DateWindow(day, day, self.store_balances(datetime.combine(day, END_OF_DAY))) for day, _ in days)
 
@@ -699,12 +703,13 @@ class IikoClient:
         items = iter_corporate_items(self.departments().body, endpoint="corporation/departments")
         return [str(item["id"]) for item in items if item.get("type") == "DEPARTMENT" and item.get("id")]
 
-    def cash_shift_windows(self, date_from: date, date_to: date) -> Iterator[DateWindow]:
+    def cash_shift_windows(self, date_from: date, date_to: date, anchor: date | None = None) -> Iterator[DateWindow]:
         """:meth:`cash_shifts` per window of at most ``report_window_days`` opening days, asked department by
         department (a shift does not name its department; :func:`~iiko_pipeline.iiko.answers.by_department`
         keeps each answer whole with the department it was asked for), yielded as it arrives. The range is
-        checked right away; the departments are read once, with the first window."""
-        windows = split_windows(date_from, date_to, self._settings.report_window_days)
+        checked right away; the departments are read once, with the first window; ``anchor`` as in
+        :func:`split_windows`."""
+        windows = split_windows(date_from, date_to, self._settings.report_window_days, anchor)
 
         def fetch() -> Iterator[DateWindow]:
             departments = self.department_ids()

@@ -243,6 +243,17 @@ def window_fingerprints(engine: Engine, account_id: uuid.UUID | str,
     return {(r[0], r[1]): r[2] for r in rows}
 
 
+def grid_anchor(engine: Engine, account_id: uuid.UUID | str, entity: str = ENTITY) -> date | None:
+    """Where the account's committed windows of this entity start their grid: the first day of the latest one
+    (by its last day), which a run cut them from. An incremental run cuts its windows on the same grid, so a
+    window iiko answers unchanged has the exact dates of a fingerprint and is skipped (`split_windows`)."""
+    sw = schema.sync_windows
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sw.c.date_from).where(
+            sw.c.account_id == uuid.UUID(str(account_id)), sw.c.entity == entity
+        ).order_by(sw.c.date_to.desc()).limit(1)).scalar_one_or_none()
+
+
 def _watermark(conn: Connection, account: uuid.UUID, entity: str = ENTITY) -> date | None:
     st = schema.sync_state
     return conn.execute(sa.select(st.c.watermark).where(st.c.account_id == account, st.c.entity == entity)

@@ -85,7 +85,10 @@ def test_the_watermark_starts_the_next_range_and_never_moves_back(synced: CoreSy
 
     c.emulator.state.log.clear()
     caught_up = c.incremental(lookback=4)
-    assert c.requested_windows() == split_windows(c.days_ago(10), c.today, 7)
+    # from watermark - lookback to today, cut on the grid of the windows committed before (the last one's start)
+    grid = split_windows(c.days_ago(15), c.days_ago(6), 7)[-1][0]
+    assert c.requested_windows() == split_windows(c.days_ago(10), c.today, 7, anchor=grid)
+    assert c.requested_windows()[0][0] == c.days_ago(10) and c.requested_windows()[-1][1] == c.today
     new = c.truth(c.days_ago(5), c.today)
     assert caught_up.counts == (len(new), 0, len(c.truth(c.days_ago(10), c.days_ago(6))), 0, 0)
     assert c.watermark == c.today
@@ -264,6 +267,30 @@ def test_unchanged_answers_are_skipped_and_a_change_is_not(synced: CoreSync):
     assert c.snapshot() == after_change
 
 
+def test_a_day_later_the_incremental_range_keeps_the_committed_grid_and_skips_its_unchanged_windows(synced: CoreSync):
+    """The range moved by a day (the watermark did), yet its whole windows are the committed ones: cut on their
+    grid, an unchanged window has the dates of its fingerprint and is skipped. Only the first (clipped) window and
+    the new day's are read; a range cut from its own start would have matched none."""
+    c = synced
+    onboarding = split_windows(c.days_ago(21), c.days_ago(1), 7)  # yesterday's run: three whole windows
+    c.incremental(history=21, date_to=c.days_ago(1))
+    assert set(c.fingerprints()) == set(onboarding)
+    before = c.snapshot()
+
+    c.emulator.state.log.clear()
+    today = c.incremental(lookback=14)
+    assert c.requested_windows() == [(c.days_ago(15), c.days_ago(15)), onboarding[1], onboarding[2],
+                                     (c.today, c.today)]
+    assert today.skipped == [False, True, True, False]
+    assert split_windows(c.days_ago(15), c.today, 7)[1] != onboarding[1]  # what the range's own cut would ask
+    assert today.failed_checks() == {} and c.watermark == c.today
+    unchanged_window = c.truth(*onboarding[1])
+    assert today.counts[0] == len(c.truth(c.today, c.today)) and today.counts[1] == 0
+    assert today.counts[2] == len(c.truth(c.days_ago(15), c.days_ago(1)))
+    assert {k for k in before[0] if k in unchanged_window} == set(unchanged_window)
+    c.assert_matches_truth(c.days_ago(21), c.today)
+
+
 # ------------------------------------------------------------------------------------------- failures and resume
 
 
@@ -310,7 +337,9 @@ def test_a_failed_window_keeps_the_earlier_ones_and_the_next_run_resumes_every_d
     c.emulator.state.log.clear()
     resumed = c.incremental(history=history)
     resume_from = committed_to - timedelta(days=4)
-    assert c.requested_windows() == split_windows(resume_from, c.today, 7)
+    # from the committed window's last day - lookback, on that window's grid
+    assert c.requested_windows() == split_windows(resume_from, c.today, 7, anchor=windows[0][0])
+    assert c.requested_windows()[0][0] == resume_from
     assert resumed.failed_checks() == {}
     rest = c.truth(committed_to + DAY, c.today)
     assert resumed.counts == (len(rest), 0, len(c.truth(resume_from, committed_to)), 0, 0)

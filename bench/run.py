@@ -308,6 +308,13 @@ def run_backend(bench: Bench, backend: str, emu: Emulator) -> dict[str, Any]:
     out["floor"]["db_size_mb"] = bench.db_size_mb(db)
     bench.drop_db(db)
 
+    # --- baseline: the hand-written batched loader (the floor's windows, keyed typed tables, upserts) ---
+    db = bench.new_db(backend, f"{backend[:2]}_handwritten")
+    out["handwritten"] = bench.child(f"{backend}/hand-written loader", bench.base_spec(
+        "handwritten", db, emu, date_from=date_from, date_to=date_to), emu)
+    out["handwritten"]["db_size_mb"] = bench.db_size_mb(db)
+    bench.drop_db(db)
+
     # --- baseline: the naive path on a sample of the first window --------------------------------------
     db = bench.new_db(backend, f"{backend[:2]}_naive")
     first_to = min(date.fromisoformat(date_from) + timedelta(days=6), today).isoformat()

@@ -15,9 +15,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
-from iiko_pipeline.frames import FrameSet, ParsedFrame, chunk_summary
+from iiko_pipeline.frames import EMPTY, FrameSet, ParsedFrame, chunk_summary
 from iiko_pipeline.private_files import make_private, private_dirs, private_file
 
 MANIFEST = "manifest.json"
@@ -52,9 +53,10 @@ def read_frames(folder: Path) -> FrameSet:
 
     def chunks():
         for chunk in manifest["chunks"]:
+            unchanged = bool(chunk.get("unchanged"))  # an unchanged answer's chunk is its ids only: no file read
             yield ParsedFrame(
-                entity=manifest["entity"], rows=pq.read_table(folder / f"{chunk['file']}.rows.parquet"),
-                children=pq.read_table(folder / f"{chunk['file']}.children.parquet"),
+                entity=manifest["entity"], rows=EMPTY if unchanged else _read(folder, chunk, "rows"),
+                children=EMPTY if unchanged else _read(folder, chunk, "children"),
                 errors=chunk["errors"], source_records=chunk["source_records"], label=chunk["label"],
                 window_from=chunk["from"], window_to=chunk["to"], fingerprint=chunk.get("fingerprint"),
                 unchanged=bool(chunk.get("unchanged")),
@@ -62,3 +64,10 @@ def read_frames(folder: Path) -> FrameSet:
 
     return FrameSet(manifest["entity"], chunks, manifest["window_from"], manifest["window_to"],
                     manifest["failure"], summary=manifest, ids_kept=manifest.get("ids_kept", True))
+
+
+def _read(folder: Path, chunk: dict[str, Any], kind: str) -> pa.Table:
+    """One spooled table. `ParquetFile.read` rather than `read_table`: the latter goes through
+    `pyarrow.dataset`, whose import (pandas with it) cost each fresh run process about half a second."""
+    with pq.ParquetFile(folder / f"{chunk['file']}.{kind}.parquet") as parquet:
+        return parquet.read()

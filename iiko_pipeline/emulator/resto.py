@@ -432,7 +432,9 @@ def cash_shifts_list(state: EmulatorState, req: Request, rec: RequestRecord) -> 
     d_from, d_to = parse_day(raw_from), parse_day(raw_to)
     assert d_from is not None and d_to is not None
     departments = _id_filter(req, "departmentId")
-    shifts = [s for s in state.dataset.sales.shifts(d_from, d_to)
+    # one department asked (how the pipeline asks): only its orders are generated, not every restaurant's
+    only = next(iter(departments)) if departments is not None and len(departments) == 1 else None
+    shifts = [s for s in state.dataset.sales.shifts(d_from, d_to, only)
               if d_from <= s.open_date.date() <= d_to
               and (departments is None or s.department_id in departments)
               and (rev < 0 or s.revision > rev) and _status_matches(status, s.session_status)]

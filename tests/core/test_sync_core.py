@@ -247,11 +247,15 @@ def test_unchanged_answers_are_skipped_and_a_change_is_not(synced: CoreSync):
     assert c.snapshot() == before
     assert _fingerprint_rows(c) == fingerprints  # not even re-recorded
     assert c.watermark == c.today
+    # no row was upserted, so no duplicate can have appeared: the whole-table scan is not repeated, and says so
+    assert quiet.checks["external_ids_unique"].passed
+    assert "not re-scanned" in quiet.checks["external_ids_unique"].metadata["detail"]
 
     doc = next(d for d in c.truth(*windows[1]).values() if _live(d.status))
     ds.edit_invoice(doc.id, {"comment": "изменено"})
     changed = c.incremental(lookback=9)
     assert changed.skipped == [True, False]
+    assert changed.checks["external_ids_unique"].metadata["detail"] == "no duplicated external ids"  # scanned
     assert changed.counts == (0, 1, total - 1, 0, 0)
     rows = c.rows()
     assert rows[doc.id]["comment"] == "изменено"

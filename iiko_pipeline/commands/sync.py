@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from iiko_pipeline import runner
 from iiko_pipeline.commands import _common
 from iiko_pipeline.core.specs import ENTITY_NAMES, windowed_specs
 
@@ -52,6 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    runner.warm_up()  # the run's process is forked from it: its imports overlap ours
     from iiko_pipeline.services.sync import invoice_run_config
 
     entities = [e for e in ENTITY_NAMES if e in (args.entities or ENTITY_NAMES)]
@@ -61,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def backfill(args: argparse.Namespace) -> int:
+    runner.warm_up()  # the run's process is forked from it: its imports overlap ours
     from iiko_pipeline.services.sync import invoice_run_config
 
     config = invoice_run_config(args.date_from, args.date_to, mode="backfill")

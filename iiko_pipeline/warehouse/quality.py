@@ -187,19 +187,32 @@ def pending_documents(rows: list[dict[str, Any]], entity: str) -> CheckOutcome:
     return CheckOutcome(not rows, failing=len(rows), sample=sample, detail=detail)
 
 
+def _detail_sums(conn: sa.Connection, account_id: uuid.UUID, date_from: date,
+                 date_to: date) -> dict[tuple[str, date], tuple[Decimal, Decimal]]:
+    """Detailed sales summed per restaurant and business day: by PostgreSQL (exact NUMERIC sums; a year of rows
+    is not shipped to Python), in Python on SQLite, whose decimal columns are text (see `ExactDecimal`)."""
+    detail = schema.sales_daily
+    key = (detail.c.restaurant_external_id, detail.c.business_date)
+    inside = (detail.c.account_id == account_id, detail.c.business_date.between(date_from, date_to))
+    if conn.dialect.name == "postgresql":
+        stmt = sa.select(*key, sa.func.sum(detail.c.dish_sum), sa.func.sum(detail.c.revenue)).where(
+            *inside).group_by(*key)
+        return {(r, d): (a or Decimal(0), b or Decimal(0)) for r, d, a, b in conn.execute(stmt)}
+    sums: dict[tuple[str, date], tuple[Decimal, Decimal]] = {}
+    for restaurant, day, dish_sum, revenue in conn.execute(sa.select(*key, detail.c.dish_sum, detail.c.revenue)
+                                                           .where(*inside)):
+        a, b = sums.get((restaurant, day), (Decimal(0), Decimal(0)))
+        sums[(restaurant, day)] = (a + (dish_sum or 0), b + (revenue or 0))
+    return sums
+
+
 def sales_against_totals(engine: Engine, account_id: uuid.UUID, date_from: date, date_to: date) -> CheckOutcome:
     """The detailed sales of each restaurant and business day add up to that day's totals (a second, coarser
     OLAP query), and a day with sales has orders: a wrong grouping or a lost row shows here. Days held on one side
     only are named in the detail but do not fail (the other entity may not have synced those days yet)."""
-    detail, totals = schema.sales_daily, schema.sales_day_totals
-    key = (detail.c.restaurant_external_id, detail.c.business_date)
-    sums: dict[tuple[str, date], tuple[Decimal, Decimal]] = {}
+    totals = schema.sales_day_totals
     with engine.connect() as conn:
-        for restaurant, day, dish_sum, revenue in conn.execute(
-                sa.select(*key, detail.c.dish_sum, detail.c.revenue).where(
-                    detail.c.account_id == account_id, detail.c.business_date.between(date_from, date_to))):
-            a, b = sums.get((restaurant, day), (Decimal(0), Decimal(0)))
-            sums[(restaurant, day)] = (a + (dish_sum or 0), b + (revenue or 0))
+        sums = _detail_sums(conn, account_id, date_from, date_to)
         held = {(r, d): (orders, s or Decimal(0), ds or Decimal(0)) for r, d, orders, s, ds in conn.execute(
             sa.select(totals.c.restaurant_external_id, totals.c.business_date, totals.c.orders, totals.c.dish_sum,
                       totals.c.revenue).where(totals.c.account_id == account_id,

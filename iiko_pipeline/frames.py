@@ -46,6 +46,9 @@ class ParsedFrame:
     fingerprint: str | None = None  # of the whole raw answer this chunk belongs to
     unchanged: bool = False  # the answer matched the last committed one: no rows, only its ids
     known_ids: list[str] = field(default_factory=list)
+    #: Documents of a changed answer that are held, live, with the same hash (`document_hash`): returned by iiko,
+    #: so not vanished, but neither adapted nor written again.
+    kept_ids: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -53,8 +56,14 @@ class ParsedFrame:
 
     @property
     def external_ids(self) -> list[str]:
+        """Every id this chunk returned: its rows', and those of documents kept unchanged."""
         if self.unchanged:
             return list(self.known_ids)
+        return [*self.row_ids, *self.kept_ids]
+
+    @property
+    def row_ids(self) -> list[str]:
+        """The ids of the rows this chunk carries to the table."""
         return self.rows.column("external_id").to_pylist() if "external_id" in self.rows.column_names else []
 
 
@@ -116,7 +125,7 @@ def chunk_summary(frame: ParsedFrame, *, with_ids: bool = True) -> dict[str, Any
     return {"label": frame.label, "from": frame.window_from, "to": frame.window_to, "rows": frame.rows.num_rows,
             "children": frame.children.num_rows, "source_records": frame.source_records, "errors": frame.errors,
             "ids": frame.external_ids if with_ids else [], "fingerprint": frame.fingerprint,
-            "unchanged": frame.unchanged}
+            "unchanged": frame.unchanged, "kept": frame.kept_ids}
 
 
 def answer_fingerprint(raw_sha256: str) -> str:
@@ -125,6 +134,16 @@ def answer_fingerprint(raw_sha256: str) -> str:
 
 
 _DOCUMENT_ID = re.compile(rb"<id>\s*([^<\s]+)\s*</id>")
+
+
+def document_hash(record: dict[str, Any]) -> str:
+    """A document as the parser read it (and the adapter version that would turn it into rows), hashed: equal
+    hashes mean the stored row and lines already say what this answer says."""
+    return hashlib.blake2b(f"{ADAPTER_VERSION}:{record!r}".encode(), digest_size=16).hexdigest()
+
+
+#: The hashes of the live documents held for a window: `(date_from, date_to) -> {external_id: hash}`.
+KnownHashes = Callable[[str, str], dict[str, str]]
 
 
 def document_ids(body: bytes) -> list[str]:
@@ -146,9 +165,13 @@ def json_ids(body: bytes) -> list[str]:
 def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callable[[list], AdaptedBatch], *,
                  fingerprints: dict[tuple[str, str], str] | None = None,
                  batch_documents: int = 1000, ids_of: Callable[[bytes], list[str]] = document_ids,
-                 stamp_window: bool = False, keep_ids: bool = True) -> FrameSet:
+                 stamp_window: bool = False, keep_ids: bool = True,
+                 held_hashes: KnownHashes | None = None) -> FrameSet:
     """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records; `keep_ids`
     False when rows cannot move between windows (see `FrameSet.ids_kept`).
+
+    With `held_hashes` (documents that store their hash), a changed window's documents whose hash equals the
+    one held are not adapted: the chunk names them in `kept_ids`, and its rows carry `source_hash`.
 
     A document re-dated between two window requests can appear in two windows: the first occurrence wins, as in
     the client's own `incoming_invoices`. A window whose fingerprint equals the last committed one becomes a
@@ -172,6 +195,7 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                 continue
             records_iter = parse(stream)
             yielded = False
+            held = held_hashes(start, end) if held_hashes is not None and windowed else None
             while True:
                 records = list(itertools.islice(records_iter, batch_documents if windowed else None))
                 if not records and yielded:
@@ -180,6 +204,8 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                 if stamp_window:  # records that do not say their own date (balances): the window says it
                     for record in records:
                         record[WINDOW_KEY] = (start, end)
+                kept: list[str] = []
+                hashes: dict[str, str] = {}
                 if windowed:
                     fresh = []
                     for record in records:
@@ -187,14 +213,23 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                         if ident and ident in seen:
                             continue
                         seen.add(ident)
+                        if held is not None and ident:
+                            hashes[ident] = document_hash(record)
+                            if held.get(ident) == hashes[ident]:
+                                kept.append(ident)
+                                continue
                         fresh.append(record)
                     records = fresh
                 batch: AdaptedBatch = adapt(records)
                 del records
+                if held is not None:
+                    for row in batch.rows:
+                        row["source_hash"] = hashes.get(str(row.get("external_id") or "").lower())
                 rows, children = to_table(batch.rows), to_table(batch.children)
                 errors = [{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors]
                 del batch  # only the Arrow tables travel on: the dicts would double the chunk's memory
-                yield ParsedFrame(rows=rows, children=children, errors=errors, source_records=source, **common)
+                yield ParsedFrame(rows=rows, children=children, errors=errors, source_records=source,
+                                  kept_ids=kept, **common)
                 yielded = True
                 if not windowed or not source:
                     break

@@ -60,7 +60,7 @@ def read_frames(folder: Path) -> FrameSet:
                 errors=chunk["errors"], source_records=chunk["source_records"], label=chunk["label"],
                 window_from=chunk["from"], window_to=chunk["to"], fingerprint=chunk.get("fingerprint"),
                 unchanged=bool(chunk.get("unchanged")),
-                known_ids=chunk["ids"] if chunk.get("unchanged") else [])
+                known_ids=chunk["ids"] if chunk.get("unchanged") else [], kept_ids=chunk.get("kept", []))
 
     return FrameSet(manifest["entity"], chunks, manifest["window_from"], manifest["window_to"],
                     manifest["failure"], summary=manifest, ids_kept=manifest.get("ids_kept", True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import itertools
 import time
 import uuid
@@ -25,7 +26,15 @@ from iiko_pipeline.adapters import IIKO_ADAPTER
 from iiko_pipeline.core.failures import FailureKind, SyncFailure, classify
 from iiko_pipeline.core.policy import WindowPolicy, WritePolicy
 from iiko_pipeline.core.specs import EntitySpec, prerequisites
-from iiko_pipeline.frames import FrameSet, ParsedFrame, build_frames, document_ids, frame_records, json_ids
+from iiko_pipeline.frames import (
+    FrameSet,
+    KnownHashes,
+    ParsedFrame,
+    build_frames,
+    document_ids,
+    frame_records,
+    json_ids,
+)
 from iiko_pipeline.iiko import IikoClient, split_windows
 from iiko_pipeline.iiko.errors import IikoNotAvailableError, IikoPermissionError
 from iiko_pipeline.prefetch import prefetched
@@ -39,6 +48,7 @@ from iiko_pipeline.warehouse.dated_windows import (
     commit_window,
     get_watermark,
     grid_anchor,
+    held_hashes,
     merge_results,
     window_fingerprints,
 )
@@ -257,16 +267,26 @@ def frames(spec: EntitySpec, raw: RawResult, engine: Engine, account: str, *,
            parse: Callable[[Any], Iterator[dict[str, Any]]] | None = None,
            adapt: Callable[[list], Any] | None = None) -> FrameSet:
     """The adapter's typed rows, lazily, chunk by chunk. A window whose answer is byte-identical to the one
-    last committed (same adapter version) becomes an `unchanged` chunk of ids only, unless the policy asks to
+    last committed (same adapter version) becomes an `unchanged` chunk of ids only, and inside a changed one a
+    document held with the same hash is kept as it is (tables with `source_hash`), unless the policy asks to
     reprocess. `parse` / `adapt` replace the spec's parser and adapter method (the bench times them)."""
     fingerprints: dict[tuple[str, str], str] = {}
-    if spec.windowed and raw.policy is not None and not raw.policy.reprocess_unchanged:
+    reprocess = raw.policy is None or raw.policy.reprocess_unchanged
+    if spec.windowed and not reprocess:
         committed = window_fingerprints(engine, account, spec.name)
         fingerprints = {(a.isoformat(), b.isoformat()): fp for (a, b), fp in committed.items()}
+    hashes: KnownHashes | None = None
+    if spec.windowed and "source_hash" in spec.table.c:  # every row written carries its hash, reprocessed or not
+        dated = DatedTable(spec.name, spec.date_column, spec.vanished, spec.child_table)
+        hashes = _none_held if reprocess else functools.partial(held_hashes, engine, account, dated)
     return build_frames(spec.name, raw.capture, parse or spec.parse, adapt or getattr(ADAPTER, spec.adapt),
                         fingerprints=fingerprints, ids_of=_unchanged_ids(spec),
                         stamp_window=spec.window_in_records, batch_documents=spec.chunk_records,
-                        keep_ids=not window_owns_rows(spec))
+                        keep_ids=not window_owns_rows(spec), held_hashes=hashes)
+
+
+def _none_held(_date_from: str, _date_to: str) -> dict[str, str]:
+    return {}
 
 
 def window_owns_rows(spec: EntitySpec) -> bool:
@@ -388,7 +408,7 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
 
     def batches(chunks: Iterator[ParsedFrame]) -> Iterator[WindowBatch]:
         for chunk in chunks:
-            window_ids.extend(chunk.external_ids)
+            window_ids.extend(chunk.row_ids)  # kept documents are neither written nor line-checked again
             if owned:
                 window_returned.update(chunk.external_ids)
                 window_returned.update(e["external_id"] for e in chunk.errors if e.get("external_id"))
@@ -398,7 +418,8 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
                 expected[item["invoice_external_id"]] = (count + 1, line_sum + (item["sum"] or Decimal(0)))
             if not preview:
                 preview.extend(_preview(chunk, spec))
-            yield WindowBatch(frame_records(chunk.rows), items, [_Err(e) for e in chunk.errors])
+            yield WindowBatch(frame_records(chunk.rows), items, [_Err(e) for e in chunk.errors],
+                              kept=len(chunk.kept_ids))
 
     # (Reading the next chunk on a thread while the database merges this one was measured: no faster on 2 cores,
     # one more chunk in memory; see iiko_pipeline.prefetch.)

@@ -139,6 +139,7 @@ class WindowBatch:
     invoices: Sequence[dict[str, Any]]
     items: Sequence[dict[str, Any]]
     errors: Sequence[Any] = ()
+    kept: int = 0  # documents returned unchanged since they were stored (same hash): counted, not written
 
 
 def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, date_to: date,
@@ -172,8 +173,10 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
             stored: list[str] = []
             for batch in batches:
                 part = dated.upsert(engine, account, batch, now, conn)
+                part.total += batch.kept
+                part.unchanged += batch.kept
                 parts.append(part)
-                returned_here += len(batch.invoices) + len(batch.errors)
+                returned_here += len(batch.invoices) + len(batch.errors) + batch.kept
                 new = rejected_documents(batch, part, date_from, date_to, dated.date_column)
                 rejected += new
                 if tracked:
@@ -241,6 +244,19 @@ def window_fingerprints(engine: Engine, account_id: uuid.UUID | str,
         rows = conn.execute(sa.select(sw.c.date_from, sw.c.date_to, sw.c.fingerprint).where(
             sw.c.account_id == uuid.UUID(str(account_id)), sw.c.entity == entity)).all()
     return {(r[0], r[1]): r[2] for r in rows}
+
+
+def held_hashes(engine: Engine, account_id: uuid.UUID | str, dated: DatedTable, date_from: str,
+                date_to: str, external_system: str = "iiko") -> dict[str, str]:
+    """The stored hash of every live row dated inside the window (rows that keep one: `source_hash`). A
+    soft-deleted row is left out: a document that shows up again must be written, to be live again."""
+    table = dated.table
+    inside = _dated_inside(dated, uuid.UUID(str(account_id)), date.fromisoformat(date_from),
+                           date.fromisoformat(date_to), external_system)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(table.c.external_id, table.c.source_hash).where(
+            *inside, table.c.is_deleted.is_(False), table.c.source_hash.is_not(None)))
+        return {ext: digest for ext, digest in rows}
 
 
 def grid_anchor(engine: Engine, account_id: uuid.UUID | str, entity: str = ENTITY) -> date | None:

@@ -214,6 +214,9 @@ invoices = sa.Table(
     sa.Column("conception_external_id", sa.String(EXTERNAL_ID_LEN), nullable=True),
     # Hash of the normalised line items: lines are replaced only for invoices whose hash changed.
     sa.Column("items_hash", sa.Text(), nullable=True),
+    # Hash of the document as iiko answered it (and the adapter version): inside a window whose answer changed,
+    # a live document with the same hash is not adapted, staged or merged again (`frames.build_frames`).
+    sa.Column("source_hash", sa.String(32), nullable=True),
     # Soft delete: vanished from a re-exported window (iiko's own DELETED lives in `status`).
     sa.Column("is_deleted", sa.Boolean(), nullable=False, server_default=sa.false()),
     sa.Column("deleted_at", UtcDateTime(), nullable=True),

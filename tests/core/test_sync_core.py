@@ -295,6 +295,47 @@ def test_a_day_later_the_incremental_range_keeps_the_committed_grid_and_skips_it
     c.assert_matches_truth(c.days_ago(21), c.today)
 
 
+def test_inside_an_edited_window_only_the_edited_document_is_written_and_a_returning_one_is_live_again(
+        synced: CoreSync):
+    """Per-document hashes: a changed answer's documents held live with the same hash are counted unchanged
+    without being adapted or merged; one that was soft-deleted (left out of an answer) and comes back unchanged
+    is written, so it is live again."""
+    c = synced
+    ds = c.emulator.state.dataset
+    windows = split_windows(c.days_ago(9), c.today, 7)
+    c.incremental(lookback=9)
+    total = len(c.truth(c.days_ago(9), c.today))
+    in_second = len(c.truth(*windows[1]))
+    edited, victim = [d for d in c.truth(*windows[1]).values() if _live(d.status)][:2]
+
+    ds.edit_invoice(edited.id, {"comment": "изменено"})
+    run = c.incremental(lookback=9)
+    assert run.skipped == [True, False] and run.failed_checks() == {}
+    assert run.frame.row_count == 1  # the edited document alone was adapted and written
+    kept = [i for chunk in run.frame.chunk_summaries for i in chunk["kept"]]
+    assert len(kept) == in_second - 1 and edited.id not in kept
+    assert run.counts == (0, 1, total - 1, 0, 0)
+    assert c.rows()[edited.id]["comment"] == "изменено"
+    c.assert_matches_truth(c.days_ago(9), c.today)
+
+    def without_victim(body: bytes) -> bytes:
+        from lxml import etree
+
+        root = etree.fromstring(body)
+        for document in root.iter("document"):
+            if (document.findtext("id") or "").lower() == victim.id:
+                document.getparent().remove(document)
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    left_out = c.run(INVOICES, WindowPolicy(history_days=10, lookback_days=9, date_to=c.today.isoformat()),
+                     rewrite=without_victim)
+    assert left_out.counts[3] == 1 and c.rows()[victim.id]["is_deleted"]
+    back = c.incremental(lookback=9)  # iiko returns it as it was: same hash, but the row is not live
+    assert back.counts[:2] == (0, 1) and back.frame.row_count == 1
+    assert not c.rows()[victim.id]["is_deleted"] and c.rows()[victim.id]["deleted_at"] is None
+    c.assert_matches_truth(c.days_ago(9), c.today)
+
+
 # ------------------------------------------------------------------------------------------- failures and resume
 
 

@@ -1,8 +1,8 @@
-"""`make bench`: full and incremental sync of a `large` iiko account against its baselines, on PostgreSQL
-and SQLite. See bench/README.md for what each figure means.
+"""`make bench`: full and incremental sync of an iiko account against its baselines, at scales `large` and
+`seed` (`--invoice-scales`), on PostgreSQL and SQLite. See bench/README.md for what each figure means.
 
-    .venv/bin/python bench/run.py             # full: 365 days (>= 1M line items), tens of minutes
-    .venv/bin/python bench/run.py --quick     # 30 days: checks the harness in a few minutes
+    .venv/bin/python bench/run.py             # full: 365 days at `large` and `seed` (>= 1M line items), hours
+    .venv/bin/python bench/run.py --quick     # 30 days at `large`: checks the harness in a few minutes
     .venv/bin/python bench/run.py --only reference   # the reference-data line alone (products), a few minutes
     .venv/bin/python bench/run.py --only sales       # a year of daily sales (OLAP) at `large` and `seed`
 
@@ -272,23 +272,25 @@ class Bench:
 
 # ------------------------------------------------------------------------------------------------- phases
 
-def split_windows(start: date, end: date, days: int = 7) -> list[tuple[str, str]]:
-    """The client's export windows (iiko_pipeline.iiko.windows.split_windows), as ISO pairs."""
-    out = []
-    while start <= end:
-        stop = min(start + timedelta(days=days - 1), end)
-        out.append((start.isoformat(), stop.isoformat()))
-        start = stop + timedelta(days=1)
-    return out
+def iso_windows(start: date, end: date, days: int = 7, anchor: date | None = None) -> list[tuple[str, str]]:
+    """The client's export windows (`iiko_pipeline.iiko.split_windows`, on `anchor`'s grid if given), as ISO
+    pairs."""
+    from iiko_pipeline.iiko import split_windows
+
+    return [(a.isoformat(), b.isoformat()) for a, b in split_windows(start, end, days, anchor)]
 
 
 def window_alignment(today: date, days: int) -> dict[str, Any]:
     """Are the hourly run's windows (watermark - lookback .. today) exactly windows that onboarding committed?
-    Only then can a skip keyed by window bounds (the pipeline's fingerprints) recognise them as unchanged."""
-    onboarding = set(split_windows(today - timedelta(days=days - 1), today))
-    hourly = split_windows(today - timedelta(days=LOOKBACK_DAYS), today)
-    return {"hourly_windows": hourly, "committed_by_onboarding": [w in onboarding for w in hourly],
-            "aligned": all(w in onboarding for w in hourly)}
+    Only then can a skip keyed by window bounds (the pipeline's fingerprints) recognise them as unchanged. The
+    hourly range is cut as the pipeline cuts it (`core.steps.incremental_grid`): on the grid of the last
+    committed window when it is longer than one window."""
+    onboarding = iso_windows(today - timedelta(days=days - 1), today)
+    start = today - timedelta(days=LOOKBACK_DAYS)
+    anchor = date.fromisoformat(onboarding[-1][0]) if LOOKBACK_DAYS >= 7 else None
+    hourly = iso_windows(start, today, anchor=anchor)
+    return {"hourly_windows": hourly, "committed_by_onboarding": [w in set(onboarding) for w in hourly],
+            "aligned": all(w in set(onboarding) for w in hourly)}
 
 
 def window(today: date, days: int) -> tuple[str, str]:
@@ -296,44 +298,48 @@ def window(today: date, days: int) -> tuple[str, str]:
 
 
 def run_backend(bench: Bench, backend: str, emu: Emulator) -> dict[str, Any]:
+    """Every invoice phase of one backend against `emu` (one scale). Labels and database names carry the scale:
+    the scales run one after the other in the same run, and `--keep-dbs` must not make their names clash."""
     args, today = bench.args, bench.today
     date_from, date_to = window(today, args.days)
-    out: dict[str, Any] = {"backend": backend, "window_alignment": window_alignment(today, args.days)}
+    out: dict[str, Any] = {"backend": backend, "scale": emu.scale,
+                           "window_alignment": window_alignment(today, args.days)}
     emu.control.reset()  # drop edits made for the other backend: every backend sees the same data
+    label, tag = f"{backend}/{emu.scale}", f"{backend[:2]}_{emu.scale}"
 
     # --- baseline: the floor ---------------------------------------------------------------------------
-    db = bench.new_db(backend, f"{backend[:2]}_floor")
-    out["floor"] = bench.child(f"{backend}/floor", bench.base_spec("floor", db, emu, date_from=date_from,
-                                                                     date_to=date_to), emu)
+    db = bench.new_db(backend, f"{tag}_floor")
+    out["floor"] = bench.child(f"{label} floor", bench.base_spec("floor", db, emu, date_from=date_from,
+                                                                   date_to=date_to), emu)
     out["floor"]["db_size_mb"] = bench.db_size_mb(db)
     bench.drop_db(db)
 
     # --- baseline: the hand-written batched loader (the floor's windows, keyed typed tables, upserts) ---
-    db = bench.new_db(backend, f"{backend[:2]}_handwritten")
-    out["handwritten"] = bench.child(f"{backend}/hand-written loader", bench.base_spec(
+    db = bench.new_db(backend, f"{tag}_handwritten")
+    out["handwritten"] = bench.child(f"{label} hand-written loader", bench.base_spec(
         "handwritten", db, emu, date_from=date_from, date_to=date_to), emu)
     out["handwritten"]["db_size_mb"] = bench.db_size_mb(db)
     bench.drop_db(db)
 
     # --- baseline: the naive path on a sample of the first window --------------------------------------
-    db = bench.new_db(backend, f"{backend[:2]}_naive")
+    db = bench.new_db(backend, f"{tag}_naive")
     first_to = min(date.fromisoformat(date_from) + timedelta(days=6), today).isoformat()
-    out["naive"] = bench.child(f"{backend}/naive", bench.base_spec(
+    out["naive"] = bench.child(f"{label} naive", bench.base_spec(
         "naive", db, emu, date_from=date_from, date_to=first_to, sample_items=args.naive_sample), emu)
     bench.drop_db(db)
 
     # --- the layer functions, called directly (the fetch / parse / upsert split) -----------------------
-    db_layered = bench.new_db(backend, f"{backend[:2]}_layered")
-    out["layered"] = bench.child(f"{backend}/layered {args.days}d", bench.base_spec(
+    db_layered = bench.new_db(backend, f"{tag}_layered")
+    out["layered"] = bench.child(f"{label} layered {args.days}d", bench.base_spec(
         "layered", db_layered, emu, date_from=date_from, date_to=date_to), emu)
     out["layered"]["db_size_mb"] = bench.db_size_mb(db_layered)
 
     # --- the Dagster path: full sync over a short history (for the flatness ratio), then the real one --
     if args.flat_days:
-        db = bench.new_db(backend, f"{backend[:2]}_flat")
+        db = bench.new_db(backend, f"{tag}_flat")
         out["full_flat"] = dagster_full(bench, db, emu, args.flat_days, "flat")
         bench.drop_db(db)
-    db_full = bench.new_db(backend, f"{backend[:2]}_full")
+    db_full = bench.new_db(backend, f"{tag}_full")
     out["full"] = dagster_full(bench, db_full, emu, args.days, "full")
 
     # --- incremental: the hourly run right after onboarding -------------------------------------------
@@ -341,14 +347,14 @@ def run_backend(bench: Bench, backend: str, emu: Emulator) -> dict[str, Any]:
         target, home, account = db_full, out["full"]["dagster_home"], out["full"]["account_id"]
         bench.drop_db(db_layered)
     else:  # onboarding through Dagster failed: continue from the directly loaded warehouse (said in the report)
-        target, home, account = db_layered, bench.dagster_home(f"{backend}_fallback"), out["layered"].get("account_id")
+        target, home, account = db_layered, bench.dagster_home(f"{tag}_fallback"), out["layered"].get("account_id")
         out["incremental_base"] = "layered (the Dagster onboarding did not complete)"
         bench.drop_db(db_full)
     connect = target is db_layered
     out["incremental_unchanged"] = incremental(bench, target, emu, home, account, "unchanged", connect=connect)
 
     # --- the same window, the first time (fresh warehouse with reference data) -------------------------
-    db = bench.new_db(backend, f"{backend[:2]}_window")
+    db = bench.new_db(backend, f"{tag}_window")
     out["window_first"] = window_first(bench, db, emu)
     bench.drop_db(db)
 
@@ -368,11 +374,12 @@ def dagster_full(bench: Bench, db: dict[str, str], emu: Emulator, days: int, pur
         "entities": ["restaurants", "stores", "suppliers", "invoices"],
         "config": {"mode": "incremental", "history_days": days, "date_to": date_to}})
     before = bench.write_counters(db) if db["backend"] == "postgresql" else None
-    result = bench.child(f"{db['backend']}/dagster full {days}d", spec, emu)
+    result = bench.child(f"{db['backend']}/{emu.scale} dagster full {days}d", spec, emu)
     result.update({"days": days, "date_from": date_from, "date_to": date_to, "dagster_home": home,
                    "account_id": spec["account_id"]})
     if not result.get("ok"):  # killed or failed: which step was it in? (the run's own event log says)
-        post = bench.child(f"{db['backend']}/postmortem {days}d", {"task": "postmortem", "dagster_home": home}, None)
+        post = bench.child(f"{db['backend']}/{emu.scale} postmortem {days}d",
+                           {"task": "postmortem", "dagster_home": home}, None)
         result["steps_s"], result["steps_at"] = post.get("steps_s"), post.get("steps_at")
     if result.get("ok"):
         result["table_counts"] = bench.table_counts(db)
@@ -391,7 +398,7 @@ def incremental(bench: Bench, db: dict[str, str], emu: Emulator, home: str, acco
         "entities": ["invoices"], "config": {"mode": "incremental", "date_to": bench.today.isoformat()}})
     spec["account_id"] = account
     before = bench.write_counters(db)
-    result = bench.child(f"{db['backend']}/incremental {label}", spec, emu)
+    result = bench.child(f"{db['backend']}/{emu.scale} incremental {label}", spec, emu)
     if result.get("ok"):
         result["rows_written"] = bench.rows_written(db, before, bench.write_counters(db))
     return result
@@ -404,7 +411,7 @@ def window_first(bench: Bench, db: dict[str, str], emu: Emulator) -> dict[str, A
         {"entities": ["restaurants", "stores", "suppliers"], "config": {}}], run={
         "entities": ["invoices"], "config": {"mode": "incremental", "history_days": LOOKBACK_DAYS + 1,
                                              "date_to": bench.today.isoformat()}})
-    result = bench.child(f"{db['backend']}/window first time", spec, emu)
+    result = bench.child(f"{db['backend']}/{emu.scale} window first time", spec, emu)
     shutil.rmtree(home, ignore_errors=True)
     return result
 
@@ -595,6 +602,29 @@ def sales_pair(bench: Bench, db: dict[str, str], emu: Emulator, label: str, suff
     res["second"].append(second)
 
 
+def run_invoices(bench: Bench, data: dict[str, Any], *, backends: bool, profile: bool) -> None:
+    """The invoice phases (section `backends`) at each `--invoice-scales` scale, on each backend, and the cProfile
+    runs (section `profile`) at the first scale only. Like the sales line, one emulator process per scale, started
+    for that scale and stopped before the next: only one is resident at a time, and a scale's data never depends
+    on what ran before it. Fills `data["invoices"]["scales"][scale][backend]` as backends finish, so an
+    interrupted run keeps what was measured."""
+    args = bench.args
+    scales = [s.strip() for s in args.invoice_scales.split(",") if s.strip()]
+    out: dict[str, Any] = data.setdefault("invoices", {"scales": {}, "emulator_rss_mb": {}})
+    for n, scale in enumerate(scales if backends else scales[:1]):
+        emu = Emulator(scale, bench.today, max(400, args.days + LOOKBACK_DAYS + 30), bench.tmp, tag="-invoices")
+        try:
+            if backends:
+                per: dict[str, Any] = out["scales"].setdefault(scale, {})
+                for backend in args.backends.split(","):
+                    per[backend] = run_backend(bench, backend, emu)
+                out["emulator_rss_mb"][scale] = emu.rss()
+            if profile and n == 0:
+                data["profiles"] = run_profiles(bench, emu)
+        finally:
+            emu.stop()
+
+
 def run_overhead(bench: Bench, backend: str, emu: Emulator) -> dict[str, Any]:
     """A tiny account: K syncs through Dagster vs the same syncs through the layer functions."""
     out: dict[str, Any] = {}
@@ -610,19 +640,20 @@ def run_overhead(bench: Bench, backend: str, emu: Emulator) -> dict[str, Any]:
 
 
 def run_profiles(bench: Bench, emu: Emulator) -> dict[str, Any]:
-    """cProfile of the Dagster path and of the direct layered path over the same short history (PostgreSQL)."""
+    """cProfile of the Dagster path and of the direct layered path over the same short history (PostgreSQL), at
+    the scale of `emu` (the first of `--invoice-scales`)."""
     date_from, date_to = window(bench.today, bench.args.profile_days)
-    out: dict[str, Any] = {"days": bench.args.profile_days}
+    out: dict[str, Any] = {"days": bench.args.profile_days, "scale": emu.scale}
     db = bench.new_db("postgresql", "pg_prof_dagster")
     home = bench.dagster_home(db["name"])
-    out["dagster"] = bench.child("postgresql/profile dagster", bench.base_spec(
+    out["dagster"] = bench.child(f"postgresql/{emu.scale} profile dagster", bench.base_spec(
         "dagster", db, emu, dagster_home=home, connect=True, profile=True, run={
             "entities": ["restaurants", "stores", "suppliers", "invoices"],
             "config": {"mode": "incremental", "history_days": bench.args.profile_days, "date_to": date_to}}), emu)
     bench.drop_db(db)
     shutil.rmtree(home, ignore_errors=True)
     db = bench.new_db("postgresql", "pg_prof_layered")
-    out["layered"] = bench.child("postgresql/profile layered", bench.base_spec(
+    out["layered"] = bench.child(f"postgresql/{emu.scale} profile layered", bench.base_spec(
         "layered", db, emu, date_from=date_from, date_to=date_to, profile=True), emu)
     bench.drop_db(db)
     return out
@@ -688,6 +719,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--days", type=int, help="days of invoice history for the full sync (default 365, quick 30)")
     p.add_argument("--flat-days", type=int, help="the short history the peak RSS is compared with (30; quick 7; 0=off)")
     p.add_argument("--backends", default="postgresql,sqlite", help="comma-separated: postgresql, sqlite")
+    p.add_argument("--invoice-scales",
+                   help="emulator scales of the invoice phases, one emulator each (default large,seed; quick large)")
     p.add_argument("--naive-sample", type=int, default=5000, help="line items the naive path writes")
     p.add_argument("--overhead-runs", type=int, default=4, help="syncs per process for the Dagster overhead")
     p.add_argument("--profile-days", type=int, default=14, help="history profiled with cProfile (0 = no profile)")
@@ -722,6 +755,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.flat_days = 7 if args.quick else 30
     if args.sales_days is None:
         args.sales_days = 28 if args.quick else 365
+    if args.invoice_scales is None:  # quick stays quick: one scale
+        args.invoice_scales = "large" if args.quick else "large,seed"
     args.mode = "quick" if args.quick else ("full" if args.days == 365 else f"{args.days}d")
     named = {s.strip() for s in f"{args.skip},{args.only}".split(",") if s.strip()}
     if named - set(SECTIONS):
@@ -750,15 +785,16 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(args)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     started = datetime.now(UTC)
+    # The invoice phases land in data["invoices"]["scales"][scale][backend]; results written before
+    # `--invoice-scales` had one scale (`large`) in data["backends"][backend] (report.invoice_runs reads both).
     data: dict[str, Any] = {"mode": args.mode, "started_at": started.isoformat(), "today": bench.today.isoformat(),
                             "days": args.days, "flat_days": args.flat_days, "lookback_days": LOOKBACK_DAYS,
                             "sales_days": args.sales_days,
-                            "args": {k: v for k, v in vars(args).items()}, "machine": machine_info(bench),
-                            "backends": {}}
+                            "args": {k: v for k, v in vars(args).items()}, "machine": machine_info(bench)}
     sections = [s for s in SECTIONS if s not in skip]
-    log(f"mode {args.mode}: {', '.join(sections) or 'nothing'} ({args.days} days of invoices, {args.sales_days} of "
-        f"sales), scratch {bench.tmp}")
-    large = tiny = None
+    log(f"mode {args.mode}: {', '.join(sections) or 'nothing'} ({args.days} days of invoices at "
+        f"{args.invoice_scales}, {args.sales_days} of sales), scratch {bench.tmp}")
+    tiny = None
     try:
         if "reference" not in skip:
             try:
@@ -778,21 +814,15 @@ def main(argv: list[str] | None = None) -> int:
             data["overhead"] = {b: run_overhead(bench, b, tiny) for b in args.backends.split(",")}
             tiny.stop()
             tiny = None
-        if "backends" not in skip or (args.profile_days and "profile" not in skip):
-            large = Emulator("large", bench.today, max(400, args.days + LOOKBACK_DAYS + 30), bench.tmp)
-        if "backends" not in skip:
-            for backend in args.backends.split(","):
-                data["backends"][backend] = run_backend(bench, backend, large)
-                data["emulator_rss_mb"] = large.rss()
-        if args.profile_days and "profile" not in skip:
-            data["profiles"] = run_profiles(bench, large)
+        profile = bool(args.profile_days) and "profile" not in skip
+        if "backends" not in skip or profile:
+            run_invoices(bench, data, backends="backends" not in skip, profile=profile)
     except KeyboardInterrupt as exc:
         data["interrupted"] = str(exc) or "interrupted"
         log(f"interrupted ({data['interrupted']}): cleaning up and writing what was measured")
     finally:
-        for emu in (tiny, large):
-            if emu is not None:
-                emu.stop()
+        if tiny is not None:
+            tiny.stop()
         bench.drop_all()
         data["finished_at"] = datetime.now(UTC).isoformat()
         data["machine"]["loadavg_end"] = list(os.getloadavg())

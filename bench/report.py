@@ -1040,6 +1040,9 @@ def _notes(data: dict[str, Any]) -> list[str]:
         "before and after. Bookkeeping rows (`sync_runs`, `sync_state`) are shown apart.",
         "- Dagster overhead = (Dagster sync) - (the same layer functions called directly) for the same tiny "
         "account; 'fresh process' includes interpreter start and imports, as a production run worker pays them.",
+        "- Every Dagster run's instance has production's shape for its column: PostgreSQL storage (in the scratch "
+        "database) for PostgreSQL, SQLite files for SQLite (results before 2026-12-02 used SQLite instances in "
+        "both columns).",
     ]
 
 

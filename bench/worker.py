@@ -849,6 +849,17 @@ def task_sales_sync(spec: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------- dagster
 
+def _instance(spec: dict[str, Any]):
+    """The Dagster instance in production's shape for the backend: on PostgreSQL (in the warehouse's scratch
+    database, as `dagster.postgres.yaml` would put it) for the PostgreSQL column, SQLite files in the Dagster home
+    (the embedded default) for the SQLite one. Its event writes are part of what a run costs."""
+    import dagster as dg
+
+    url = spec["db_url"]
+    overrides = {"storage": {"postgres": {"postgres_url": url}}} if url.startswith("postgresql") else None
+    return dg.instance_for_test(temp_dir=spec["dagster_home"], overrides=overrides)
+
+
 def _dagster_env(spec: dict[str, Any]) -> None:
     os.environ["CREDENTIAL_ENCRYPTION_KEY"] = spec["encryption_key"]
     os.environ["DATABASE_URL"] = spec["db_url"]
@@ -911,10 +922,9 @@ def _dagster_run(instance, spec: dict[str, Any], run: dict[str, Any]) -> dict[st
 
 def task_dagster(spec: dict[str, Any]) -> dict[str, Any]:
     """Optional untimed pre-runs (e.g. reference data), then the measured `run_account_sync`."""
-    import dagster as dg
 
     _dagster_env(spec)
-    with dg.instance_for_test(temp_dir=spec["dagster_home"]) as instance:
+    with _instance(spec) as instance:
         connected = _connect(spec, instance) if spec.get("connect") else None
         pre = [_dagster_run(instance, spec, run) for run in spec.get("pre_runs", [])]
         main = _dagster_run(instance, spec, spec["run"])
@@ -923,10 +933,9 @@ def task_dagster(spec: dict[str, Any]) -> dict[str, Any]:
 
 def task_postmortem(spec: dict[str, Any]) -> dict[str, Any]:
     """The step spans of the newest run in a Dagster home (after the harness killed its process)."""
-    import dagster as dg
 
     os.environ["DAGSTER_HOME"] = spec["dagster_home"]
-    with dg.instance_for_test(temp_dir=spec["dagster_home"]) as instance:
+    with _instance(spec) as instance:
         runs = instance.get_runs(limit=1)
         if not runs:
             return {"run_id": None, "steps_s": {}, "steps_at": {}}
@@ -949,10 +958,9 @@ def task_overhead(spec: dict[str, Any]) -> dict[str, Any]:
     date_to = date.fromisoformat(spec["date_to"])
     lookback, history = spec.get("lookback_days", 14), spec["history_days"]
     if spec["mode"] == "dagster":
-        import dagster as dg
 
         _dagster_env(spec)
-        with dg.instance_for_test(temp_dir=spec["dagster_home"]) as instance:
+        with _instance(spec) as instance:
             imported = time.perf_counter()
             _connect(spec, instance)
             failures: list[str] = []

@@ -15,9 +15,9 @@ from iiko_pipeline.core.clients import RunClients
 from iiko_pipeline.core.failures import FailureKind, SyncFailure
 from iiko_pipeline.core.recovery import hold_account, take_back
 from iiko_pipeline.defs.constants import ACCOUNT_TAG
-from iiko_pipeline.defs.instance_connections import hold_connections
 from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.iiko import ClientSettings, IikoClient, RetryPolicy
+from iiko_pipeline.instance_connections import hold_connections
 from iiko_pipeline.warehouse import crypto, run_locks
 from iiko_pipeline.warehouse.migrate import migrated_engine
 from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, database_url, integrations_enabled
@@ -30,7 +30,8 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # Every run's process initialises this resource, whoever launched it (the daemon's run launcher, our
-        # runner, a test): the place to let its instance hold its database connections (`instance_connections`).
+        # runner, a test): the place to let its instance hold its database connections (see
+        # `iiko_pipeline.instance_connections`).
         if context.run is not None and context.instance is not None:
             hold_connections(context.instance)
 

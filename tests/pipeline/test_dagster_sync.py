@@ -189,8 +189,8 @@ def test_production_shape_instance_and_warehouse_on_postgres(pg_pipeline):
     assert outcome.success, outcome.failures
     assert type(p.instance.run_storage).__name__ == "PostgresRunStorage"
     _assert_warehouse_equals_truth(p)
-    # The run's instance holds its connections (`defs.instance_connections`): dagster-postgres's NullPool opened
-    # one per event write and lookup, about 780 for this sync.
+    # The run's instance holds its connections (`iiko_pipeline.instance_connections`): dagster-postgres's NullPool
+    # opened one per event write and lookup, about 780 for this sync.
     assert opened < 200, f"{opened} PostgreSQL sessions opened by one sync"
 
 

@@ -201,15 +201,20 @@ def raise_for_error(raw: RawAnswer, *, endpoint: str, display: str, login: str, 
 
 
 def xml_answer(raw: RawAnswer, *, endpoint: str, display: str, expected_root: str, record_tag: str | None,
-               accepted: Collection[str]) -> IikoResponse:
-    """Check the content type, then the document (well-formed, complete, expected root), streaming."""
+               accepted: Collection[str], checked: Callable[[bytes], bool] | None = None) -> IikoResponse:
+    """Check the content type, then the document (well-formed, complete, expected root), streaming; the second
+    check is left out for a body `checked` recognises (bytes that passed it before: a window's answer the caller
+    committed, byte for byte, which a 50 MB export took 0.6 s to parse again)."""
     if raw.media_type not in accepted:
         raise IikoResponseError(
             f"wrong content type {raw.content_type or '(none)'!r} for {display}; expected "
             f"{' or '.join(sorted(accepted))}. Check the base URL and the proxy",
             endpoint=endpoint, status=raw.status, kind="content_type",
         )
-    root = check_document(raw.body, endpoint, expected_root, status=raw.status, record_tag=record_tag)
+    if checked is not None and checked(raw.body):
+        root = expected_root
+    else:
+        root = check_document(raw.body, endpoint, expected_root, status=raw.status, record_tag=record_tag)
     return IikoResponse(endpoint=endpoint, status=raw.status, content_type=raw.content_type,
                         body=raw.body, root=root)
 

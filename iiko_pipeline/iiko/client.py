@@ -63,6 +63,9 @@ from .xml import parse_document
 
 __all__ = ["ClientSettings", "IikoClient", "RetryPolicy", "password_hash"]
 
+#: Recognises an answer body already known to be a complete document (its check may be left out).
+Checked = Callable[[bytes], bool]
+
 log = logging.getLogger("iiko_pipeline.iiko")
 
 API_PREFIX = "/resto/api"
@@ -518,12 +521,12 @@ class IikoClient:
 
     def _xml(self, endpoint: str, root: str, record: str | None, params: Sequence[tuple[str, str]] = (),
              *, accepted: frozenset[str] = XML_TYPES, needs_key: bool = True,
-             path: str | None = None) -> IikoResponse:
+             path: str | None = None, checked: Checked | None = None) -> IikoResponse:
         holder: list[IikoResponse] = []
 
         def check(raw: RawAnswer, display: str) -> None:
             holder[:] = [xml_answer(raw, endpoint=endpoint, display=display, expected_root=root,
-                                    record_tag=record, accepted=accepted)]
+                                    record_tag=record, accepted=accepted, checked=checked)]
 
         call = _Call("GET", endpoint, path or f"{API_PREFIX}/{endpoint}", params=tuple(params),
                      needs_key=needs_key)
@@ -596,18 +599,21 @@ class IikoClient:
         """All measure units, deleted ones included (``v2/entities/list?rootType=MeasureUnit``, JSON)."""
         return self._json("v2/entities/list", (("rootType", "MeasureUnit"), *INCLUDE_DELETED))
 
-    def incoming_invoices_window(self, date_from: date, date_to: date) -> IikoResponse:
-        """One export request for the inclusive range (keep it short: a week at most)."""
+    def incoming_invoices_window(self, date_from: date, date_to: date,
+                                 checked: Checked | None = None) -> IikoResponse:
+        """One export request for the inclusive range (keep it short: a week at most). ``checked`` recognises
+        bodies already known to be complete documents (see :func:`~iiko_pipeline.iiko.answers.xml_answer`)."""
         params = (("from", as_date(date_from).isoformat()), ("to", as_date(date_to).isoformat()))
-        return self._xml("documents/export/incomingInvoice", INVOICES_ROOT, INVOICES_RECORD, params)
+        return self._xml("documents/export/incomingInvoice", INVOICES_ROOT, INVOICES_RECORD, params, checked=checked)
 
-    def incoming_invoice_windows(self, date_from: date, date_to: date,
-                                 anchor: date | None = None) -> Iterator[InvoiceWindow]:
+    def incoming_invoice_windows(self, date_from: date, date_to: date, anchor: date | None = None,
+                                 checked: Checked | None = None) -> Iterator[InvoiceWindow]:
         """One request per window of at most ``invoice_window_days`` days (:func:`split_windows`, on the grid of
         ``anchor`` if given), yielded as soon as it arrives. The lock is held per request only, not while the
         caller works. The range is checked right away (a ``ValueError`` here, not at the first ``next()``)."""
         windows = split_windows(date_from, date_to, self._settings.invoice_window_days, anchor)
-        return (InvoiceWindow(start, end, self.incoming_invoices_window(start, end)) for start, end in windows)
+        return (InvoiceWindow(start, end, self.incoming_invoices_window(start, end, checked))
+                for start, end in windows)
 
     def incoming_invoices(self, date_from: date, date_to: date) -> Iterator[Record]:
         """Parsed invoice documents of ``[date_from, date_to]``, deduplicated by ``id`` across windows.

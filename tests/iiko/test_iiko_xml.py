@@ -153,3 +153,26 @@ def test_the_parsers_safety_limits_are_bad_data_not_a_truncated_answer(body: byt
     with pytest.raises(IikoResponseError) as truncated:
         check_document(b"<corporateItemDtoes><corporateItemDto>", "corporation/stores", "corporateItemDtoes")
     assert truncated.value.kind == "syntax" and truncated.value.transient
+
+
+def test_an_answer_the_caller_recognises_is_not_parsed_again_and_any_other_is():
+    """`checked` recognises bytes that passed the document check before (a committed export answer): the check
+    is left out for them, and only for them; the content type is checked either way."""
+    from iiko_pipeline.iiko.answers import xml_answer
+    from iiko_pipeline.iiko.transport import RawAnswer
+
+    cut = b"<?xml version='1.0' encoding='UTF-8'?><incomingInvoiceDtoes><document><id>1</id>"
+    known = {cut}
+
+    def answer(body: bytes, content_type: str = "application/xml") -> object:
+        return xml_answer(RawAnswer(200, content_type, body, 0.1), endpoint="documents/export/incomingInvoice",
+                          display="GET export", expected_root="incomingInvoiceDtoes", record_tag="document",
+                          accepted={"application/xml"}, checked=known.__contains__)
+
+    assert answer(cut).root == "incomingInvoiceDtoes"  # recognised: not parsed again
+    with pytest.raises(IikoResponseError) as broken:
+        answer(cut + b"<x>")  # any other body is checked
+    assert broken.value.kind == "syntax"
+    with pytest.raises(IikoResponseError) as wrong_type:
+        answer(cut, "text/html")
+    assert wrong_type.value.kind == "content_type"

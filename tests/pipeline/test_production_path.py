@@ -134,10 +134,14 @@ def _finished(account: str) -> bool:
                    for r in instance.get_runs(dg.RunsFilter(tags={"iiko/account": account})))
 
 
-def _cli_syncs_go_through_the_daemons_queue(env: dict[str, str], account: str, expected: dict[str, int]) -> None:
+def _cli_syncs_go_through_the_daemons_queue(env: dict[str, str], account: str, expected: dict[str, int],
+                                            emulator) -> None:
     """With a daemon dequeuing runs, `sync` submits to its queue (IIKO_RUN_SUBMISSION=auto) and answers as it
     does without one; a second sync of the account while the first is queued or running exits 2 naming it."""
     cli = [str(BIN / "iiko-pipeline"), "sync", account, "restaurants"]
+    # The first run's one iiko read answers slowly, so it is still running when the second sync asks (a run of a
+    # few restaurants otherwise ends before a second command line has imported Dagster).
+    emulator.state.add_fault(endpoint="corporation/departments", kind="slow", delay=8, count=1)
     first = subprocess.Popen(cli, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = first.stderr.readline()  # "run <id>: restaurants of account ..." once the run is queued
     assert started.startswith("run "), started + first.stderr.read()
@@ -216,7 +220,7 @@ def test_the_daemon_alone_onboards_a_cli_connected_account_completely(emulator, 
         assert runs and all(r.tags.get("iiko/trigger") == "onboarding" for r in runs)  # started by the sensor
         assert any(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
 
-        _cli_syncs_go_through_the_daemons_queue(env, account, expected)
+        _cli_syncs_go_through_the_daemons_queue(env, account, expected, emulator)
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:

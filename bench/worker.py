@@ -126,28 +126,42 @@ def task_floor(spec: dict[str, Any]) -> dict[str, Any]:
             conn.executemany(insert, rows)
             conn.execute("COMMIT")
 
-    items = windows = xml_bytes = 0
+    counts = {"items": 0}
+
+    def tally(rows: list[tuple]) -> None:
+        counts["items"] += len(rows)
+
     started = time.perf_counter()
+    seen = load_windows(spec, date_from, date_to, t, floor_rows, load, tally)
+    wall = time.perf_counter() - started
+    conn.close()
+    return {"wall_s": wall, **counts, **seen, "split_s": t.totals}
+
+
+def load_windows(spec: dict[str, Any], date_from: date, date_to: date, t: Timer, parse: Callable[[bytes], Any],
+                 load: Callable[[Any], None], tally: Callable[[Any], None]) -> dict[str, int]:
+    """Fetch, parse and load the invoice windows of `date_from..date_to` one at a time, timed as `fetch` /
+    `parse` / `load` (the floor's and the hand-written loader's shared loop); `tally` counts what `parse` made of
+    a window once it is loaded. A window's body and parse are dropped before the next is fetched: one window in
+    memory. Returns the windows and their bytes."""
+    seen = {"windows": 0, "xml_bytes": 0}
     with _client(spec) as client:
         stream = iter(client.incoming_invoice_windows(date_from, date_to))
         while True:
             with t("fetch"):
                 window = next(stream, None)
             if window is None:
-                break
+                return seen
             body = window.response.body
-            windows += 1
-            xml_bytes += len(body)
+            seen["windows"] += 1
+            seen["xml_bytes"] += len(body)
             with t("parse"):
-                rows = floor_rows(body)
+                parsed = parse(body)
             del body, window
             with t("load"):
-                load(rows)
-            items += len(rows)
-            del rows
-    wall = time.perf_counter() - started
-    conn.close()
-    return {"wall_s": wall, "items": items, "windows": windows, "xml_bytes": xml_bytes, "split_s": t.totals}
+                load(parsed)
+            tally(parsed)
+            del parsed
 
 
 # ---------------------------------------------------------------------------------------------------- naive
@@ -369,34 +383,22 @@ def task_handwritten(spec: dict[str, Any]) -> dict[str, Any]:
                 upsert(HW_LINE_UPSERT, lines)
         conn.commit()
 
-    documents = items = windows = xml_bytes = 0
+    counts = {"documents": 0, "items": 0}
+
+    def tally(docs: list[dict[str, Any]]) -> None:
+        counts["documents"] += len(docs)
+        counts["items"] += sum(len(d["items"]) for d in docs)
+
     started = time.perf_counter()
-    with _client(spec) as client:
-        stream = iter(client.incoming_invoice_windows(date_from, date_to))
-        while True:
-            with t("fetch"):
-                window = next(stream, None)
-            if window is None:
-                break
-            body = window.response.body
-            windows += 1
-            xml_bytes += len(body)
-            with t("parse"):
-                docs = handwritten_documents(body)
-            del body, window
-            with t("load"):
-                load(docs)
-            documents += len(docs)
-            items += sum(len(d["items"]) for d in docs)
-            del docs
+    seen = load_windows(spec, date_from, date_to, t, handwritten_documents, load, tally)
     wall = time.perf_counter() - started
     stored = {}  # untimed: what the tables hold, so a run that lost rows shows it
     for table in ("hw_invoices", "hw_invoice_lines"):
         cur.execute(f"SELECT count(*) FROM {table}")  # noqa: S608 - constant names
         stored[table] = cur.fetchone()[0]
     conn.close()
-    return {"wall_s": wall, "documents": documents, "items": items, "windows": windows, "xml_bytes": xml_bytes,
-            "stored": stored, "page_size": HANDWRITTEN_PAGE, "split_s": t.totals}
+    return {"wall_s": wall, **counts, **seen, "stored": stored,
+            "page_size": HANDWRITTEN_PAGE, "split_s": t.totals}
 
 
 # ---------------------------------------------------------------------------------------------------- layered

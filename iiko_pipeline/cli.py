@@ -26,17 +26,21 @@ EXIT_AT_ONCE = frozenset({"sync", "backfill"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return _run(argv)[1]
+
+
+def _run(argv: Sequence[str] | None) -> tuple[str, int]:
+    """The command's name and its exit code."""
     private_umask()  # for this process and every one it starts (`dagster dev`, run processes)
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.handler(args) or 0)
+    return args.command, int(args.handler(args) or 0)
 
 
 def entry() -> None:
     """The console script: `main`, then for `EXIT_AT_ONCE` commands an immediate exit once output is flushed
     (the other commands keep Python's normal shutdown: a server's runs, `dagster dev`'s children)."""
-    code = main()
-    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    command, code = _run(None)
     if command in EXIT_AT_ONCE:
         logging.shutdown()
         sys.stdout.flush()

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # this module stays import-light: the command line builds its choices from it
     import sqlalchemy as sa
 
+    from iiko_pipeline.warehouse.dated_windows import DatedTable
+
 #: Checks every table step runs (see `core.checks`); an entity adds its own. `references_exist` only where the
 #: table (or its child table) names parent rows: elsewhere it could never fail, and every check result costs
 #: the run a few instance writes and a query.
@@ -82,6 +84,13 @@ class EntitySpec:
         from iiko_pipeline.warehouse import schema
 
         return schema.metadata.tables[self.name]
+
+    @property
+    def dated(self) -> DatedTable:
+        """How a dated entity's windows are written and reconciled (`warehouse.dated_windows`)."""
+        from iiko_pipeline.warehouse.dated_windows import DatedTable
+
+        return DatedTable(self.name, self.date_column, self.vanished, self.child_table)
 
     @property
     def documented(self) -> Any:

@@ -45,7 +45,6 @@ from iiko_pipeline.warehouse import pending, quality, state
 from iiko_pipeline.warehouse.credentials import mark_connection
 from iiko_pipeline.warehouse.dated_windows import (
     HARD,
-    DatedTable,
     WindowBatch,
     commit_window,
     get_watermark,
@@ -292,8 +291,7 @@ def frames(spec: EntitySpec, raw: RawResult, engine: Engine, account: str, *,
         fingerprints = {(a.isoformat(), b.isoformat()): fp for (a, b), fp in committed.items()}
     hashes: KnownHashes | None = None
     if spec.windowed and "source_hash" in spec.table.c:  # every row written carries its hash, reprocessed or not
-        dated = DatedTable(spec.name, spec.date_column, spec.vanished, spec.child_table)
-        hashes = _none_held if reprocess else functools.partial(held_hashes, engine, account, dated)
+        hashes = _none_held if reprocess else functools.partial(held_hashes, engine, account, spec.dated)
     return build_frames(spec.name, raw.capture, parse or spec.parse, adapt or getattr(ADAPTER, spec.adapt),
                         fingerprints=fingerprints, ids_of=_unchanged_ids(spec),
                         stamp_window=spec.window_in_records, batch_documents=spec.chunk_records,
@@ -406,7 +404,7 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
     watermark); a window arrives as several chunks written in one transaction, so memory stays bounded by a
     chunk. Each window's stored line sums are compared with the source's right after it commits."""
     policy = raw.policy or WindowPolicy()
-    dated = DatedTable(spec.name, spec.date_column, spec.vanished, spec.child_table)
+    dated = spec.dated
     # What the window returned, filled as its chunks are written; reconciliation reads it after the last one.
     window_returned: set[str] = set()
     # A document that moved to another window of this run has not vanished: documents are reconciled against the

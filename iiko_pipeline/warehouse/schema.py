@@ -509,6 +509,16 @@ account_run_locks = sa.Table(
     sa.Column("heartbeat_at", UtcDateTime(), nullable=False),
 )
 
+account_labels = sa.Table(
+    "account_labels",
+    metadata,
+    # The name an operator gave an account on the management pages (migration 0011). Its own table, not a column
+    # of the credentials: disconnecting deletes the credentials, and the name should still be there on reconnect.
+    sa.Column("account_id", sa.Uuid(), primary_key=True),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, server_default=NOW),
+)
+
 iiko_sessions = sa.Table(
     "iiko_sessions",
     metadata,

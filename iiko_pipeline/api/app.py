@@ -36,7 +36,7 @@ from iiko_pipeline.api.openapi import PREFIX, spec
 from iiko_pipeline.api.security import GuardMiddleware, check_token
 from iiko_pipeline.core.specs import ENTITY_NAMES
 from iiko_pipeline.core.specs import spec as entity_spec
-from iiko_pipeline.defs.constants import ACCOUNT_TAG, TRIGGER_TAG
+from iiko_pipeline.defs.constants import ACCOUNT_TAG, REQUESTED_TAG, TRIGGER_TAG
 from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.iiko import ClientSettings
@@ -55,8 +55,6 @@ logger = logging.getLogger("iiko_pipeline.api")
 BRIEF_RESULT_KEYS = ("total", "created", "updated", "errors", "error_details")
 #: Threads that wait for sync runs (each run works in its own process; a waiting thread only polls it).
 SYNC_THREADS = 64
-#: The entity an API sync was asked for (the run may sync never-synced references too).
-REQUESTED_TAG = "iiko/requested"
 
 
 class ApiContext:
@@ -102,6 +100,11 @@ class ApiContext:
             if self._watcher is None:
                 self._watcher = threading.Thread(target=self._settle_loop, name="api-run-watcher", daemon=True)
                 self._watcher.start()
+
+    def watching(self, run_id: str) -> bool:
+        """Whether a run started here is still being watched (its process may not have created the run yet)."""
+        with self._watch_lock:
+            return run_id in self._watched
 
     def _settle_loop(self) -> None:
         while True:
@@ -368,21 +371,27 @@ def _fixed(engine: Engine | None) -> Callable[[], Engine]:
 
 def create_app(*, instance: dg.DagsterInstance, keyring: KeyRing, api_token: str | None,
                engine: Engine | None = None, engine_factory: Callable[[], Engine] | None = None,
-               insecure: bool = False, connect_settings: ClientSettings | None = None) -> Starlette:
-    """The API over one Dagster instance and one warehouse.
+               insecure: bool = False, connect_settings: ClientSettings | None = None,
+               ui_password: str | None = None, dagster_ui_url: str | None = None) -> Starlette:
+    """The API over one Dagster instance and one warehouse, and the management pages under /ui/.
 
     `api_token` is required unless `insecure` (local development): without either this raises
     `InsecureConfigError`. Give the warehouse as `engine`, or as `engine_factory` (called once, on first use).
+    The pages sign in with the API token or `ui_password`; `dagster_ui_url` is where their run links point.
     """
+    from iiko_pipeline import ui
+
     if (engine is None) == (engine_factory is None):
         raise TypeError("give exactly one of engine and engine_factory")
     token = check_token(api_token, insecure=insecure)
     if token is None:
         logger.warning("the API is serving WITHOUT authentication (insecure local mode)")
     source = engine_factory if engine_factory is not None else _fixed(engine)
-    table = routes()
-    app = Starlette(routes=table, middleware=[Middleware(GuardMiddleware, token=token, routes=table)],
+    table = [*routes(), *ui.routes()]
+    app = Starlette(routes=table, middleware=[Middleware(ui.PageHeadersMiddleware),
+                                              Middleware(GuardMiddleware, token=token, routes=table)],
                     exception_handlers={HTTPException: _http_error})
     app.router.redirect_slashes = False
     app.state.api = ApiContext(instance, source, keyring, connect_settings)
+    app.state.ui = ui.UiContext(api_token=token, password=ui_password, dagster_url=dagster_ui_url)
     return app

@@ -2,8 +2,9 @@
 
 Order for every request: (0) in the insecure local mode only (no token), a Host header that is not a loopback
 name or address -> 400, so that a web page cannot reach the unauthenticated API through DNS rebinding;
-(1) a query parameter that looks like a credential -> 400; (2) outside the public paths, a missing or wrong
-`Authorization: Bearer <API_TOKEN>` -> 401; (3) the route.
+(1) a query parameter that looks like a credential -> 400; (2) outside the public paths (/health, and the pages
+under /ui/, which check their own session cookie), a missing or wrong `Authorization: Bearer <API_TOKEN>` -> 401;
+(3) the route.
 The access log records method, route template (never the raw path or query), status and duration.
 """
 
@@ -91,6 +92,13 @@ class TokenChecker:
         return hmac.compare_digest(_digest(presented), self._digest)
 
 
+def _public(path: str) -> bool:
+    """No bearer token needed: /health, and the management pages, which authenticate by session instead."""
+    from iiko_pipeline.ui import is_page_path
+
+    return path in PUBLIC_PATHS or is_page_path(path)
+
+
 def _unauthorized(detail: str, error: str | None = None) -> ApiError:
     challenge = 'Bearer realm="iiko-pipeline"' + (f', error="{error}"' if error else "")
     return ApiError(401, detail, headers={"WWW-Authenticate": challenge})
@@ -149,7 +157,7 @@ class GuardMiddleware:
         if names:
             return ApiError(400, "credentials are accepted only in the JSON request body, never in the URL: "
                                  f"remove the query parameter(s) {', '.join(names)} (the request was not processed)")
-        if self.checker is not None and scope.get("path") not in PUBLIC_PATHS:
+        if self.checker is not None and not _public(scope.get("path", "")):
             try:
                 authenticate(scope, self.checker)
             except ApiError as exc:

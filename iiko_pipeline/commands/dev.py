@@ -1,4 +1,9 @@
-"""`iiko-pipeline dev`: the Dagster UI (webserver + daemon) on the embedded instance, with the demo emulator."""
+"""`iiko-pipeline dev`: the Dagster UI (webserver + daemon) and the management pages on the embedded instance,
+with the emulator serving the demo account.
+
+Three processes of this interpreter: the emulator, the API with its pages (local mode on loopback: no token,
+no sign-in, unless API_TOKEN or UI_PASSWORD is set), and `dagster dev`. Ctrl-C stops all three.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,20 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("dev", help="Dagster UI on http://127.0.0.1:3000 with the emulator serving the demo account")
-    p.add_argument("--port", type=int, default=3000)
+    p = sub.add_parser("dev", help="Dagster UI on http://127.0.0.1:3000 and the management pages on "
+                                   "http://127.0.0.1:8000/ui/, with the emulator serving the demo account")
+    p.add_argument("--port", type=int, default=3000, help="the Dagster UI's port")
+    p.add_argument("--api-port", type=int, default=8000, help="the API's and the management pages' port")
     p.add_argument("--scale", default="seed")
     p.set_defaults(handler=run)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,15 +38,22 @@ def run(args: argparse.Namespace) -> int:
     ensure_demo_key()
     _common.instance()  # sets DAGSTER_HOME and creates the folder
     # This interpreter's own environment, not whatever PATH finds: `make dev` runs without an activated venv.
-    emulator = subprocess.Popen([sys.executable, "-m", "iiko_pipeline.cli", "emulator", "--port", str(DEMO_PORT),
-                                 "--login", DEMO_LOGIN, "--password", DEMO_PASSWORD, "--scale", args.scale,
-                                 "--seed", "1"])
-    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    cli = [sys.executable, "-m", "iiko_pipeline.cli"]
+    dagster_url = f"http://127.0.0.1:{args.port}"
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+           "DAGSTER_UI_URL": os.environ.get("DAGSTER_UI_URL", dagster_url)}
+    emulator = subprocess.Popen([*cli, "emulator", "--port", str(DEMO_PORT), "--login", DEMO_LOGIN,
+                                 "--password", DEMO_PASSWORD, "--scale", args.scale, "--seed", "1"])
+    api = subprocess.Popen([*cli, "api", "--host", "127.0.0.1", "--port", str(args.api_port), "--insecure-no-auth"],
+                           env=env)
+    print(f"management pages: http://127.0.0.1:{args.api_port}/ui/ (connect the demo emulator there: address "
+          f"http://127.0.0.1:{DEMO_PORT}, user {DEMO_LOGIN}, password {DEMO_PASSWORD})\n"
+          f"Dagster UI: {dagster_url}", flush=True)
     try:
-        return subprocess.call([sys.executable, "-m", "dagster", "dev", "-m", "iiko_pipeline.definitions",
+        return subprocess.call([*cli[:1], "-m", "dagster", "dev", "-m", "iiko_pipeline.definitions",
                                 "-h", "127.0.0.1", "-p", str(args.port)], env=env)
     except KeyboardInterrupt:
         return 0
     finally:
-        emulator.terminate()
-        emulator.wait(timeout=10)
+        _stop(api)
+        _stop(emulator)

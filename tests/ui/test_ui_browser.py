@@ -175,6 +175,12 @@ def test_a_form_posted_from_another_site_is_refused_and_changes_nothing(pages, p
     assert pages.connect().status_code == 200
     sign_in(page, pages)
     expect(page.get_by_role("heading", name="iiko accounts")).to_be_visible()
+    page.keyboard.press("Tab")  # keyboard users skip the navigation first
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("Show")).to_be_focused()
     target = f"{pages.url}/ui/accounts/{pages.account_id}/disconnect"
 
     class Attacker(BaseHTTPRequestHandler):

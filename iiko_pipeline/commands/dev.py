@@ -8,9 +8,12 @@ no sign-in, unless API_TOKEN or UI_PASSWORD is set), and `dagster dev`. Ctrl-C s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 
@@ -23,12 +26,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=run)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _stop(process: subprocess.Popen) -> None:
     process.terminate()
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:
         process.kill()
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGINT to the process's whole group, as Ctrl-C in a terminal would; SIGKILL to what is left after 30 s."""
+    try:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return
+    time.sleep(5)  # the group leader may have gone first; give its children the moment they take
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,11 +74,17 @@ def run(args: argparse.Namespace) -> int:
     print(f"management pages: http://127.0.0.1:{args.api_port}/ui/ (connect the demo emulator there: address "
           f"http://127.0.0.1:{DEMO_PORT}, user {DEMO_LOGIN}, password {DEMO_PASSWORD})\n"
           f"Dagster UI: {dagster_url}", flush=True)
+    # A process group of its own: dagster dev expects Ctrl-C to reach its webserver, daemon and code servers
+    # too (the terminal sends SIGINT to the whole foreground group), so stopping it signals the group.
+    dagster = subprocess.Popen([*cli[:1], "-m", "dagster", "dev", "-m", "iiko_pipeline.definitions",
+                                "-h", "127.0.0.1", "-p", str(args.port)], env=env, start_new_session=True)
+    # SIGTERM (a service manager, `kill`) stops the three as Ctrl-C does, instead of orphaning them.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return subprocess.call([*cli[:1], "-m", "dagster", "dev", "-m", "iiko_pipeline.definitions",
-                                "-h", "127.0.0.1", "-p", str(args.port)], env=env)
+        return dagster.wait()
     except KeyboardInterrupt:
         return 0
     finally:
+        _stop_group(dagster)
         _stop(api)
         _stop(emulator)

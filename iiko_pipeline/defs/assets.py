@@ -28,7 +28,7 @@ from iiko_pipeline.core.checks import CheckInput, CheckResult, TableReport, repo
 from iiko_pipeline.core.failures import SyncFailure, classify
 from iiko_pipeline.core.policy import WindowPolicy, WritePolicy
 from iiko_pipeline.core.specs import REGISTRY, EntitySpec
-from iiko_pipeline.defs.constants import FRAMES_GROUP, IIKO_POOL, RAW_GROUP, TABLES_GROUP
+from iiko_pipeline.defs.constants import FRAMES_GROUP, RAW_GROUP, TABLES_GROUP
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import AccountGuardResource, IikoResource, WarehouseResource
 from iiko_pipeline.frames import FrameSet
@@ -113,9 +113,11 @@ def _raw_output(result: steps.RawResult) -> dg.Output[steps.RawResult]:
 
 def _raw_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     # Raw steps depend on the tables their entity references: in a run that syncs those too they are written
-    # first, so the prerequisite check and the due pending documents see this run's reference data.
+    # first, so the prerequisite check and the due pending documents see this run's reference data. No Dagster
+    # pool: a licence seat belongs to an iiko server, and the run's login holds one of its server's seats
+    # (`core.seats`), so runs on different servers call iiko in parallel and runs on one server take turns.
     options: dict[str, Any] = dict(
-        name=f"raw_{spec.name}", partitions_def=accounts_partitions_def, group_name=RAW_GROUP, pool=IIKO_POOL,
+        name=f"raw_{spec.name}", partitions_def=accounts_partitions_def, group_name=RAW_GROUP,
         kinds={spec.answer_format}, io_manager_key="raw_io_manager", deps=list(spec.references),
         description=f"The iiko answers for {spec.name} exactly as received (gzip on disk). {spec.description}")
 

@@ -4,7 +4,6 @@ ACCOUNT_TAG = "iiko/account"  # the per-account run limit in dagster.yaml keys o
 SYNC_JOB = "sync_account_job"  # the whole chain for one account: onboarding, the CLI and the API run it
 TRIGGER_TAG = "iiko/trigger"  # who asked for the run: "onboarding" (the discovery sensor), "api", ...
 REQUESTED_TAG = "iiko/requested"  # the entity an API or page sync was asked for ("all": every entity)
-IIKO_POOL = "iiko_api"  # one iiko login (licence seat) at a time
 RAW_GROUP = "iiko_raw"
 FRAMES_GROUP = "iiko_frames"
 TABLES_GROUP = "warehouse"

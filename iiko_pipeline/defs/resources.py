@@ -122,12 +122,12 @@ class AccountGuardResource(dg.ConfigurableResource):
 
 
 def end_dead_run(instance: dg.DagsterInstance, run: dg.DagsterRun, message: str) -> None:
-    """Mark a run whose process died as failed and give back the pool slots it held.
+    """Mark a run whose process died as failed and give back any pool slots it held.
 
-    A process killed inside an `iiko_api` step never frees its slot of that limit-1 pool; only the daemon's run
-    monitoring does, `free_slots_after_run_end_seconds` after the run ended, and without a daemon (the embedded
-    default) never: every later iiko step of the instance would wait for ever. We know the process is dead (its
-    lock was taken back, or we saw it exit), so its slots go back now."""
+    Our steps sit in no pool (licence seats are per server, in the warehouse), but a pool an operator adds would
+    keep the slot of a process killed inside its step until the daemon's run monitoring frees it, and without a
+    daemon (the embedded default) for ever. We know the process is dead (its lock was taken back, or we saw it
+    exit), so its slots go back now."""
     if run.status in IN_PROGRESS:
         instance.report_run_failed(run, message=message)
     if instance.event_log_storage.supports_global_concurrency_limits:

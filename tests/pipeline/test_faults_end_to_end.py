@@ -130,11 +130,14 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
         op.assert_whole(emu, instance, account, start, killed_by_server=op.expired_sessions(emu), stranded_at_most=3)
 
 
-@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the pool's slots live in the instance: one backend
-def test_a_run_killed_inside_an_iiko_step_gives_its_pool_slot_back_to_the_next_sync(home):
-    """The `iiko_api` pool has one slot. A run killed while its step holds that slot never frees it, and without a
-    daemon nothing else did: every later sync of the instance waited for ever (found by the heavy-fault test).
-    Taking the dead run's account back now gives its slot back too."""
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the seat's takeover is backend-neutral (run_locks)
+def test_a_run_killed_inside_an_iiko_step_gives_its_server_seat_back_to_the_next_sync(home):
+    """A run killed while it is logged in leaves its server's licence seat (a lock row) and its iiko session
+    behind. The next sync on that server must not wait for ever: it sees the holder's process is gone, logs the
+    escrowed session out and takes the seat."""
+    from iiko_pipeline.core.seats import seat_key
+    from iiko_pipeline.warehouse import run_locks
+
     account = str(uuid.uuid4())
     with op.emulator() as emu, dg.DagsterInstance.get() as instance:
         op.connect(account, emu)
@@ -142,15 +145,17 @@ def test_a_run_killed_inside_an_iiko_step_gives_its_pool_slot_back_to_the_next_s
         sync = op.start_cli("sync", account, "suppliers")
         try:
             deadline = time.monotonic() + 120
-            while not emu.state.log.records("suppliers"):  # the step is inside the pool, waiting for iiko
+            while not emu.state.log.records("suppliers"):  # the run is logged in, waiting for iiko
                 assert time.monotonic() < deadline and sync.poll() is None, "the suppliers call never came"
                 time.sleep(0.05)
         finally:
             op.kill_group(sync)
-        assert instance.event_log_storage.get_concurrency_run_ids()  # the dead run still holds its slot
+        dead_seat = run_locks.current(op.engine(), seat_key(emu.url))
+        assert dead_seat is not None and op.live_sessions(emu) == 1  # the dead run still holds seat and session
         try:
             again = op.cli("sync", account, "suppliers", timeout=90)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"the next sync waited for the dead run's slot:\n{op.diagnosis(emu, instance, account)}")
+            pytest.fail(f"the next sync waited for the dead run's seat:\n{op.diagnosis(emu, instance, account)}")
         assert again.returncode == 0, again.stdout + again.stderr
         assert op.runs_alive(instance, account) == []
+        assert run_locks.current(op.engine(), seat_key(emu.url)) is None and op.live_sessions(emu) == 0

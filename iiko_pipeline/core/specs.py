@@ -149,6 +149,9 @@ class ScheduleGroup:
     run_key_prefix: str
     description: str
     entities: tuple[str, ...] = field(default=())
+    # The accounts' starts are spread over the period: the cron ticks this many times per hour it runs in, and
+    # each account is due at one stable tick of them (`core.fanout`).
+    spread: int = 1
 
 
 _PARSING = "iiko_pipeline.iiko.parsing"
@@ -236,18 +239,21 @@ _BY_NAME = {s.name: s for s in REGISTRY}
 
 SCHEDULES: tuple[ScheduleGroup, ...] = (
     ScheduleGroup("reference", job="reference_data_job", schedule="reference_data_daily_schedule",
-                  cron="20 2 * * *", run_key_prefix="reference",
-                  description="Every night: a full reload of the reference data of each connected account.",
+                  cron="*/5 2 * * *", run_key_prefix="reference", spread=12,
+                  description="Every night between 02:00 and 03:00 UTC: a full reload of the reference data of each "
+                              "connected account, each at its own minute.",
                   entities=tuple(s.name for s in REGISTRY if s.schedule == "reference")),
-    ScheduleGroup("hourly", job="hourly_sync_job", schedule="hourly_sync_schedule", cron="7 * * * *",
-                  run_key_prefix="hourly",
-                  description="Every hour: the dated entities of each connected account, incrementally "
+    ScheduleGroup("hourly", job="hourly_sync_job", schedule="hourly_sync_schedule", cron="*/5 * * * *",
+                  run_key_prefix="hourly", spread=12,
+                  description="Every hour, each connected account at its own minute (ticks every 5 minutes, each "
+                              "for a twelfth of the accounts): the dated entities, incrementally "
                               "(watermark - lookback .. today).",
                   entities=tuple(s.name for s in REGISTRY if s.schedule == "hourly")),
-    ScheduleGroup("daily", job="stock_snapshots_job", schedule="stock_snapshots_daily_schedule", cron="40 0 * * *",
-                  run_key_prefix="snapshots",
-                  description="Every night after midnight: yesterday's stock balance snapshot of each connected "
-                              "account, and the days before it re-taken (back-dated documents change them).",
+    ScheduleGroup("daily", job="stock_snapshots_job", schedule="stock_snapshots_daily_schedule", cron="*/5 1 * * *",
+                  run_key_prefix="snapshots", spread=12,
+                  description="Every night between 01:00 and 02:00 UTC, each account at its own minute: yesterday's "
+                              "stock balance snapshot of each connected account, and the days before it re-taken "
+                              "(back-dated documents change them).",
                   entities=tuple(s.name for s in REGISTRY if s.schedule == "daily")),
 )
 

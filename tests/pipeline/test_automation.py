@@ -19,12 +19,19 @@ from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, ON_POSTGRESQL
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _schedule_tick(p, name: str):
+def _schedule_tick(p, name: str, account: str | None = None):
+    """The tick of the schedule at which `account` (default: the pipeline's) is due: each account has one
+    minute of the period (`core.fanout`)."""
+    from iiko_pipeline.core.fanout import account_slot
+    from iiko_pipeline.core.specs import SCHEDULES
     from iiko_pipeline.definitions import defs
 
+    group = next(g for g in SCHEDULES if g.schedule == name)
+    minute = account_slot(account or p.account_id, group.spread) * 60 // group.spread
+    hour = int(group.cron.split()[1]) if group.cron.split()[1].isdigit() else 9
     schedule = defs.resolve_schedule_def(name)
     ctx = dg.build_schedule_context(instance=p.instance, resources={"warehouse": WarehouseResource()},
-                                    scheduled_execution_time=datetime(2026, 11, 26, 9, 7, tzinfo=UTC),
+                                    scheduled_execution_time=datetime(2026, 11, 26, hour, minute, tzinfo=UTC),
                                     repository_def=defs.get_repository_def())
     return schedule.evaluate_tick(ctx)
 
@@ -92,13 +99,17 @@ def test_credential_and_licence_errors_fail_once_and_mark_the_account(pipeline, 
     assert log["logins"] == log["logouts"]  # nothing leaked, even on failure
 
 
-def test_instance_configs_load_with_the_per_account_limit():
+def test_instance_configs_load_with_the_per_account_limit_and_no_global_iiko_limit():
     config = yaml.safe_load((ROOT / "dagster_home" / "dagster.yaml").read_text())
     with dg.instance_for_test(overrides=config) as instance:
         concurrency = instance.get_concurrency_config()
         limits = concurrency.run_queue_config.tag_concurrency_limits
         assert {"key": "iiko/account", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
-        assert concurrency.pool_config.default_pool_limit == 1  # one iiko login (licence seat) at a time
+        # no instance-wide limit on iiko calls: licence seats are per server (core.seats), and no step sits in a pool
+        assert concurrency.pool_config.default_pool_limit is None
+        from iiko_pipeline.definitions import defs
+
+        assert {asset.op.pool for asset in defs.assets if hasattr(asset, "op")} == {None}
         assert instance.run_monitoring_enabled
     production = yaml.safe_load((ROOT / "dagster_home" / "dagster.postgres.yaml").read_text())
     pg = production["storage"]["postgres"]["postgres_db"]

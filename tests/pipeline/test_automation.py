@@ -112,5 +112,8 @@ def test_instance_configs_load_with_the_per_account_limit_and_no_global_iiko_lim
         assert {asset.op.pool for asset in defs.assets if hasattr(asset, "op")} == {None}
         assert instance.run_monitoring_enabled
     production = yaml.safe_load((ROOT / "dagster_home" / "dagster.postgres.yaml").read_text())
+    with dg.instance_for_test(overrides={k: v for k, v in production.items() if k != "storage"}) as instance:
+        assert instance.get_settings("schedules")["num_submit_workers"] > 1  # a tick's runs are created in parallel
+        assert instance.get_concurrency_config().pool_config.default_pool_limit is None
     pg = production["storage"]["postgres"]["postgres_db"]
     assert pg["scheme"] == "postgresql+psycopg2" and all("env" in pg[k] for k in ("username", "password"))

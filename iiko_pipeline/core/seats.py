@@ -47,6 +47,24 @@ def seat_key(base_url: str, seat: int = 0) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"iiko-seat:{server_origin(base_url)}{suffix}")
 
 
+def account_servers(engine: Engine, accounts: list[str] | None = None) -> dict[str, str]:
+    """{account: server origin} for the accounts given (default: all stored), in one query: the `iiko/server`
+    run tag, on which the instance's queue limits runs per server. An account whose server cannot be told (no
+    URL and no default) is left out."""
+    from iiko_pipeline.iiko.hosts import default_base_url
+    from iiko_pipeline.warehouse.credentials import IIKO, list_accounts
+
+    wanted = None if accounts is None else set(accounts)
+    default = default_base_url()
+    out = {}
+    for status in list_accounts(engine, IIKO):
+        account = str(status.account_id)
+        url = status.base_url or default
+        if url and (wanted is None or account in wanted):
+            out[account] = server_origin(url)
+    return out
+
+
 def _seat_count(raw: str, where: str) -> int:
     try:
         count = int(raw.strip())

@@ -3,6 +3,7 @@
 ACCOUNT_TAG = "iiko/account"  # the per-account run limit in dagster.yaml keys on this tag
 SYNC_JOB = "sync_account_job"  # the whole chain for one account: onboarding, the CLI and the API run it
 TRIGGER_TAG = "iiko/trigger"  # who asked for the run: "onboarding" (the discovery sensor), "api", ...
+SERVER_TAG = "iiko/server"  # the account's iiko server (scheme://host:port): the queue's per-server run limit
 REQUESTED_TAG = "iiko/requested"  # the entity an API or page sync was asked for ("all": every entity)
 RAW_GROUP = "iiko_raw"
 FRAMES_GROUP = "iiko_frames"

@@ -39,7 +39,7 @@ def onboarding_attempts(instance: dg.DagsterInstance, account: str) -> list[dg.R
 
 
 def onboarding_request(instance: dg.DagsterInstance, account: str, now: datetime | None = None,
-                       ) -> dg.RunRequest | str:
+                       tags: dict[str, str] | None = None) -> dg.RunRequest | str:
     """The run request that onboards the account now, or why not now (a run is going, or the last attempt
     ended less than the retry interval ago). The run key counts attempts, so a repeated tick asks once."""
     running = running_run(instance, account)
@@ -54,4 +54,4 @@ def onboarding_request(instance: dg.DagsterInstance, account: str, now: datetime
             return f"{account}: last onboarding run {attempts[0].dagster_run.run_id} " \
                    f"{attempts[0].dagster_run.status.value.lower()}; next attempt in {wait:.0f} s"
     return dg.RunRequest(partition_key=account, run_key=f"onboard:{account}:{len(attempts)}",
-                         tags={ACCOUNT_TAG: account, TRIGGER_TAG: ONBOARDING})
+                         tags={ACCOUNT_TAG: account, **(tags or {}), TRIGGER_TAG: ONBOARDING})

@@ -10,6 +10,7 @@ import dagster as dg
 
 from iiko_pipeline.core.fanout import check_spread, due_accounts
 from iiko_pipeline.core.readiness import lacking_prerequisites
+from iiko_pipeline.core.seats import account_servers
 from iiko_pipeline.core.specs import SCHEDULES, ScheduleGroup
 from iiko_pipeline.defs.freshness import freshness_job
 from iiko_pipeline.defs.jobs import GROUP_JOBS
@@ -40,7 +41,8 @@ def account_run_requests(context: dg.ScheduleEvaluationContext, warehouse: Wareh
                              + (f", {len(waiting)} waiting for their reference data to sync" if waiting else "")
                              + ")")
     tick = when.isoformat() if when else "manual"
-    return [dg.RunRequest(partition_key=a, run_key=f"{group.run_key_prefix}:{a}:{tick}", tags=run_tags(a))
+    servers = account_servers(warehouse.get_engine(), accounts)
+    return [dg.RunRequest(partition_key=a, run_key=f"{group.run_key_prefix}:{a}:{tick}", tags=run_tags(a, servers))
             for a in accounts]
 
 

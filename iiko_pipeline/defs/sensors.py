@@ -5,11 +5,13 @@ order (restaurants -> stores -> suppliers -> invoices), started within one senso
 """
 
 import os
+from collections.abc import Mapping
 
 import dagster as dg
 
 from iiko_pipeline.core.readiness import not_fully_synced
-from iiko_pipeline.defs.constants import ACCOUNT_TAG
+from iiko_pipeline.core.seats import account_servers
+from iiko_pipeline.defs.constants import ACCOUNT_TAG, SERVER_TAG
 from iiko_pipeline.defs.jobs import sync_account_job
 from iiko_pipeline.defs.onboarding import onboarding_request
 from iiko_pipeline.defs.partitions import accounts_partitions_def
@@ -23,9 +25,12 @@ DISABLED_REASON = f"{INTEGRATIONS_ENABLED_ENV} is false: integrations are switch
 DISCOVERY_INTERVAL_SECONDS = int(os.environ.get("IIKO_DISCOVERY_INTERVAL_SECONDS", "60"))
 
 
-def run_tags(account_id: str) -> dict[str, str]:
-    """Every run carries its account, for the UI filter and the per-account run limit in dagster.yaml."""
-    return {ACCOUNT_TAG: account_id}
+def run_tags(account_id: str, servers: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Every run carries its account (the UI filter, the per-account run limit in dagster.yaml) and, where known,
+    its iiko server (the per-server run limit: runs that would only wait for the server's licence seat wait in the
+    queue instead of in a run worker). `servers`: `core.seats.account_servers`, read once per tick."""
+    server = (servers or {}).get(account_id)
+    return {ACCOUNT_TAG: account_id, **({SERVER_TAG: server} if server else {})}
 
 
 def sweep_dead_runs(context: dg.SensorEvaluationContext, engine, guard: AccountGuardResource) -> list[str]:
@@ -60,8 +65,9 @@ def account_discovery_sensor(context: dg.SensorEvaluationContext, warehouse: War
     new = sorted(a for a in connected if a not in known)
     waiting = not_fully_synced(engine, connected)
     requests, later = [], []
+    servers = account_servers(engine, sorted(waiting)) if waiting else {}
     for account in sorted(waiting):
-        request = onboarding_request(context.instance, account)
+        request = onboarding_request(context.instance, account, tags=run_tags(account, servers))
         if isinstance(request, dg.RunRequest):
             requests.append(request)
             context.log.info(f"onboarding {account}: never synced {', '.join(waiting[account])}")

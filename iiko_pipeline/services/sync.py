@@ -11,6 +11,7 @@ import dagster as dg
 from sqlalchemy.engine import Engine
 
 from iiko_pipeline.core.failures import FailureKind
+from iiko_pipeline.core.seats import account_servers
 from iiko_pipeline.core.specs import ENTITY_NAMES, spec, windowed_specs, with_prerequisites
 from iiko_pipeline.defs.assets import FAILURE_KIND
 from iiko_pipeline.defs.constants import SYNC_JOB
@@ -104,14 +105,16 @@ def run_account_sync(instance: dg.DagsterInstance, account_id: str, entities: Se
 
     account = str(uuid.UUID(account_id))
     missing: list[str] = []
+    engine = WarehouseResource().get_engine()
     if add_prerequisites:
-        entities, missing = plan_entities(WarehouseResource().get_engine(), account, entities)
+        entities, missing = plan_entities(engine, account, entities)
     instance.add_dynamic_partitions(accounts_partitions_def.name, [account])
     job = defs.resolve_job_def(SYNC_JOB)
     run_config = {**selected_config(run_config, entities),
                   "loggers": {"console": {"config": {"log_level": log_level}}}}
     result = job.execute_in_process(
-        instance=instance, partition_key=account, tags={**run_tags(account), **(extra_tags or {})},
+        instance=instance, partition_key=account,
+        tags={**run_tags(account, account_servers(engine, [account])), **(extra_tags or {})},
         run_config=run_config, asset_selection=selection_for(entities), raise_on_error=False, run_id=run_id,
     )
     return read_outcome(instance, result.run_id, result.success, entities, prerequisites=missing)

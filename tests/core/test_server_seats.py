@@ -87,3 +87,16 @@ def test_a_run_waiting_for_the_only_seat_gets_it_when_the_holder_lets_go(engine,
         order.append("run-1 out")
     waiter.join(timeout=30)
     assert order == ["run-1 out", "run-2 in"]
+
+
+def test_runs_are_tagged_with_their_account_s_server_or_the_default_one(engine, keyring, monkeypatch) -> None:
+    from iiko_pipeline.core.seats import account_servers
+    from iiko_pipeline.warehouse.credentials import IIKO, save_credentials
+
+    own, default = "0e3f0d9a-0000-4000-8000-000000000001", "0e3f0d9a-0000-4000-8000-000000000002"
+    save_credentials(engine, keyring, own, IIKO, "user", "pass", base_url="https://Chain-A.iiko.it/resto")
+    save_credentials(engine, keyring, default, IIKO, "user", "pass")
+    monkeypatch.delenv("IIKO_DEFAULT_BASE_URL", raising=False)
+    assert account_servers(engine) == {own: "https://chain-a.iiko.it:443"}  # no default: no tag to give
+    monkeypatch.setenv("IIKO_DEFAULT_BASE_URL", "https://shared.iiko.it")
+    assert account_servers(engine, [default]) == {default: "https://shared.iiko.it:443"}

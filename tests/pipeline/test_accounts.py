@@ -106,6 +106,7 @@ def _onboarding_run(p, account: str, status: dg.DagsterRunStatus) -> str:
 
 def test_sensor_onboards_every_connected_account_that_never_synced(pipeline, monkeypatch):
     """Onboarding keys on "never synced", not on "no partition yet": connect adds the partition itself."""
+    from iiko_pipeline.core.seats import server_origin
     from iiko_pipeline.core.specs import ENTITY_NAMES as ENTITIES
     from iiko_pipeline.warehouse.credentials import save_credentials
     from iiko_pipeline.warehouse.entities import SyncResult
@@ -121,8 +122,9 @@ def test_sensor_onboards_every_connected_account_that_never_synced(pipeline, mon
     everyone = sorted([p.account_id, *other])
     assert sorted(r.partition_key for r in data.run_requests) == everyone
     assert {r.run_key for r in data.run_requests} == {f"onboard:{a}:0" for a in everyone}
-    assert all(r.tags.items() >= {"iiko/account": r.partition_key, "iiko/trigger": "onboarding"}.items()
-               for r in data.run_requests)
+    server = server_origin(p.emulator.url)  # the queue limits runs per iiko server on this tag
+    assert all(r.tags.items() >= {"iiko/account": r.partition_key, "iiko/trigger": "onboarding",
+                                  "iiko/server": server}.items() for r in data.run_requests)
     added = [k for req in data.dynamic_partitions_requests for k in req.partition_keys]
     assert sorted(added) == sorted(other)
     p.instance.add_dynamic_partitions("accounts", added)  # what the daemon does with the request

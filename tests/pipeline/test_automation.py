@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from iiko_pipeline.core.seats import server_origin
 from iiko_pipeline.defs.resources import WarehouseResource
 from iiko_pipeline.warehouse.credentials import list_accounts, save_credentials
 from iiko_pipeline.warehouse.entities import SyncResult
@@ -53,6 +54,7 @@ def test_schedules_fan_out_over_connected_account_partitions_only(pipeline, monk
         assert [r.partition_key for r in data.run_requests] == [p.account_id]
         request = data.run_requests[0]
         assert request.tags["iiko/account"] == p.account_id and request.run_key.startswith(f"{prefix}:")
+        assert request.tags["iiko/server"] == server_origin(p.emulator.url)  # the queue's per-server limit
     monkeypatch.setenv("INTEGRATIONS_ENABLED", "false")
     data = _schedule_tick(p, "hourly_sync_schedule")
     assert not data.run_requests and "INTEGRATIONS_ENABLED" in data.skip_message
@@ -105,6 +107,7 @@ def test_instance_configs_load_with_the_per_account_limit_and_no_global_iiko_lim
         concurrency = instance.get_concurrency_config()
         limits = concurrency.run_queue_config.tag_concurrency_limits
         assert {"key": "iiko/account", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
+        assert {"key": "iiko/server", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in limits
         # no instance-wide limit on iiko calls: licence seats are per server (core.seats), and no step sits in a pool
         assert concurrency.pool_config.default_pool_limit is None
         from iiko_pipeline.definitions import defs

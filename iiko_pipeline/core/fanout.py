@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+
+from sqlalchemy.engine import Engine
 
 
 def check_spread(spread: int, cron: str) -> None:
@@ -39,3 +42,33 @@ def due_accounts(accounts: Iterable[str], when: datetime | None, spread: int) ->
         return list(accounts)
     slot = tick_slot(when, spread)
     return [a for a in accounts if account_slot(a, spread) == slot]
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    """The accounts a tick starts, and their iiko servers (for the `iiko/server` run tag)."""
+
+    accounts: list[str]
+    servers: dict[str, str]
+
+
+def plan_tick(engine: Engine, partitions: set[str], when: datetime | None, spread: int,
+              entities: Iterable[str]) -> TickPlan | str:
+    """The connected account partitions due at this tick whose references of `entities` have synced, or why
+    none (a reason for the schedule to skip with)."""
+    from iiko_pipeline.core.readiness import lacking_prerequisites
+    from iiko_pipeline.core.seats import account_servers
+    from iiko_pipeline.warehouse.credentials import connected_account_ids
+
+    connected = {str(a) for a in connected_account_ids(engine)}
+    candidates = sorted(partitions & connected)
+    accounts = due_accounts(candidates, when, spread)
+    if candidates and not accounts:
+        return f"none of the {len(candidates)} connected accounts is due at this tick (each is due at one of " \
+               f"{spread} ticks per period)"
+    waiting = lacking_prerequisites(engine, accounts, list(entities))
+    accounts = [a for a in accounts if a not in waiting]
+    if not accounts:
+        return (f"no connected accounts ({len(partitions)} partitions, {len(connected)} connected"
+                + (f", {len(waiting)} waiting for their reference data to sync" if waiting else "") + ")")
+    return TickPlan(accounts, account_servers(engine, accounts))

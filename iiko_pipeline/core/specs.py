@@ -153,6 +153,11 @@ class ScheduleGroup:
     # each account is due at one stable tick of them (`core.fanout`).
     spread: int = 1
 
+    def __post_init__(self) -> None:
+        from iiko_pipeline.core.fanout import check_spread
+
+        check_spread(self.spread, self.cron)
+
 
 _PARSING = "iiko_pipeline.iiko.parsing"
 _DOCUMENTED = "iiko_pipeline.iiko.documented"

@@ -113,9 +113,8 @@ def _raw_output(result: steps.RawResult) -> dg.Output[steps.RawResult]:
 
 def _raw_asset(spec: EntitySpec) -> dg.AssetsDefinition:
     # Raw steps depend on the tables their entity references: in a run that syncs those too they are written
-    # first, so the prerequisite check and the due pending documents see this run's reference data. No Dagster
-    # pool: a licence seat belongs to an iiko server, and the run's login holds one of its server's seats
-    # (`core.seats`), so runs on different servers call iiko in parallel and runs on one server take turns.
+    # first, so the prerequisite check and the due pending documents see this run's reference data. No pool:
+    # licence seats are per iiko server (`core.seats`).
     options: dict[str, Any] = dict(
         name=f"raw_{spec.name}", partitions_def=accounts_partitions_def, group_name=RAW_GROUP,
         kinds={spec.answer_format}, io_manager_key="raw_io_manager", deps=list(spec.references),

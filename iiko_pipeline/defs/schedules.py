@@ -8,16 +8,13 @@ have never synced (their runs would be refused): the discovery sensor onboards t
 
 import dagster as dg
 
-from iiko_pipeline.core.fanout import check_spread, due_accounts
-from iiko_pipeline.core.readiness import lacking_prerequisites
-from iiko_pipeline.core.seats import account_servers
+from iiko_pipeline.core.fanout import plan_tick
 from iiko_pipeline.core.specs import SCHEDULES, ScheduleGroup
 from iiko_pipeline.defs.freshness import freshness_job
 from iiko_pipeline.defs.jobs import GROUP_JOBS
 from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import WarehouseResource
 from iiko_pipeline.defs.sensors import DISABLED_REASON, run_tags
-from iiko_pipeline.warehouse.credentials import connected_account_ids
 from iiko_pipeline.warehouse.settings import integrations_enabled
 
 
@@ -27,28 +24,16 @@ def account_run_requests(context: dg.ScheduleEvaluationContext, warehouse: Wareh
     if not integrations_enabled():
         return dg.SkipReason(DISABLED_REASON)
     partitions = set(context.instance.get_dynamic_partitions(accounts_partitions_def.name))
-    connected = {str(a) for a in connected_account_ids(warehouse.get_engine())}
     when = context.scheduled_execution_time
-    candidates = sorted(partitions & connected)
-    accounts = due_accounts(candidates, when, group.spread)
-    if candidates and not accounts:
-        return dg.SkipReason(f"none of the {len(candidates)} connected accounts is due at this tick (each is due "
-                             f"at one of {group.spread} ticks per period)")
-    waiting = lacking_prerequisites(warehouse.get_engine(), accounts, group.entities)
-    accounts = [a for a in accounts if a not in waiting]
-    if not accounts:
-        return dg.SkipReason(f"no connected accounts ({len(partitions)} partitions, {len(connected)} connected"
-                             + (f", {len(waiting)} waiting for their reference data to sync" if waiting else "")
-                             + ")")
+    plan = plan_tick(warehouse.get_engine(), partitions, when, group.spread, group.entities)
+    if isinstance(plan, str):
+        return dg.SkipReason(plan)
     tick = when.isoformat() if when else "manual"
-    servers = account_servers(warehouse.get_engine(), accounts)
-    return [dg.RunRequest(partition_key=a, run_key=f"{group.run_key_prefix}:{a}:{tick}", tags=run_tags(a, servers))
-            for a in accounts]
+    return [dg.RunRequest(partition_key=a, run_key=f"{group.run_key_prefix}:{a}:{tick}",
+                          tags=run_tags(a, plan.servers)) for a in plan.accounts]
 
 
 def _group_schedule(group: ScheduleGroup) -> dg.ScheduleDefinition:
-    check_spread(group.spread, group.cron)
-
     @dg.schedule(name=group.schedule, job=GROUP_JOBS[group.name], cron_schedule=group.cron,
                  execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING,
                  description=group.description)

@@ -26,9 +26,7 @@ DISCOVERY_INTERVAL_SECONDS = int(os.environ.get("IIKO_DISCOVERY_INTERVAL_SECONDS
 
 
 def run_tags(account_id: str, servers: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Every run carries its account (the UI filter, the per-account run limit in dagster.yaml) and, where known,
-    its iiko server (the per-server run limit: runs that would only wait for the server's licence seat wait in the
-    queue instead of in a run worker). `servers`: `core.seats.account_servers`, read once per tick."""
+    """Its account (UI filter, per-account run limit) and iiko server (per-server limit: `core.seats`)."""
     server = (servers or {}).get(account_id)
     return {ACCOUNT_TAG: account_id, **({SERVER_TAG: server} if server else {})}
 

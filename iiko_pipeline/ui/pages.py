@@ -39,8 +39,10 @@ logger = logging.getLogger("iiko_pipeline.ui")
 #: What a failed login means for the operator, and the field it concerns ("" for the form as a whole).
 CONNECT_FAILURES: dict[str, tuple[str, str]] = {
     "credentials": ("password", "iiko refused the login: the user name or the password is wrong."),
-    "licence": ("", "iiko has no API licence seat for this login: all seats are taken, or the API module is not "
-                    "licensed on this server."),
+    "licence": ("", "iiko has no free API licence seat right now: all seats are taken (by another integration "
+                    "or a sync in progress). Try again in a few minutes."),
+    "module": ("", "The iiko API module is not licensed on this server: the restaurant group must enable it in its "
+                   "iiko licence."),
     "rights": ("username", "This iiko user lacks the rights the API needs."),
     "transient": ("base_url", "The iiko server could not be reached at this address, or did not answer as iiko."),
     "tls": ("base_url", "The secure connection (TLS) to this address failed: its certificate could not be "

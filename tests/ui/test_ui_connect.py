@@ -17,8 +17,8 @@ def closed_port() -> int:
 
 
 @pytest.mark.parametrize(("case", "field", "words"), [
-    ("licence full", "form", "no API licence seat"),
-    ("module blocked", "form", "no API licence seat"),
+    ("licence full", "form", "no free API licence seat"),
+    ("module blocked", "form", "API module is not licensed"),
     ("unreachable", "base_url", "could not be reached"),
     ("tls", "base_url", "(TLS)"),
 ])

@@ -82,5 +82,5 @@ def run(args: argparse.Namespace) -> int:
           f"{log['max_concurrency']}")
     for failure in outcome.failures:
         print(f"failure: {failure}")
-    print("see it in the UI: make dev, then http://127.0.0.1:3000")
+    print("see it in the UI: make dev, then http://127.0.0.1:3000 (Dagster) and http://127.0.0.1:8000/ui/ (accounts)")
     return 0 if outcome.success else 1

@@ -78,8 +78,10 @@ def run(args: argparse.Namespace) -> int:
     # too (the terminal sends SIGINT to the whole foreground group), so stopping it signals the group.
     dagster = subprocess.Popen([*cli[:1], "-m", "dagster", "dev", "-m", "iiko_pipeline.definitions",
                                 "-h", "127.0.0.1", "-p", str(args.port)], env=env, start_new_session=True)
-    # SIGTERM (a service manager, `kill`) stops the three as Ctrl-C does, instead of orphaning them.
+    # SIGTERM (a service manager, `kill`) stops the three as Ctrl-C does, instead of orphaning them; SIGINT is set
+    # explicitly too, because a process started in the background by a shell inherits it ignored.
     signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         return dagster.wait()
     except KeyboardInterrupt:

@@ -80,6 +80,11 @@ class IikoTransportError(IikoError):
     """
 
 
+class IikoTlsError(IikoTransportError):
+    """The TLS handshake failed (the server's certificate could not be verified, or it does not speak TLS): a
+    transport error an operator fixes with the address or a CA bundle, not by waiting."""
+
+
 class IikoApiError(IikoError):
     """The server answered with a non-2xx status; ``.text`` is iiko's known error text in our fixed wording
     (``answers.KNOWN_TEXTS``), or "" for anything else: the body itself is never kept (it may come from any host).

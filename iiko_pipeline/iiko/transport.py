@@ -20,7 +20,7 @@ import requests
 import urllib3.exceptions
 from requests import exceptions as rex
 
-from .errors import IikoTransportError
+from .errors import IikoTlsError, IikoTransportError
 from .redact import redact_text
 
 
@@ -152,13 +152,14 @@ def send(
     encoding). ``display`` is the redacted ``METHOD path?query`` used in messages. ``data`` is a form (a mapping)
     or a ready body (bytes, e.g. JSON, with its ``Content-Type`` in ``headers``).
 
-    Raises :class:`IikoTransportError`; ``transient`` is True for connection failures, resets, incomplete
-    reads, timeouts and a passed deadline, False for TLS and configuration problems and an answer over the
-    size cap (`limits`).
+    Raises :class:`IikoTransportError` (:class:`IikoTlsError` when the TLS handshake failed); ``transient`` is
+    True for connection failures, resets, incomplete reads, timeouts and a passed deadline, False for TLS and
+    configuration problems and an answer over the size cap (`limits`).
     """
     secrets = tuple(secrets)
     started = time.monotonic()
     problem: tuple[str, bool] | None = None
+    error_class: type[IikoTransportError] = IikoTransportError
     try:
         with session.request(method, url, params=params, data=data, headers=headers, timeout=timeout,
                              verify=verify, allow_redirects=False, stream=True) as response:
@@ -172,6 +173,7 @@ def send(
                     location=response.headers.get("Location"),
                 )
     except rex.SSLError as exc:
+        error_class = IikoTlsError
         problem = (
             f"TLS failed for {display} ({_root_cause(exc, secrets)}): check the certificate; set `verify` to "
             "the path of a CA bundle that signs it (or False only for a trusted on-premise server)",
@@ -203,5 +205,4 @@ def send(
         problem = (f"connection to {display} failed ({_root_cause(exc, secrets)})", True)
     assert problem is not None  # every except branch above sets it; the try block returns otherwise
     message, transient = problem
-    raise IikoTransportError(redact_text(message, secrets), endpoint=endpoint, status=None,
-                             transient=transient)
+    raise error_class(redact_text(message, secrets), endpoint=endpoint, status=None, transient=transient)

@@ -78,9 +78,9 @@ class ConnectResult:
 def failure_kind(exc: BaseException) -> str:
     """What failed a login, in the terms an operator acts on: `FailureKind` values, "module" (the API module is
     not licensed: a licence failure that waiting will not cure) or "tls"."""
-    from iiko_pipeline.iiko.errors import IikoLicenceBlockedError, IikoTransportError
+    from iiko_pipeline.iiko.errors import IikoLicenceBlockedError, IikoTlsError
 
-    if isinstance(exc, IikoTransportError) and "TLS failed" in str(exc):
+    if isinstance(exc, IikoTlsError):
         return "tls"
     if isinstance(exc, IikoLicenceBlockedError):
         return "module"

@@ -15,7 +15,7 @@ from iiko_helpers import FAST_RETRY, Control
 from iiko_pipeline.emulator import EmulatorConfig, EmulatorServer
 from iiko_pipeline.iiko import ClientSettings, IikoClient, InvoiceWindow, RetryPolicy
 from iiko_pipeline.iiko.client import password_hash
-from iiko_pipeline.iiko.errors import IikoError, IikoTransportError
+from iiko_pipeline.iiko.errors import IikoError, IikoTlsError, IikoTransportError
 from iiko_pipeline.iiko.parsing import iter_corporate_items, iter_invoice_documents, iter_suppliers
 
 MakeClient = Callable[..., IikoClient]
@@ -146,6 +146,7 @@ def test_tls_self_signed_is_refused_by_default_without_retries(tls_emulator: Emu
         tls_client(tls_emulator, True).__enter__()
     err = info.value
     assert "TLS failed" in str(err) and "verify" in str(err) and not err.transient and err.attempts is None
+    assert isinstance(err, IikoTlsError)  # a transport error of its own kind: the connect page names TLS by it
 
 
 def test_tls_verification_off_warns_once(tls_emulator: EmulatorServer, caplog: pytest.LogCaptureFixture) -> None:

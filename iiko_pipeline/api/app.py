@@ -42,10 +42,18 @@ from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.iiko import ClientSettings
 from iiko_pipeline.iiko.hosts import HostPolicyError
 from iiko_pipeline.services.connect import CredentialTextError, IntegrationsDisabledError, connect_account
-from iiko_pipeline.services.launcher import AccountBusyError, Launch, ensure_idle, settle, start_sync, wait
+from iiko_pipeline.services.launcher import (
+    AccountBusyError,
+    Launch,
+    disconnect_account,
+    ensure_idle,
+    settle,
+    start_sync,
+    wait,
+)
 from iiko_pipeline.services.sync import AccountSyncOutcome, invoice_run_config, read_outcome
 from iiko_pipeline.warehouse import run_locks
-from iiko_pipeline.warehouse.credentials import IIKO, AccountStatus, delete_credentials, list_accounts
+from iiko_pipeline.warehouse.credentials import IIKO, AccountStatus, list_accounts
 from iiko_pipeline.warehouse.crypto import KeyRing
 from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, integrations_enabled
 from iiko_pipeline.warehouse.state import get_state
@@ -316,12 +324,8 @@ async def disconnect(request: Request, ctx: ApiContext) -> Response:
     validation.no_query(request)
     await validation.json_object(request, required=False)  # tolerated when empty, refused when malformed
 
-    def work() -> bool:
-        ensure_idle(ctx.instance, ctx.engine, ctx.keyring, account)
-        return delete_credentials(ctx.engine, account, IIKO)
-
     try:
-        existed = await run_in_threadpool(work)
+        existed = await run_in_threadpool(disconnect_account, ctx.instance, ctx.engine, ctx.keyring, account)
     except AccountBusyError as exc:
         raise ApiError(409, f"cannot disconnect while a sync runs: {exc}",
                        extra={"run_id": exc.run_id} if exc.run_id else None) from None

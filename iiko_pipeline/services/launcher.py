@@ -38,6 +38,7 @@ from iiko_pipeline.runner import RunProcess
 from iiko_pipeline.services.queue import QueuedRun, submit, use_queue
 from iiko_pipeline.services.sync import AccountSyncOutcome, plan_entities, read_outcome, selected_config, selection_for
 from iiko_pipeline.warehouse import run_locks
+from iiko_pipeline.warehouse.credentials import IIKO, delete_credentials
 from iiko_pipeline.warehouse.crypto import KeyRing
 
 
@@ -90,6 +91,13 @@ def ensure_idle(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, 
             raise _busy(account, run.run_id, run.status.value.lower())
         end_dead_run(instance, run, message=f"the run never took account {account}'s lock within "
                                             f"{HEARTBEAT_TIMEOUT.total_seconds():.0f} s: its process died starting")
+
+
+def disconnect_account(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, account_id: str) -> bool:
+    """Delete the account's credentials (the data synced stays) once no run holds it; False when it had none.
+    Raises AccountBusyError naming the run that holds it (a dead run is taken back first)."""
+    ensure_idle(instance, engine, keyring, account_id)
+    return delete_credentials(engine, account_id, IIKO)
 
 
 def start_sync(instance: dg.DagsterInstance, engine: Engine, keyring: KeyRing, account_id: str,

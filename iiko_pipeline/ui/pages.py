@@ -26,12 +26,12 @@ from iiko_pipeline.core.specs import ENTITY_NAMES
 from iiko_pipeline.defs.constants import ACCOUNT_TAG, REQUESTED_TAG, TRIGGER_TAG
 from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.services.connect import IntegrationsDisabledError, connect_account
-from iiko_pipeline.services.launcher import AccountBusyError, ensure_idle, start_sync
+from iiko_pipeline.services.launcher import AccountBusyError, disconnect_account, start_sync
 from iiko_pipeline.services.sync import invoice_run_config, read_outcome
 from iiko_pipeline.ui import forms, overview
 from iiko_pipeline.ui.context import UiContext
 from iiko_pipeline.ui.sessions import CSRF_FIELD, Session, check_csrf, same_origin
-from iiko_pipeline.warehouse.credentials import IIKO, CredentialsNotFoundError, delete_credentials, load_credentials
+from iiko_pipeline.warehouse.credentials import IIKO, CredentialsNotFoundError, load_credentials
 from iiko_pipeline.warehouse.labels import set_display_name
 
 logger = logging.getLogger("iiko_pipeline.ui")
@@ -391,12 +391,8 @@ async def disconnect(request: Request, ui: UiContext, api: ApiContext, session: 
         session.flash("error", "Tick the box to confirm that the account should be disconnected.")
         return _redirect(_account_url(account_id, "/disconnect"))
 
-    def work() -> bool:
-        ensure_idle(api.instance, api.engine, api.keyring, account_id)
-        return delete_credentials(api.engine, account_id, IIKO)
-
     try:
-        existed = await run_in_threadpool(work)
+        existed = await run_in_threadpool(disconnect_account, api.instance, api.engine, api.keyring, account_id)
     except AccountBusyError as exc:
         session.flash("error", f"Cannot disconnect while a sync runs: {exc}.")
         return _redirect(_account_url(account_id))

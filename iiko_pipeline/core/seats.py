@@ -52,17 +52,11 @@ def account_servers(engine: Engine, accounts: list[str] | None = None) -> dict[s
     run tag, on which the instance's queue limits runs per server. An account whose server cannot be told (no
     URL and no default) is left out."""
     from iiko_pipeline.iiko.hosts import default_base_url
-    from iiko_pipeline.warehouse.credentials import IIKO, list_accounts
+    from iiko_pipeline.warehouse.credentials import base_urls
 
-    wanted = None if accounts is None else set(accounts)
     default = default_base_url()
-    out = {}
-    for status in list_accounts(engine, IIKO):
-        account = str(status.account_id)
-        url = status.base_url or default
-        if url and (wanted is None or account in wanted):
-            out[account] = server_origin(url)
-    return out
+    return {account: server_origin(url or default) for account, url in base_urls(engine, accounts).items()
+            if url or default}
 
 
 def _seat_count(raw: str, where: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -257,6 +258,17 @@ def list_accounts(engine: Engine, integration_type: str | None = None) -> list[A
         stmt = stmt.where(c.integration_type == integration_type)
     with engine.connect() as conn:
         return [AccountStatus(**row._mapping) for row in conn.execute(stmt)]
+
+
+def base_urls(engine: Engine, account_ids: Iterable[uuid.UUID | str] | None = None,
+              integration_type: str = IIKO) -> dict[str, str | None]:
+    """{account id: stored base URL (None: the default server)} for the accounts given (default: all), one query."""
+    c = creds_table.c
+    stmt = sa.select(c.account_id, c.base_url).where(c.integration_type == integration_type)
+    if account_ids is not None:
+        stmt = stmt.where(c.account_id.in_([account_uuid(a) for a in account_ids]))
+    with engine.connect() as conn:
+        return {str(account): url for account, url in conn.execute(stmt)}
 
 
 def delete_credentials(engine: Engine, account_id: uuid.UUID | str, integration_type: str) -> bool:

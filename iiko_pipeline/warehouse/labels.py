@@ -37,7 +37,7 @@ def set_display_name(engine: Engine, account_id: uuid.UUID | str, name: str | No
 def display_names(engine: Engine, account_ids: Iterable[uuid.UUID | str] | None = None) -> dict[str, str]:
     """{account id: name} for the accounts that have one (all of them, or those given), in one query."""
     stmt = sa.select(account_labels.c.account_id, account_labels.c.display_name)
-    wanted = None if account_ids is None else {str(account_uuid(a)) for a in account_ids}
+    if account_ids is not None:
+        stmt = stmt.where(account_labels.c.account_id.in_([account_uuid(a) for a in account_ids]))
     with engine.connect() as conn:
-        names = {str(account): name for account, name in conn.execute(stmt)}
-    return names if wanted is None else {k: v for k, v in names.items() if k in wanted}
+        return {str(account): name for account, name in conn.execute(stmt)}

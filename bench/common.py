@@ -158,6 +158,45 @@ def request_summary(log: dict[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- databases
 
+#: The server the standalone benches (fanout, indexes, load) create their scratch databases on.
+BENCH_PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def scratch_databases(bench: str, *names: str, admin_url: str = BENCH_PG_ADMIN_URL):
+    """PostgreSQL databases `bench_<bench>_<random>_<name>` for the block, dropped after (WITH FORCE: a child
+    process may still hold a connection); yields their URLs in the order of `names`."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    suffix = uuid.uuid4().hex[:8]
+    databases = [f"bench_{bench}_{suffix}_{name}" for name in names]
+    created: list[str] = []
+    try:
+        with admin.connect() as conn:
+            for db in databases:
+                conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
+                created.append(db)
+        base = admin_url.rsplit("/", 1)[0]
+        yield [f"{base}/{db}" for db in databases]
+    finally:
+        with admin.connect() as conn:
+            for db in created:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def write_results(name: str, stamp: str, lines: list[str], data: Any) -> str:
+    """`results/<name>-<stamp>.md` from `lines` and `.json` from `data`; prints the markdown and returns it."""
+    text = "\n".join(lines) + "\n"
+    (RESULTS_DIR / f"{name}-{stamp}.md").write_text(text)
+    write_json(RESULTS_DIR / f"{name}-{stamp}.json", data)
+    print(text)
+    return text
+
+
 def pg_admin_url(dsn_base: str) -> str:
     return f"{dsn_base}/postgres"
 

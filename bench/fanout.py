@@ -16,6 +16,7 @@ tick) and the queue draining (the load test's).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -27,10 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS_DIR, write_json
+from bench.common import scratch_databases, write_results
 
 SUBMIT_WORKERS = 8  # `schedules: num_submit_workers` in dagster_home/dagster.postgres.yaml
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
 def _connect_accounts(engine, keyring, instance, n: int) -> list[str]:
@@ -122,7 +122,6 @@ def _parallel_run_creation_seconds(instance, accounts: list[str], runs: int, thr
 
 def measure(n: int, backend: str) -> dict:
     import dagster as dg
-    import sqlalchemy as sa
 
     from iiko_pipeline.warehouse.crypto import KeyRing, generate_key
     from iiko_pipeline.warehouse.migrate import migrated_engine
@@ -130,19 +129,15 @@ def measure(n: int, backend: str) -> dict:
     folder = Path(tempfile.mkdtemp(prefix="bench-fanout-"))
     os.environ["CREDENTIAL_ENCRYPTION_KEY"] = generate_key()
     os.environ["DAGSTER_HOME"] = str(folder)
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    db = f"bench_fanout_{uuid.uuid4().hex[:8]}"
-    if backend == "postgresql":
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
-        url = PG_ADMIN.rsplit("/", 1)[0] + f"/{db}"
-        overrides: dict = {"storage": {"postgres": {"postgres_url": url}}}
-    else:
-        url, overrides = f"sqlite:///{folder / 'warehouse.db'}", {}
-    # Runs are queued, never launched: no daemon dequeues them.
-    overrides["run_coordinator"] = {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
-    os.environ["DATABASE_URL"] = url
-    try:
+    databases = scratch_databases("fanout", "all") if backend == "postgresql" else contextlib.nullcontext([None])
+    with databases as (pg_url,):
+        if pg_url is not None:
+            url, overrides = pg_url, {"storage": {"postgres": {"postgres_url": pg_url}}}
+        else:
+            url, overrides = f"sqlite:///{folder / 'warehouse.db'}", {}
+        # Runs are queued, never launched: no daemon dequeues them.
+        overrides["run_coordinator"] = {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
+        os.environ["DATABASE_URL"] = url
         engine = migrated_engine(url)
         with dg.instance_for_test(temp_dir=str(folder), overrides=overrides) as instance:
             accounts = _connect_accounts(engine, KeyRing.from_env(), instance, n)
@@ -153,23 +148,18 @@ def measure(n: int, backend: str) -> dict:
             per_run = _run_creation_seconds(instance, accounts, samples=20)
             per_run_parallel = _parallel_run_creation_seconds(instance, accounts, runs=48, threads=SUBMIT_WORKERS)
         engine.dispose()
-        assert sum(r for _, r in spread) == len(accounts), "every account due once an hour"
-        seconds = [s for s, _ in spread]
-        most = max(r for _, r in spread)
-        daemon_tick = max(seconds) + most * per_run  # the tick's evaluation, then its runs created and queued
-        daemon_all = all_at_once + n * per_run
-        daemon_tick_parallel = max(seconds) + most * per_run_parallel
-        return {"accounts": n, "backend": backend, "eval_median_s": statistics.median(seconds),
-                "eval_max_s": max(seconds), "requests_per_tick": [r for _, r in spread],
-                "eval_all_at_once_s": all_at_once, "run_creation_s": per_run,
-                "daemon_tick_s": daemon_tick, "daemon_all_at_once_s": daemon_all,
-                "daemon_tick_vs_all_at_once": daemon_tick / daemon_all,
-                "run_creation_parallel_s": per_run_parallel, "daemon_tick_parallel_s": daemon_tick_parallel}
-    finally:
-        if backend == "postgresql":
-            with admin.connect() as conn:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-        admin.dispose()
+    assert sum(r for _, r in spread) == len(accounts), "every account due once an hour"
+    seconds = [s for s, _ in spread]
+    most = max(r for _, r in spread)
+    daemon_tick = max(seconds) + most * per_run  # the tick's evaluation, then its runs created and queued
+    daemon_all = all_at_once + n * per_run
+    daemon_tick_parallel = max(seconds) + most * per_run_parallel
+    return {"accounts": n, "backend": backend, "eval_median_s": statistics.median(seconds),
+            "eval_max_s": max(seconds), "requests_per_tick": [r for _, r in spread],
+            "eval_all_at_once_s": all_at_once, "run_creation_s": per_run,
+            "daemon_tick_s": daemon_tick, "daemon_all_at_once_s": daemon_all,
+            "daemon_tick_vs_all_at_once": daemon_tick / daemon_all,
+            "run_creation_parallel_s": per_run_parallel, "daemon_tick_parallel_s": daemon_tick_parallel}
 
 
 def main() -> int:
@@ -194,10 +184,7 @@ def main() -> int:
                      f"{r['daemon_tick_s']:.2f} | {r['daemon_all_at_once_s']:.1f} | "
                      f"{r['daemon_tick_vs_all_at_once']:.3f} | {r['run_creation_parallel_s'] * 1000:.0f} | "
                      f"{r['daemon_tick_parallel_s']:.1f} |")
-    text = "\n".join(lines) + "\n"
-    (RESULTS_DIR / f"fanout-{stamp}.md").write_text(text)
-    write_json(RESULTS_DIR / f"fanout-{stamp}.json", results)
-    print(text)
+    write_results("fanout", stamp, lines, results)
     return 0
 
 

@@ -30,9 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS_DIR, write_json
+from bench.common import scratch_databases, write_results
 
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 FK_COLUMNS = ("invoice_id", "store_id", "product_id", "amount_unit_id")
 COLUMNS = ("account_id", "invoice_id", "line_number", "product_id", "product_external_id", "amount",
            "amount_unit_id", "amount_unit_external_id", "price", "sum", "vat_percent", "vat_sum", "store_id",
@@ -89,16 +88,10 @@ def _foreign_keys(cursor) -> list[tuple[str, str]]:
 
 
 def run_variant(variant: str, lines: int, batch: int) -> dict:
-    import sqlalchemy as sa
-
     from iiko_pipeline.warehouse.migrate import migrated_engine
 
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    db = f"bench_indexes_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
-    try:
-        engine = migrated_engine(PG_ADMIN.rsplit("/", 1)[0] + f"/{db}")
+    with scratch_databases("indexes", "lines") as (url,):
+        engine = migrated_engine(url)
         account = uuid.uuid4()
         with engine.begin() as conn:
             parents = _parents(conn, account, invoices=max(1, lines // 25))
@@ -134,10 +127,6 @@ def run_variant(variant: str, lines: int, batch: int) -> dict:
             raw.close()
             engine.dispose()
         return {"variant": variant, "load_s": loaded, "total_s": total, "indexes": len(indexes), "fks": len(fks)}
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> int:
@@ -157,10 +146,7 @@ def main() -> int:
     for v in variants:
         r = best[v]
         lines.append(f"| {v} | {r['load_s']:.1f} | {r['total_s']:.1f} | {r['total_s'] / best['kept']['total_s']:.2f} |")
-    text = "\n".join(lines) + "\n"
-    (RESULTS_DIR / f"indexes-{stamp}.md").write_text(text)
-    write_json(RESULTS_DIR / f"indexes-{stamp}.json", runs)
-    print(text)
+    write_results("indexes", stamp, lines, runs)
     return 0
 
 

@@ -30,11 +30,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import EMU_LOGIN, EMU_PASSWORD, RESULTS_DIR, EmulatorControl, write_json
+from bench.common import EMU_LOGIN, EMU_PASSWORD, EmulatorControl, scratch_databases, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
 
 def cpu_jiffies() -> int:
@@ -159,80 +158,67 @@ def main() -> int:
     p.add_argument("--cycle-timeout", type=float, default=1800)
     args = p.parse_args()
 
-    import sqlalchemy as sa
-
     folder = Path(tempfile.mkdtemp(prefix="bench-load-"))
     home = folder / "dagster_home"
     home.mkdir()
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    suffix = uuid.uuid4().hex[:8]
-    databases = [f"bench_load_{suffix}_warehouse", f"bench_load_{suffix}_dagster"]
-    with admin.connect() as conn:
-        for db in databases:
-            conn.execute(sa.text(f'CREATE DATABASE "{db}"'))
-    base = PG_ADMIN.rsplit("/", 1)[0]
-    warehouse_url, dagster_url = (f"{base}/{db}" for db in databases)
-    (home / "dagster.yaml").write_text(instance_yaml(dagster_url, args.workers))
-    from iiko_pipeline.warehouse.crypto import generate_key
+    with scratch_databases("load", "warehouse", "dagster") as (warehouse_url, dagster_url):
+        (home / "dagster.yaml").write_text(instance_yaml(dagster_url, args.workers))
+        from iiko_pipeline.warehouse.crypto import generate_key
 
-    env = {**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": warehouse_url,
-           "CREDENTIAL_ENCRYPTION_KEY": generate_key(), "IIKO_PASSWORD": EMU_PASSWORD,
-           "IIKO_DISCOVERY_INTERVAL_SECONDS": "5", "IIKO_ALLOW_HTTP": "false"}
-    os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "DATABASE_URL", "CREDENTIAL_ENCRYPTION_KEY")})
-    emulators: list[tuple[subprocess.Popen, str]] = []
-    daemon: subprocess.Popen | None = None
-    results: dict = {"accounts": args.accounts, "emulators": args.emulators, "workers": args.workers,
-                     "cores": os.cpu_count(), "cycles": []}
-    try:
-        emulators = [start_emulator(seed) for seed in range(1, args.emulators + 1)]
-        accounts = [str(uuid.uuid4()) for _ in range(args.accounts)]
-        started = time.perf_counter()
-        for i, account in enumerate(accounts):
-            done = subprocess.run([str(BIN / "iiko-pipeline"), "connect", account, "--username", EMU_LOGIN,
-                                   "--base-url", emulators[i % len(emulators)][1]], env=env, capture_output=True,
-                                  text=True, timeout=120)
-            if done.returncode != 0:
-                raise RuntimeError(f"connect {account}: {done.stdout}{done.stderr}")
-        results["connect_s_per_account"] = (time.perf_counter() - started) / len(accounts)
-        print(f"connected {len(accounts)} accounts through the CLI", flush=True)
+        env = {**os.environ, "DAGSTER_HOME": str(home), "DATABASE_URL": warehouse_url,
+               "CREDENTIAL_ENCRYPTION_KEY": generate_key(), "IIKO_PASSWORD": EMU_PASSWORD,
+               "IIKO_DISCOVERY_INTERVAL_SECONDS": "5", "IIKO_ALLOW_HTTP": "false"}
+        os.environ.update({k: env[k] for k in ("DAGSTER_HOME", "DATABASE_URL", "CREDENTIAL_ENCRYPTION_KEY")})
+        emulators: list[tuple[subprocess.Popen, str]] = []
+        daemon: subprocess.Popen | None = None
+        results: dict = {"accounts": args.accounts, "emulators": args.emulators, "workers": args.workers,
+                         "cores": os.cpu_count(), "cycles": []}
+        try:
+            emulators = [start_emulator(seed) for seed in range(1, args.emulators + 1)]
+            accounts = [str(uuid.uuid4()) for _ in range(args.accounts)]
+            started = time.perf_counter()
+            for i, account in enumerate(accounts):
+                done = subprocess.run([str(BIN / "iiko-pipeline"), "connect", account, "--username", EMU_LOGIN,
+                                       "--base-url", emulators[i % len(emulators)][1]], env=env, capture_output=True,
+                                      text=True, timeout=120)
+                if done.returncode != 0:
+                    raise RuntimeError(f"connect {account}: {done.stdout}{done.stderr}")
+            results["connect_s_per_account"] = (time.perf_counter() - started) / len(accounts)
+            print(f"connected {len(accounts)} accounts through the CLI", flush=True)
 
-        import dagster as dg
+            import dagster as dg
 
-        from iiko_pipeline.warehouse.migrate import migrated_engine
+            from iiko_pipeline.warehouse.migrate import migrated_engine
 
-        instance = dg.DagsterInstance.get()
-        engine = migrated_engine(warehouse_url)
-        for _, url in emulators:
-            EmulatorControl(url).clear_log()
-        daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m", "iiko_pipeline.definitions"],
-                                  env=env, cwd=ROOT, stdout=open(folder / "daemon.log", "w"),  # noqa: SIM115
-                                  stderr=subprocess.STDOUT)
-        since, cpu = time.time(), cpu_jiffies()
-        records = wait_for_runs(instance, since, len(accounts), args.cycle_timeout)
-        results["cycles"].append(cycle_report("onboarding (discovery sensor)", records, since, cpu, None))
-        print(results["cycles"][-1], flush=True)
-        for n in range(1, args.hourly_cycles + 1):
+            instance = dg.DagsterInstance.get()
+            engine = migrated_engine(warehouse_url)
+            for _, url in emulators:
+                EmulatorControl(url).clear_log()
+            daemon = subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-m", "iiko_pipeline.definitions"],
+                                      env=env, cwd=ROOT, stdout=open(folder / "daemon.log", "w"),  # noqa: SIM115
+                                      stderr=subprocess.STDOUT)
             since, cpu = time.time(), cpu_jiffies()
-            tick_s, requested = hourly_cycle(instance, engine)
-            records = wait_for_runs(instance, since, requested, args.cycle_timeout)
-            results["cycles"].append(cycle_report(f"hourly {n} (12 ticks, {requested} runs)", records, since, cpu,
-                                                  tick_s))
+            records = wait_for_runs(instance, since, len(accounts), args.cycle_timeout)
+            results["cycles"].append(cycle_report("onboarding (discovery sensor)", records, since, cpu, None))
             print(results["cycles"][-1], flush=True)
-        results["session_overlaps_per_server"] = [session_overlaps(url) for _, url in emulators]
-    finally:
-        if daemon is not None:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-        for process, _ in emulators:
-            process.terminate()
-            process.wait(timeout=30)
-        with admin.connect() as conn:
-            for db in databases:
-                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-        admin.dispose()
+            for n in range(1, args.hourly_cycles + 1):
+                since, cpu = time.time(), cpu_jiffies()
+                tick_s, requested = hourly_cycle(instance, engine)
+                records = wait_for_runs(instance, since, requested, args.cycle_timeout)
+                results["cycles"].append(cycle_report(f"hourly {n} (12 ticks, {requested} runs)", records, since, cpu,
+                                                      tick_s))
+                print(results["cycles"][-1], flush=True)
+            results["session_overlaps_per_server"] = [session_overlaps(url) for _, url in emulators]
+        finally:
+            if daemon is not None:
+                daemon.terminate()
+                try:
+                    daemon.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
+            for process, _ in emulators:
+                process.terminate()
+                process.wait(timeout=30)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     lines = [f"# Load test: {args.accounts} accounts on {args.emulators} emulators, {args.workers} run workers "
@@ -249,10 +235,7 @@ def main() -> int:
                      f"{c['queue_wait_median_s'] or 0:.1f} / {c['queue_wait_p90_s']:.1f} | "
                      f"{c['run_median_s'] or 0:.1f} / {c['run_p90_s']:.1f} | {c['wall_s']:.0f} | "
                      f"{c['runs_per_min']:.1f} | {c['cpu_s_per_run']:.1f} |")
-    text = "\n".join(lines) + "\n"
-    (RESULTS_DIR / f"load-{stamp}.md").write_text(text)
-    write_json(RESULTS_DIR / f"load-{stamp}.json", results)
-    print(text)
+    write_results("load", stamp, lines, results)
     return 0
 
 

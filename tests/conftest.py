@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import Engine
 
 # Retry waits sized for a test run, not for an outage: set before the Dagster definitions are imported.
 os.environ.setdefault("IIKO_STEP_RETRY_DELAY_SECONDS", "0.2")
@@ -125,6 +126,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'warehouse.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    """A migrated warehouse on SQLite and (second parametrisation) on PostgreSQL."""
+    from iiko_pipeline.warehouse import make_engine, migrate
+
+    eng = make_engine(db_url)
+    migrate(eng)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
 
 
 # One backend for an end-to-end scenario (a Dagster run, an API or CLI process) whose point is not a difference

@@ -6,29 +6,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
-import sqlalchemy as sa
 
 from iiko_pipeline.core.failures import FailureKind, SyncFailure
 from iiko_pipeline.core.seats import DEFAULT_SEATS_ENV, SEATS_ENV, seat_key, seats_for, server_origin, server_seat
-from iiko_pipeline.warehouse import make_engine, migrate, run_locks
+from iiko_pipeline.warehouse import run_locks
 from iiko_pipeline.warehouse.crypto import KeyRing, generate_key
 
 SERVER_A = "https://chain-a.iiko.it/resto"
 SERVER_B = "https://chain-b.iiko.it:8443/resto"
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    eng = make_engine(db_url)
-    migrate(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
 
 
 @pytest.fixture

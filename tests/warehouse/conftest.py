@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-import sqlalchemy as sa
 from warehouse_testlib import KEY_A
 
-from iiko_pipeline.warehouse import KeyRing, make_engine, migrate
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[sa.Engine]:
-    """A migrated warehouse on SQLite and (second parametrisation) on PostgreSQL."""
-    eng = make_engine(db_url)
-    migrate(eng)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
+from iiko_pipeline.warehouse import KeyRing
 
 
 @pytest.fixture

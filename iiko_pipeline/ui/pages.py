@@ -190,8 +190,10 @@ async def accounts(request: Request, ui: UiContext, api: ApiContext, session: Se
                      freshness_hours=overview.freshness_hours())
 
 
-async def account(request: Request, ui: UiContext, api: ApiContext, session: Session) -> Response:
-    account_id = _account_param(request)
+async def _account_page(request: Request, ui: UiContext, api: ApiContext, session: Session, account_id: str, *,
+                        status: int = 200, errors: dict[str, str] | None = None,
+                        values: dict[str, str] | None = None) -> Response:
+    """The account page: its entities, recent runs, and the progress of the run asked for or running now."""
 
     def work() -> dict[str, Any]:
         row = overview.account_overview(api.engine, api.instance, account_id)
@@ -202,8 +204,12 @@ async def account(request: Request, ui: UiContext, api: ApiContext, session: Ses
         return {"row": row, "runs": overview.recent_runs(api.instance, account_id), "progress": progress}
 
     data = await run_in_threadpool(work)
-    return ui.render(request, session, "account.html", title=data["row"].label, **data,
-                     dated=forms.dated_entities(), errors={}, values={})
+    return ui.render(request, session, "account.html", status=status, title=data["row"].label, **data,
+                     dated=forms.dated_entities(), errors=errors or {}, values=values or {})
+
+
+async def account(request: Request, ui: UiContext, api: ApiContext, session: Session) -> Response:
+    return await _account_page(request, ui, api, session, _account_param(request))
 
 
 async def rename(request: Request, ui: UiContext, api: ApiContext, session: Session) -> Response:
@@ -307,14 +313,9 @@ async def backfill(request: Request, ui: UiContext, api: ApiContext, session: Se
     errors = forms.FormErrors()
     window = forms.backfill(request.state.form, errors)
     if window is None:
-        data = await run_in_threadpool(lambda: {
-            "row": overview.account_overview(api.engine, api.instance, account_id),
-            "runs": overview.recent_runs(api.instance, account_id)})
-        if data["row"] is None:
-            raise _NotFound(f"Account {account_id} has no iiko integration. Connect it first.")
         values = {k: request.state.form.get(k, "") for k in ("entity", "date_from", "date_to")}
-        return ui.render(request, session, "account.html", status=422, title=data["row"].label, progress=None,
-                         dated=forms.dated_entities(), errors=errors.by_field, values=values, **data)
+        return await _account_page(request, ui, api, session, account_id, status=422, errors=errors.by_field,
+                                   values=values)
     run_config = invoice_run_config(window.date_from, window.date_to)
     return await _start(ui, api, session, account_id, [window.entity], window.entity, run_config,
                         f"Backfill of {window.entity} from {window.date_from} to {window.date_to} started.")

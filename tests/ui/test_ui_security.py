@@ -186,3 +186,16 @@ def test_sessions_expire_when_idle_and_the_oldest_go_first_when_there_are_too_ma
     old, _ = aged.new(signed_in=True)
     time.sleep(0.2)
     assert aged.get(old) is None
+
+
+def test_a_backfill_form_with_a_bad_range_is_refused_next_to_its_fields_and_starts_nothing(pages) -> None:
+    assert pages.connect().status_code == 200
+    http, csrf = signed_in(pages)
+    url = f"{pages.url}/ui/accounts/{pages.account_id}/backfill"
+    missing = http.post(url, data={"csrf_token": csrf, "entity": "invoices", "date_from": "2026-11-01"}, timeout=30)
+    assert missing.status_code == 422 and 'id="date_to-error"' in missing.text
+    assert 'value="2026-11-01"' in missing.text  # what was typed stays in the form
+    reversed_ = http.post(url, data={"csrf_token": csrf, "entity": "invoices", "date_from": "2026-11-05",
+                                     "date_to": "2026-11-01"}, timeout=30)
+    assert reversed_.status_code == 422 and 'id="date_from-error"' in reversed_.text
+    assert pages.instance.get_runs() == []

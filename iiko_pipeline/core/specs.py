@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from iiko_pipeline.core.fanout import compressed
+
 if TYPE_CHECKING:  # this module stays import-light: the command line builds its choices from it
     import sqlalchemy as sa
 
@@ -152,11 +154,13 @@ class ScheduleGroup:
     # The accounts' starts are spread over the period: the cron ticks this many times per hour it runs in, and
     # each account is due at one stable tick of them (`core.fanout`).
     spread: int = 1
+    # The period the spread covers: an hour, except under a load test's compressed cadence (`core.fanout`).
+    period_minutes: int = 60
 
     def __post_init__(self) -> None:
         from iiko_pipeline.core.fanout import check_spread
 
-        check_spread(self.spread, self.cron)
+        check_spread(self.spread, self.cron, self.period_minutes)
 
 
 _PARSING = "iiko_pipeline.iiko.parsing"
@@ -248,12 +252,12 @@ SCHEDULES: tuple[ScheduleGroup, ...] = (
                   description="Every night between 02:00 and 03:00 UTC: a full reload of the reference data of each "
                               "connected account, each at its own minute.",
                   entities=tuple(s.name for s in REGISTRY if s.schedule == "reference")),
-    ScheduleGroup("hourly", job="hourly_sync_job", schedule="hourly_sync_schedule", cron="*/5 * * * *",
-                  run_key_prefix="hourly", spread=12,
-                  description="Every hour, each connected account at its own minute (ticks every 5 minutes, each "
-                              "for a twelfth of the accounts): the dated entities, incrementally "
-                              "(watermark - lookback .. today).",
-                  entities=tuple(s.name for s in REGISTRY if s.schedule == "hourly")),
+    compressed(ScheduleGroup("hourly", job="hourly_sync_job", schedule="hourly_sync_schedule", cron="*/5 * * * *",
+                             run_key_prefix="hourly", spread=12,
+                             description="Every hour, each connected account at its own minute (ticks every 5 "
+                                         "minutes, each for a twelfth of the accounts): the dated entities, "
+                                         "incrementally (watermark - lookback .. today).",
+                             entities=tuple(s.name for s in REGISTRY if s.schedule == "hourly"))),
     ScheduleGroup("daily", job="stock_snapshots_job", schedule="stock_snapshots_daily_schedule", cron="*/5 1 * * *",
                   run_key_prefix="snapshots", spread=12,
                   description="Every night between 01:00 and 02:00 UTC, each account at its own minute: yesterday's "

@@ -25,7 +25,7 @@ def account_run_requests(context: dg.ScheduleEvaluationContext, warehouse: Wareh
         return dg.SkipReason(DISABLED_REASON)
     partitions = set(context.instance.get_dynamic_partitions(accounts_partitions_def.name))
     when = context.scheduled_execution_time
-    plan = plan_tick(warehouse.get_engine(), partitions, when, group.spread, group.entities)
+    plan = plan_tick(warehouse.get_engine(), partitions, when, group.spread, group.entities, group.period_minutes)
     if isinstance(plan, str):
         return dg.SkipReason(plan)
     tick = when.isoformat() if when else "manual"

@@ -55,3 +55,27 @@ def test_a_spread_that_the_cron_does_not_tick_is_refused(spread: int, cron: str)
 def test_the_shipped_schedules_are_consistent() -> None:
     for group in SCHEDULES:
         check_spread(group.spread, group.cron)
+
+
+def test_a_compressed_period_starts_each_account_once_per_period_at_a_stable_minute() -> None:
+    from iiko_pipeline.core.fanout import compressed
+
+    hourly = next(g for g in SCHEDULES if g.name == "hourly")
+    assert compressed(hourly, {}) == hourly  # production: unchanged
+    fast = compressed(hourly, {"IIKO_HOURLY_PERIOD_MINUTES": "20"})
+    assert (fast.cron, fast.spread, fast.period_minutes) == ("* * * * *", 20, 20)
+    everyone = accounts(400)
+    for start in (0, 20, 40):  # three periods in one hour, each account once in each
+        due = [due_accounts(everyone, datetime(2026, 12, 2, 9, start + m, tzinfo=UTC), fast.spread, 20)
+               for m in range(20)]
+        assert sorted(a for d in due for a in d) == sorted(everyone)
+        assert due == [due_accounts(everyone, datetime(2026, 12, 2, 10, m, tzinfo=UTC), 20, 20) for m in range(20)]
+
+
+@pytest.mark.parametrize("value", ["60", "7", "0", "x", "-5", "90"])
+def test_a_period_that_does_not_divide_the_hour_is_refused_naming_the_setting(value: str) -> None:
+    from iiko_pipeline.core.fanout import compressed
+
+    hourly = next(g for g in SCHEDULES if g.name == "hourly")
+    with pytest.raises(ValueError, match="IIKO_HOURLY_PERIOD_MINUTES"):
+        compressed(hourly, {"IIKO_HOURLY_PERIOD_MINUTES": value})

@@ -147,8 +147,10 @@ def connect_all(accounts: list[str], urls: list[str], env: dict, parallel: int) 
         if done.returncode != 0:
             raise RuntimeError(f"connect {account}: {done.stdout}{done.stderr}")
 
+    items = list(enumerate(accounts))
+    connect(items[0])  # alone: the first command creates the instance's and the warehouse's schemas
     with ThreadPoolExecutor(max_workers=parallel) as pool:
-        list(pool.map(connect, enumerate(accounts)))
+        list(pool.map(connect, items[1:]))
 
 
 def runs_since(instance, since: float) -> list:

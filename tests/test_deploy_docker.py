@@ -1,6 +1,7 @@
 """The container deployment for real: the image (non-root, the demo inside it, the code server's health) and the
-compose stack (PostgreSQL, code server, webserver, daemon with DockerRunLauncher, API, emulator) syncing the
-demo account through the API, then torn down. Both scripts run on loopback with host networking.
+compose stack (PostgreSQL, code server, operators' and viewers' webservers behind the nginx proxy, daemon with
+DockerRunLauncher, API, emulator) refusing the UI without a password and syncing the demo account through the API,
+then torn down. Both scripts run on loopback with host networking.
 
 They need a Docker daemon, which this test does not start: building the images takes minutes, beyond the test
 budget of `make test`; run `dockerd --bridge=none --iptables=false` first to include them. Without a daemon the
@@ -53,6 +54,7 @@ def test_the_compose_stack_syncs_an_account_in_a_run_container(docker) -> None:
     built = subprocess.run(["docker", "image", "inspect", "iiko-pipeline:dev"], capture_output=True,
                            timeout=30).returncode == 0  # by the test above, from this tree
     out = _run("compose-smoke.sh", timeout=1500, **({"SKIP_BUILD": "1"} if built else {})).stdout
+    assert "ok: the Dagster UI answers through the proxy only with the site's password" in out
     assert '"created":' in out and "ok: the sync ran in" in out
     left = subprocess.run(["docker", "ps", "-aq", "--filter", "label=dagster/run_id"], capture_output=True,
                           text=True, timeout=30).stdout.split()

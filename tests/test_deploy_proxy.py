@@ -34,6 +34,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from deploy.nginx.render import render
 from iiko_pipeline.warehouse.crypto import generate_key
 from tests.conftest import IN_CI, serving
 
@@ -90,24 +91,15 @@ def _htpasswd(path: Path, user: str, password: str) -> None:
 
 def _render(folder: Path, *, http: int, https: int, operators: int, viewers: int,
             certificate: tuple[str, str]) -> Path:
-    """The shipped file with this test's ports, password files, log folder and certificate, nothing else."""
+    """The shipped file with this test's ports, password files, log folder and certificate, nothing else
+    (deploy/nginx/render.py, which the proxy image runs too)."""
     _htpasswd(folder / "operators.htpasswd", OPERATOR, OPERATOR_PASSWORD)
     _htpasswd(folder / "viewers.htpasswd", VIEWER, VIEWER_PASSWORD)
     cert, key = certificate
-    text = SHIPPED.read_text()
-    for pattern, repl, count in [
-        (r"\blisten 80;", f"listen 127.0.0.1:{http};", 1),
-        (r"\blisten 443 ssl;", f"listen 127.0.0.1:{https} ssl;", 2),
-        (r"\bserver 127\.0\.0\.1:3000;", f"server 127.0.0.1:{operators};", 1),
-        (r"\bserver 127\.0\.0\.1:3001;", f"server 127.0.0.1:{viewers};", 1),
-        (r"/etc/ssl/certs/dagster\.example\.com\.pem", cert, 2),
-        (r"/etc/ssl/private/dagster\.example\.com\.key", key, 2),
-        (r"/etc/nginx/iiko-pipeline-operators\.htpasswd", str(folder / "operators.htpasswd"), 1),
-        (r"/etc/nginx/iiko-pipeline-viewers\.htpasswd", str(folder / "viewers.htpasswd"), 1),
-        (r"/var/log/nginx/", f"{folder}/", 2),
-    ]:
-        text, n = re.subn(pattern, lambda _m, r=repl: r, text)
-        assert n == count, f"{SHIPPED.name}: expected {count} x {pattern!r}, found {n}"
+    text = render(SHIPPED.read_text(), http=f"127.0.0.1:{http}", https=f"127.0.0.1:{https}",
+                  operators=f"127.0.0.1:{operators}", viewers=f"127.0.0.1:{viewers}", certificate=cert, key=key,
+                  operators_htpasswd=str(folder / "operators.htpasswd"),
+                  viewers_htpasswd=str(folder / "viewers.htpasswd"), log_dir=str(folder))
     servers = folder / "iiko-pipeline.conf"
     servers.write_text(text)
     temp = folder / "temp"

@@ -47,6 +47,7 @@ def test_the_image_runs_the_demo_as_a_non_root_user_and_serves_the_code_location
     out = _run("smoke.sh", timeout=1500).stdout
     assert "ok: runs as uid 10001" in out
     assert "ok: the main job ran end to end inside the image" in out
+    assert "ok: dagster-k8s accepts the run launcher of" in out  # the Helm deployment's (deploy/helm)
     assert "ok: the code server answers" in out
 
 

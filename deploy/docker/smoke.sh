@@ -3,7 +3,8 @@
 # only (host networking; Docker's bridge network is never used):
 #   1. it runs as the non-root user iiko (uid 10001);
 #   2. the main job end to end inside it (`iiko-pipeline demo`: emulator, SQLite, a Dagster run per sync);
-#   3. its default command, the code server, serves the definitions over gRPC (health check).
+#   3. the Helm deployment's run launcher (deploy/helm/values.yaml) is one the image's dagster-k8s accepts;
+#   4. its default command, the code server, serves the definitions over gRPC (health check).
 # Needs a running Docker daemon (e.g. `dockerd --bridge=none --iptables=false`), debootstrap and root.
 #   deploy/docker/smoke.sh            (SKIP_BUILD=1 reuses images already built)
 set -euo pipefail
@@ -25,6 +26,9 @@ echo "ok: runs as uid $uid"
 docker run --rm --network host "$image" iiko-pipeline demo --scale tiny --days 3 --port 0 | tee /tmp/iiko-smoke-demo.log
 grep -q "^invoices" /tmp/iiko-smoke-demo.log || { echo "FAIL: the demo synced no invoices" >&2; exit 1; }
 echo "ok: the main job ran end to end inside the image"
+
+docker run --rm --network host -v "$PWD/deploy/helm:/opt/iiko/helm:ro" "$image" \
+  python /opt/iiko/helm/check_run_launcher.py /opt/iiko/helm/values.yaml
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 name="iiko-smoke-code-$port"

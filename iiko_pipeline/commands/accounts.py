@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("accounts", help="status of every account (never a secret)")
     p.set_defaults(handler=accounts)
 
-    p = sub.add_parser("disconnect", help="remove an account's credentials (synced data is kept)")
+    p = sub.add_parser("disconnect", help="remove an account's credentials (synced data is kept; refused while a run holds the account)")
     p.add_argument("account_id")
     p.set_defaults(handler=disconnect)
 
@@ -101,9 +101,15 @@ def accounts(args: argparse.Namespace) -> int:
 
 
 def disconnect(args: argparse.Namespace) -> int:
-    from iiko_pipeline.warehouse.credentials import IIKO, delete_credentials
+    """The API's and the pages' use case: refused (exit 2, naming the run) while a run holds the account, so a
+    sync never loses its credentials halfway."""
+    from iiko_pipeline.services.launcher import AccountBusyError, disconnect_account
 
-    existed = delete_credentials(_common.engine(), args.account_id, IIKO)
+    try:
+        existed = disconnect_account(_common.instance(), _common.engine(), _common.keyring(), args.account_id)
+    except AccountBusyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     _common.print_json({"account_id": args.account_id, "disconnected": existed})
     return 0 if existed else 1
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from iiko_pipeline.emulator.auth import SessionManager
 from iiko_pipeline.warehouse import schema
-from iiko_pipeline.warehouse.credentials import list_accounts, load_credentials
+from iiko_pipeline.warehouse.credentials import connected_account_ids, list_accounts, load_credentials
 from tests.conftest import EMULATOR_LOGIN, EMULATOR_PASSWORD, ON_POSTGRESQL, ON_SQLITE
 
 
@@ -207,8 +207,20 @@ def test_cli_connect_accounts_disconnect(emulator, tmp_path):
     listed = subprocess.run([*cli, "accounts"], env=env, capture_output=True, text=True, timeout=120)
     assert json.loads(listed.stdout)[0]["is_connected"] is True
     assert EMULATOR_PASSWORD not in listed.stdout + ok.stdout + ok.stderr
+    # a run holding the account (its lock, fresh heartbeat): disconnect is refused naming it, nothing deleted
+    from iiko_pipeline.warehouse import run_locks
+    from iiko_pipeline.warehouse.engine import make_engine
+
+    engine, run_id = make_engine(env["DATABASE_URL"]), str(uuid.uuid4())
+    assert run_locks.acquire(engine, account, run_id) is None
+    busy = subprocess.run([*cli, "disconnect", account], env=env, capture_output=True, text=True, timeout=120)
+    assert busy.returncode == 2 and run_id in busy.stderr and not busy.stdout, busy.stderr
+    assert account in {str(a) for a in connected_account_ids(engine)}
+    run_locks.release(engine, account, run_id)
     gone = subprocess.run([*cli, "disconnect", account], env=env, capture_output=True, text=True, timeout=120)
     assert gone.returncode == 0 and json.loads(gone.stdout)["disconnected"] is True
+    assert account not in {str(a) for a in connected_account_ids(engine)}
+    engine.dispose()
     plain = subprocess.run([*cli, "connect", account, "--username", "u", "--password", "p"], env=env,
                            capture_output=True, text=True, timeout=60)
     assert plain.returncode != 0  # no plain --password flag exists

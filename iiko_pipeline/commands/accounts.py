@@ -27,7 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("accounts", help="status of every account (never a secret)")
     p.set_defaults(handler=accounts)
 
-    p = sub.add_parser("disconnect", help="remove an account's credentials (synced data is kept; refused while a run holds the account)")
+    p = sub.add_parser("disconnect", help="remove an account's credentials (synced data is kept; refused while a "
+                                          "run holds the account)")
     p.add_argument("account_id")
     p.set_defaults(handler=disconnect)
 

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import anyio
@@ -56,6 +56,7 @@ from iiko_pipeline.warehouse import run_locks
 from iiko_pipeline.warehouse.credentials import IIKO, AccountStatus, list_accounts
 from iiko_pipeline.warehouse.crypto import KeyRing
 from iiko_pipeline.warehouse.settings import INTEGRATIONS_ENABLED_ENV, integrations_enabled
+from iiko_pipeline.warehouse.sqltypes import as_utc
 from iiko_pipeline.warehouse.state import get_state
 
 logger = logging.getLogger("iiko_pipeline.api")
@@ -154,8 +155,7 @@ def _iso(value: datetime | date | None) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-        return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+        return as_utc(value).isoformat().replace("+00:00", "Z")
     return value.isoformat()
 
 

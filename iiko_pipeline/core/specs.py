@@ -156,6 +156,9 @@ class ScheduleGroup:
     spread: int = 1
     # The period the spread covers: an hour, except under a load test's compressed cadence (`core.fanout`).
     period_minutes: int = 60
+    # Queue priority of its runs (defs.constants.PRIORITY_TAG): above onboarding's 0 where fresh data matters
+    # more than a new account's first load, which waits behind at most the runs already running.
+    priority: int = 0
 
     def __post_init__(self) -> None:
         from iiko_pipeline.core.fanout import check_spread
@@ -253,7 +256,7 @@ SCHEDULES: tuple[ScheduleGroup, ...] = (
                               "connected account, each at its own minute.",
                   entities=tuple(s.name for s in REGISTRY if s.schedule == "reference")),
     compressed(ScheduleGroup("hourly", job="hourly_sync_job", schedule="hourly_sync_schedule", cron="*/5 * * * *",
-                             run_key_prefix="hourly", spread=12,
+                             run_key_prefix="hourly", spread=12, priority=1,
                              description="Every hour, each connected account at its own minute (ticks every 5 "
                                          "minutes, each for a twelfth of the accounts): the dated entities, "
                                          "incrementally (watermark - lookback .. today).",

@@ -4,6 +4,10 @@ ACCOUNT_TAG = "iiko/account"  # the per-account run limit in dagster.yaml keys o
 SYNC_JOB = "sync_account_job"  # the whole chain for one account: onboarding, the CLI and the API run it
 TRIGGER_TAG = "iiko/trigger"  # who asked for the run: "onboarding" (the discovery sensor), "api", ...
 SERVER_TAG = "iiko/server"  # the account's iiko server (scheme://host:port): the queue's per-server run limit
+# The daemon's queue starts higher priorities first (first come, first served within one): a person waiting on a
+# CLI, API or page sync goes first, then hourly syncs, so a batch of onboardings cannot starve either.
+PRIORITY_TAG = "dagster/priority"
+INTERACTIVE_PRIORITY = 2
 REQUESTED_TAG = "iiko/requested"  # the entity an API or page sync was asked for ("all": every entity)
 RAW_GROUP = "iiko_raw"
 FRAMES_GROUP = "iiko_frames"

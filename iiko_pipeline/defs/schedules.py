@@ -30,7 +30,7 @@ def account_run_requests(context: dg.ScheduleEvaluationContext, warehouse: Wareh
         return dg.SkipReason(plan)
     tick = when.isoformat() if when else "manual"
     return [dg.RunRequest(partition_key=a, run_key=f"{group.run_key_prefix}:{a}:{tick}",
-                          tags=run_tags(a, plan.servers)) for a in plan.accounts]
+                          tags=run_tags(a, plan.servers, group.priority)) for a in plan.accounts]
 
 
 def _group_schedule(group: ScheduleGroup) -> dg.ScheduleDefinition:

@@ -11,7 +11,7 @@ import dagster as dg
 
 from iiko_pipeline.core.readiness import not_fully_synced
 from iiko_pipeline.core.seats import account_servers
-from iiko_pipeline.defs.constants import ACCOUNT_TAG, SERVER_TAG
+from iiko_pipeline.defs.constants import ACCOUNT_TAG, PRIORITY_TAG, SERVER_TAG
 from iiko_pipeline.defs.jobs import sync_account_job
 from iiko_pipeline.defs.onboarding import onboarding_request
 from iiko_pipeline.defs.partitions import accounts_partitions_def
@@ -25,10 +25,12 @@ DISABLED_REASON = f"{INTEGRATIONS_ENABLED_ENV} is false: integrations are switch
 DISCOVERY_INTERVAL_SECONDS = int(os.environ.get("IIKO_DISCOVERY_INTERVAL_SECONDS", "60"))
 
 
-def run_tags(account_id: str, servers: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Its account (UI filter, per-account run limit) and iiko server (per-server limit: `core.seats`)."""
+def run_tags(account_id: str, servers: Mapping[str, str] | None = None, priority: int = 0) -> dict[str, str]:
+    """Its account (UI filter, per-account run limit), iiko server (per-server limit: `core.seats`) and queue
+    priority (`constants.PRIORITY_TAG`)."""
     server = (servers or {}).get(account_id)
-    return {ACCOUNT_TAG: account_id, **({SERVER_TAG: server} if server else {})}
+    return {ACCOUNT_TAG: account_id, **({SERVER_TAG: server} if server else {}),
+            **({PRIORITY_TAG: str(priority)} if priority else {})}
 
 
 def sweep_dead_runs(context: dg.SensorEvaluationContext, engine, guard: AccountGuardResource) -> list[str]:

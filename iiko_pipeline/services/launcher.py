@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from iiko_pipeline.core.recovery import HEARTBEAT_TIMEOUT
 from iiko_pipeline.core.seats import account_servers
 from iiko_pipeline.core.specs import ENTITY_NAMES
-from iiko_pipeline.defs.constants import ACCOUNT_TAG, SYNC_JOB
+from iiko_pipeline.defs.constants import ACCOUNT_TAG, INTERACTIVE_PRIORITY, SYNC_JOB
 from iiko_pipeline.defs.onboarding import IN_PROGRESS, running_run
 from iiko_pipeline.defs.resources import end_dead_run, take_back_dead_run
 from iiko_pipeline.defs.sensors import run_tags
@@ -137,7 +137,8 @@ def _submit(instance: dg.DagsterInstance, engine: Engine, account: str, run_id: 
             raise _busy(account, other.run_id, other.status.value.lower())
         submit(instance, run_id=run_id, job_name=SYNC_JOB, partition_key=account, asset_keys=selection_for(planned),
                run_config=selected_config(run_config, planned),
-               tags={**run_tags(account, account_servers(engine, [account])), **(extra_tags or {})})
+               tags={**run_tags(account, account_servers(engine, [account]), INTERACTIVE_PRIORITY),
+                     **(extra_tags or {})})
     finally:
         run_locks.release(engine, account, run_id)  # the queued run is what marks the account busy now
     return Launch(run_id, account, planned, missing, QueuedRun(instance, run_id))

@@ -26,6 +26,7 @@ from iiko_pipeline.ui.sessions import (
     session_id_of,
     set_cookie,
 )
+from iiko_pipeline.warehouse.sqltypes import as_utc
 
 DAGSTER_UI_URL_ENV = "DAGSTER_UI_URL"
 DEFAULT_DAGSTER_UI_URL = "http://127.0.0.1:3000"
@@ -55,15 +56,13 @@ def dagster_ui_url() -> str:
 def _when(value: datetime | None) -> str:
     if value is None:
         return "never"
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return as_utc(value).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _ago(value: datetime | None) -> str:
     if value is None:
         return "never"
-    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    seconds = max(0, int((datetime.now(UTC) - aware).total_seconds()))
+    seconds = max(0, int((datetime.now(UTC) - as_utc(value)).total_seconds()))
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds >= size:
             return f"{seconds // size} {unit} ago"

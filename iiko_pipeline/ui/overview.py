@@ -24,6 +24,7 @@ from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.warehouse import schema
 from iiko_pipeline.warehouse.credentials import IIKO, AccountStatus, list_accounts
 from iiko_pipeline.warehouse.labels import display_names
+from iiko_pipeline.warehouse.sqltypes import as_utc
 
 #: Which state sorts first: the accounts an operator must look at come before those that are fine.
 STATES = ("disconnected", "failing", "stale", "never synced", "syncing", "ok")
@@ -104,12 +105,6 @@ class RunRow:
     trigger: str | None
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _entity_states(state_rows: dict[str, dict[str, Any]], counts: dict[str, dict[str, int]]) -> list[EntityState]:
     names = [*ENTITY_NAMES, *sorted(set(state_rows) - set(ENTITY_NAMES))]
     out = []
@@ -118,7 +113,7 @@ def _entity_states(state_rows: dict[str, dict[str, Any]], counts: dict[str, dict
         st = state_rows.get(name, {})
         out.append(EntityState(
             name=name, description=spec(name).description if known else "", windowed=known and spec(name).windowed,
-            last_success_at=_aware(st.get("last_success_at")), last_error=st.get("last_error"),
+            last_success_at=as_utc(st.get("last_success_at")), last_error=st.get("last_error"),
             last_run_id=st.get("last_run_id"), watermark=st.get("watermark"), last_counts=counts.get(name)))
     return out
 
@@ -194,8 +189,8 @@ def account_overview(engine: Engine, instance: dg.DagsterInstance, account_id: s
         for entity in row.entities:
             stmt = (sa.select(runs).where(runs.c.account_id == uuid.UUID(account_id), runs.c.entity == entity.name)
                     .order_by(runs.c.id.desc()).limit(ENTITY_HISTORY))
-            entity.history = [{"run_id": r.run_id, "started_at": _aware(r.started_at),
-                               "finished_at": _aware(r.finished_at), **_counts(r),
+            entity.history = [{"run_id": r.run_id, "started_at": as_utc(r.started_at),
+                               "finished_at": as_utc(r.finished_at), **_counts(r),
                                "error_details": _error_details(r.error_details)} for r in conn.execute(stmt)]
     return row
 
@@ -252,7 +247,7 @@ def recent_runs(instance: dg.DagsterInstance, account_id: str, limit: int = RECE
         run = record.dagster_run
         ended = record.end_time
         out.append(RunRow(run_id=run.run_id, status=run.status.value, done=run.status not in IN_PROGRESS,
-                          created_at=_aware(record.create_timestamp) or datetime.now(UTC),
+                          created_at=as_utc(record.create_timestamp) or datetime.now(UTC),
                           ended_at=datetime.fromtimestamp(ended, UTC) if ended else None,
                           requested=run.tags.get(REQUESTED_TAG), trigger=run.tags.get(TRIGGER_TAG)))
     return out

@@ -120,15 +120,19 @@ class UtcDateTime(TypeDecorator[datetime]):
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return as_utc(value)
 
     @property
     def python_type(self) -> type[datetime]:
         return datetime
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """`value` in UTC, a naive one read as UTC: what SQLite hands back for the warehouse's timestamps and what
+    some of Dagster's records carry. Every reader that formats or compares such a time goes through here."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def utcnow() -> datetime:

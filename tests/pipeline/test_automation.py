@@ -55,6 +55,8 @@ def test_schedules_fan_out_over_connected_account_partitions_only(pipeline, monk
         request = data.run_requests[0]
         assert request.tags["iiko/account"] == p.account_id and request.run_key.startswith(f"{prefix}:")
         assert request.tags["iiko/server"] == server_origin(p.emulator.url)  # the queue's per-server limit
+        # hourly syncs go before onboardings (priority 0) in the daemon's queue; the nightly ones do not
+        assert request.tags.get("dagster/priority", "0") == ("1" if prefix == "hourly" else "0")
     monkeypatch.setenv("INTEGRATIONS_ENABLED", "false")
     data = _schedule_tick(p, "hourly_sync_schedule")
     assert not data.run_requests and "INTEGRATIONS_ENABLED" in data.skip_message

@@ -155,6 +155,7 @@ def _cli_syncs_go_through_the_daemons_queue(env: dict[str, str], account: str, e
         run = instance.get_run_by_id(run_id)
         kinds = {e.dagster_event_type for e in instance.all_logs(run_id) if e.dagster_event_type}
     assert run.status == dg.DagsterRunStatus.SUCCESS and run.tags["iiko/trigger"] == "cli"
+    assert run.tags["dagster/priority"] == "2"  # a person waits: ahead of scheduled and onboarding runs
     assert {dg.DagsterEventType.RUN_ENQUEUED, dg.DagsterEventType.RUN_STARTING} <= kinds  # queued, then launched
 
 

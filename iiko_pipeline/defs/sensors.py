@@ -26,8 +26,7 @@ DISCOVERY_INTERVAL_SECONDS = int(os.environ.get("IIKO_DISCOVERY_INTERVAL_SECONDS
 
 
 def run_tags(account_id: str, servers: Mapping[str, str] | None = None, priority: int = 0) -> dict[str, str]:
-    """Its account (UI filter, per-account run limit), iiko server (per-server limit: `core.seats`) and queue
-    priority (`constants.PRIORITY_TAG`)."""
+    """Its account (per-account run limit), iiko server (per-server limit: `core.seats`), queue priority."""
     server = (servers or {}).get(account_id)
     return {ACCOUNT_TAG: account_id, **({SERVER_TAG: server} if server else {}),
             **({PRIORITY_TAG: str(priority)} if priority else {})}

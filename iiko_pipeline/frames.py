@@ -225,7 +225,8 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                 if held is not None:
                     for row in batch.rows:
                         row["source_hash"] = hashes.get(str(row.get("external_id") or "").lower())
-                rows, children = to_table(batch.rows), to_table(batch.children)
+                rows = to_table(batch.rows)
+                children = batch.child_table if batch.child_table is not None else to_table(batch.child_rows)
                 errors = [{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors]
                 del batch  # only the Arrow tables travel on: the dicts would double the chunk's memory
                 yield ParsedFrame(rows=rows, children=children, errors=errors, source_records=source,

@@ -34,7 +34,14 @@ class AdaptedBatch:
 
     rows: list[Row] = field(default_factory=list)
     errors: list[RecordError] = field(default_factory=list)
-    children: list[Row] = field(default_factory=list)  # e.g. invoice line items, keyed by parent external id
+    child_rows: list[Row] = field(default_factory=list)  # e.g. invoice line items, keyed by parent external id
+    #: The children as a pyarrow Table, when the adapter typed them column by column (invoice lines): the frame
+    #: step spools it as it is; `children` turns it into rows only for a caller that asks for rows.
+    child_table: Any = None
+
+    @property
+    def children(self) -> list[Row]:
+        return self.child_table.to_pylist() if self.child_table is not None else self.child_rows
 
     @property
     def total(self) -> int:

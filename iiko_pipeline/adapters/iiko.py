@@ -6,39 +6,25 @@ carry `items` as a list of such dicts. Output rows use our column names and type
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from iiko_pipeline.adapters import invoice_lines as lines
 from iiko_pipeline.adapters import values as v
-from iiko_pipeline.adapters.base import AdaptedBatch, Row
+from iiko_pipeline.adapters.base import AdaptedBatch, RecordError, Row
 from iiko_pipeline.adapters.iiko_reference import IikoReferenceAdapter
 from iiko_pipeline.adapters.iiko_reports import IikoReportsAdapter
 from iiko_pipeline.adapters.records import adapt as _adapt
 from iiko_pipeline.adapters.records import describe as _describe
 from iiko_pipeline.adapters.records import name as _name
 from iiko_pipeline.adapters.records import of_type as _of_type
+from iiko_pipeline.adapters.records import record_id as _record_id
 
 EXTERNAL_SYSTEM = "iiko"
 #: Bump when a change here would map the same XML to different rows: it invalidates the skip of unchanged
 #: invoice windows (their fingerprints include this version), so the next run rewrites them.
 ADAPTER_VERSION = "1"
 INVOICE_STATUSES = frozenset({"NEW", "PROCESSED", "DELETED"})
-
-ITEM_COLUMNS = (
-    "line_number", "product_external_id", "product_article", "product_code", "amount", "actual_amount",
-    "amount_unit_external_id", "price", "price_without_vat", "sum", "vat_percent", "vat_sum", "discount_sum",
-    "store_external_id", "is_additional_expense",
-)
-
-
-def items_hash(items: Iterable[Row]) -> str:
-    """A digest of an invoice's normalised lines, so lines are rewritten only when they really changed."""
-    digest = hashlib.sha256()
-    for item in sorted(items, key=lambda row: row["line_number"]):
-        digest.update(repr(tuple(item[c] for c in ITEM_COLUMNS)).encode())
-    return digest.hexdigest()
-
 
 class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
     """Maps iiko Server records to rows; see `PosAdapter`. Products, groups, units and employees are in
@@ -99,14 +85,47 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
         return _adapt("suppliers", records, build, lambda r: f"supplier {_describe(r)}")
 
     def invoices(self, records: Iterable[Mapping[str, Any]]) -> AdaptedBatch:
-        """Invoices keep every status; an invoice with one bad line is rejected whole, never stored partly."""
+        """Invoices keep every status; an invoice with one bad line is rejected whole, never stored partly.
+
+        Each invoice's header is typed per record; the lines of the whole batch column by column
+        (`invoice_lines`), into `child_table`. An invoice the columns cannot vouch for (its header failed, or a
+        line holds a value of another shape) takes the per-value path, which words the error or types the value
+        as it always did."""
         def describe(record: Mapping[str, Any]) -> str:
             dated = v.text(record.get("dateIncoming")) or v.text(record.get("incomingDate"))
             return f"invoice {_describe(record, number_key='documentNumber')} dated {dated}"
 
-        return _adapt("invoices", records, self._invoice, describe)
+        records = list(records)
+        heads: dict[int, Row] = {}
+        slow: set[int] = set()
+        for index, record in enumerate(records):
+            try:
+                heads[index] = self._invoice(record, with_items=False)[0]
+            except ValueError:
+                slow.add(index)  # worded below by the whole per-value path, which checks lines before some fields
+        table, suspect = lines.fast_lines([(index, head["external_id"], records[index].get("items") or [])
+                                           for index, head in heads.items()])
+        pieces, errors = [table], {}
+        for index in sorted(slow | suspect):
+            try:
+                head, items = self._invoice(records[index])
+                pieces.append(lines.slow_lines(index, items))
+                heads[index] = head
+            except ValueError as exc:
+                heads.pop(index, None)
+                errors[index] = RecordError("invoices", _record_id(records[index]), describe(records[index]), str(exc))
+        batch = AdaptedBatch(child_table=lines.assemble(pieces))
+        hashes = lines.items_hashes(batch.child_table)
+        for index in range(len(records)):
+            if index in errors:
+                batch.errors.append(errors[index])
+            elif index in heads:
+                heads[index]["items_hash"] = hashes.get(heads[index]["external_id"], lines.EMPTY_HASH)
+                batch.rows.append(heads[index])
+        return batch
 
-    def _invoice(self, record: Mapping[str, Any]) -> tuple[Row, list[Row]]:
+    def _invoice(self, record: Mapping[str, Any], *, with_items: bool = True) -> tuple[Row, list[Row]]:
+        """The per-value path: an invoice's header (and, `with_items`, its lines), typed value by value."""
         external_id = v.guid(record.get("id"), required=True)
         date_incoming, offset = v.local_datetime(record.get("dateIncoming"), field_name="dateIncoming")
         incoming_date = v.local_date(record.get("incomingDate"), field_name="incomingDate")
@@ -117,7 +136,7 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
         status = (v.text(record.get("status")) or "").upper()
         if not status:
             raise ValueError("status is missing")
-        items = [self._item(external_id, item) for item in record.get("items") or []]
+        items = [self._item(external_id, item) for item in record.get("items") or []] if with_items else []
         numbers = [item["line_number"] for item in items]
         if len(numbers) != len(set(numbers)):
             raise ValueError("line numbers (num) repeat within the invoice")
@@ -136,7 +155,6 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
             "conception_external_id": v.guid(record.get("conception"), field_name="conception"),
             "supplier_external_id": v.guid(record.get("supplier"), field_name="supplier"),
             "default_store_external_id": v.guid(record.get("defaultStore"), field_name="defaultStore"),
-            "items_hash": items_hash(items),
         }
         return invoice, items
 

@@ -59,7 +59,7 @@ def adapt(entity: str, records: Iterable[Mapping[str, Any]],
             continue
         if built is not None:
             batch.rows.append(built[0])
-            batch.children.extend(built[1])
+            batch.child_rows.extend(built[1])
     return batch
 
 

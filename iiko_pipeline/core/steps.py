@@ -21,6 +21,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from sqlalchemy.engine import Engine
 
 from iiko_pipeline.adapters import IIKO_ADAPTER
@@ -425,10 +426,10 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
             if owned:
                 window_returned.update(chunk.external_ids)
                 window_returned.update(e["external_id"] for e in chunk.errors if e.get("external_id"))
-            items = frame_records(chunk.children)
-            for item in items if spec.child_table else ():
-                count, line_sum = expected.get(item["invoice_external_id"], (0, Decimal(0)))
-                expected[item["invoice_external_id"]] = (count + 1, line_sum + (item["sum"] or Decimal(0)))
+            items = chunk.children  # invoice lines stay an Arrow table down to the COPY
+            for owner, count, line_sum in source_line_totals(items) if spec.child_table else ():
+                before = expected.get(owner, (0, Decimal(0)))
+                expected[owner] = (before[0] + count, before[1] + line_sum)
             if not preview:
                 preview.extend(_preview(chunk, spec))
             yield WindowBatch(frame_records(chunk.rows), items, [_Err(e) for e in chunk.errors],
@@ -468,6 +469,16 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
     return TableWrite(merge_results(outcomes, spec.name), guards=[o.guard for o in outcomes if o.guard],
                       child_sum_failures=child_sum_failures, preview=preview, windows_committed=len(outcomes),
                       row_count_failures=row_count_failures)
+
+
+def source_line_totals(lines: pa.Table) -> list[tuple[str, int, Decimal]]:
+    """Each invoice's line count and total of line sums in a chunk (missing sums count as 0), added up by Arrow."""
+    if not lines.num_rows:
+        return []
+    totals = lines.group_by("invoice_external_id").aggregate([("sum", "sum"), ([], "count_all")])
+    return [(owner, count, line_sum or Decimal(0)) for owner, line_sum, count in zip(
+        totals["invoice_external_id"].to_pylist(), totals["sum_sum"].to_pylist(), totals["count_all"].to_pylist(),
+        strict=True)]
 
 
 def line_sum_failures(engine: Engine, account: uuid.UUID, expected: dict[str, tuple[int, Decimal]],

@@ -137,7 +137,7 @@ class WindowBatch:
     """Part of one window's documents (a window is written in several batches to bound memory)."""
 
     invoices: Sequence[dict[str, Any]]
-    items: Sequence[dict[str, Any]]
+    items: Sequence[dict[str, Any]] | Any  # rows, or the frame step's Arrow table of invoice lines
     errors: Sequence[Any] = ()
     kept: int = 0  # documents returned unchanged since they were stored (same hash): counted, not written
 

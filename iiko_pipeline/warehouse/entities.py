@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -263,10 +265,11 @@ def _delete_vanished(conn: Connection, table: sa.Table, account: uuid.UUID, exte
 
 
 def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Sequence[dict[str, Any]],
-                    items: Sequence[dict[str, Any]], adapter_errors: Sequence[Any] = (), *,
+                    items: Sequence[dict[str, Any]] | pa.Table, adapter_errors: Sequence[Any] = (), *,
                     external_system: str = "iiko", now: datetime | None = None,
                     conn: Connection | None = None) -> SyncResult:
-    """Upsert invoices and replace the line items of exactly those invoices whose lines changed.
+    """Upsert invoices and replace the line items of exactly those invoices whose lines changed. Lines come as
+    rows or, from the frame step, as an Arrow table (`adapters.invoice_lines.LINE_SCHEMA`).
 
     Pass `conn` to run inside a caller's transaction (the incremental sync commits per window); otherwise this
     opens and commits its own.
@@ -280,10 +283,7 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
     # Soft-delete markers are ours, not iiko's: a document that shows up again is live again.
     invoices, _ = dedupe_last({**row, "is_deleted": False, "deleted_at": None} for row in invoices)
     keep = {row["external_id"] for row in invoices}
-    lines: dict[tuple[str, int], dict[str, Any]] = {}
-    for item in items:  # a duplicated invoice brings its lines twice: keep one set
-        if item["invoice_external_id"] in keep:
-            lines[(item["invoice_external_id"], item["line_number"])] = item
+    lines = invoice_lines_of(items, keep)
     result = SyncResult("invoices", total=len(invoices) + len(adapter_errors))
     if not invoices:  # nothing to stage; the adapter's errors are still reported
         result.error_details = _error_details("invoices", adapter_errors, [])
@@ -301,7 +301,7 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
     item_cols = [c.name for c in item_t.columns if c.name not in ("id", "account_id", "invoice_id", "store_id")
                  and c.name not in {ref.fk_column for ref in links}]
     item_stage = Stage(conn, item_t, item_cols, extra=[sa.Column("invoice_external_id", sa.String)])
-    item_stage.load(list(lines.values()), index_on=("invoice_external_id",), analyze=False)
+    item_stage.load(lines, index_on=("invoice_external_id",), analyze=False)
     s, i = q(stage.name), q(item_stage.name)
     binds = [sa.bindparam("account_id", type_=inv_t.c.account_id.type), sa.bindparam("external_system")]
     params = {"account_id": account, "external_system": external_system}
@@ -370,6 +370,22 @@ def upsert_invoices(engine: Engine, account_id: uuid.UUID | str, invoices: Seque
     result.errors = len(result.error_details)
     result.reference_rejections = {r.external_id: r.parent for r in rejected}
     return result
+
+
+def invoice_lines_of(items: Sequence[dict[str, Any]] | pa.Table, keep: set[str]) -> list[dict[str, Any]] | pa.Table:
+    """The lines of the invoices kept, one per (invoice, line number): a duplicated invoice brings its lines
+    twice, and the last set wins. Lines as an Arrow table (the frame step's) stay one, filtered in C."""
+    if isinstance(items, pa.Table):
+        kept = items.filter(pc.is_in(items["invoice_external_id"], pa.array(sorted(keep), pa.string())))
+        keys = kept.group_by(["invoice_external_id", "line_number"]).aggregate([])
+        if keys.num_rows == kept.num_rows:
+            return kept
+        items = kept.to_pylist()  # repeated lines: rare (a caller's duplicated invoice), resolved as rows
+    lines: dict[tuple[str, int], dict[str, Any]] = {}
+    for item in items:
+        if item["invoice_external_id"] in keep:
+            lines[(item["invoice_external_id"], item["line_number"])] = item
+    return list(lines.values())
 
 
 #: Notes per batch about lines stored without a link: one per missing referenced row, at most this many, then

@@ -23,6 +23,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -87,13 +89,19 @@ class Stage:
         self.columns = [c.name for c in cols]
         self.table.create(conn)
 
-    def load(self, rows: Sequence[dict[str, Any]], index_on: Sequence[str] = ("external_id",),
+    def load(self, rows: Sequence[dict[str, Any]] | pa.Table, index_on: Sequence[str] = ("external_id",),
              analyze: bool = True) -> None:
-        """Bulk-load, then index the join columns: every later statement joins the stage by them.
+        """Bulk-load rows (dicts, or an Arrow table whose columns are named as the stage's), then index the join
+        columns: every later statement joins the stage by them.
 
         ANALYZE gives PostgreSQL real row counts for the joins; it is skipped for big child stages (invoice
         lines), where it cost more than it saved (bench: 22 s of a 650 s year-long load)."""
-        if rows:
+        if isinstance(rows, pa.Table) and self.conn.dialect.name == "postgresql":
+            if rows.num_rows:
+                self._copy_table(rows)
+        elif rows:
+            if isinstance(rows, pa.Table):
+                rows = rows.to_pylist()
             if self.conn.dialect.name == "postgresql":
                 self._copy(rows)
             else:
@@ -119,6 +127,22 @@ class Stage:
         cursor = self.conn.connection.dbapi_connection.cursor()
         try:
             cursor.copy_expert(f"COPY {_q(self.conn, self.name)} ({quoted}) FROM STDIN", buffer)
+        finally:
+            cursor.close()
+
+    def _copy_table(self, table: pa.Table) -> None:
+        """COPY an Arrow table as CSV written by Arrow, column by column in C: no Python value per cell (a year of
+        invoice lines is tens of millions). Arrow quotes every text (so an empty text stays empty) and writes a
+        null as an empty unquoted field, which CSV COPY reads as NULL. Columns the table lacks stay NULL."""
+        columns = [c for c in self.columns if c in table.column_names]
+        encoded = io.BytesIO()
+        pa_csv.write_csv(table.select(columns), encoded, pa_csv.WriteOptions(include_header=False))
+        encoded.seek(0)
+        quoted = ", ".join(_q(self.conn, c) for c in columns)
+        cursor = self.conn.connection.dbapi_connection.cursor()
+        try:  # as text: the driver encodes it for the connection, whatever its client encoding
+            cursor.copy_expert(f"COPY {_q(self.conn, self.name)} ({quoted}) FROM STDIN WITH (FORMAT csv)",
+                               io.TextIOWrapper(encoded, encoding="utf-8"))
         finally:
             cursor.close()
 

@@ -2,9 +2,10 @@
 
 Why: `raw_invoices` alternates between waiting for iiko (the server renders a window) and compressing and
 hashing what came. The wait releases the GIL (sockets), and so do zlib and hashlib on large buffers, so on a
-2-core worker the next window can be fetched while the current one is stored. Depth 1 is deliberate: it
-bounds memory to one extra window's answer. (The table step was tried too: reading the next Parquet chunk
-while the database merged the current one was no faster there and held one more chunk.)
+2-core worker the next window can be fetched while the current one is filed. Depth 1 is deliberate: it
+bounds what is held to one extra window's answer (on disk since answers stream to the raw store). (The table
+step was tried too: reading the next Parquet chunk while the database merged the current one was no faster
+there and held one more chunk.)
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -25,12 +26,14 @@ class _Failure:
         self.error = error
 
 
-def prefetched(items: Iterable[T], *, name: str = "prefetch") -> Iterator[T]:
+def prefetched(items: Iterable[T], *, name: str = "prefetch",
+               dropped: Callable[[T], object] | None = None) -> Iterator[T]:
     """Yield the items of `items` in order while the next one is produced on a thread.
 
     An exception raised while producing is re-raised here, at the item where it happened, after the items
     produced before it. If the consumer stops early (break, exception, close), the producer stops after the
-    item it is working on and its iterator is closed on its own thread.
+    item it is working on and its iterator is closed on its own thread; `dropped` is called with an item
+    produced but never yielded (e.g. to delete the file it holds).
     """
     handoff: queue.Queue[object] = queue.Queue(maxsize=1)
     taken = threading.Semaphore(0)
@@ -72,6 +75,13 @@ def prefetched(items: Iterable[T], *, name: str = "prefetch") -> Iterator[T]:
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        with contextlib.suppress(queue.Empty):  # drop an item handed over but never taken
-            handoff.get_nowait()
+        with contextlib.suppress(queue.Empty):  # unblock a producer waiting to hand over
+            _drop(handoff.get_nowait(), dropped)
         worker.join()
+        with contextlib.suppress(queue.Empty):  # an item handed over while the producer was stopping
+            _drop(handoff.get_nowait(), dropped)
+
+
+def _drop(item: object, dropped: Callable[[Any], object] | None) -> None:
+    if dropped is not None and item is not _DONE and not isinstance(item, _Failure):
+        dropped(item)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,75 @@ class RawCapture:
         for part in self.parts:
             with gzip.open(part.path, "rb") as stream:
                 yield part, stream
+
+
+#: What an XML export answer's documents start with (``<document>`` or ``<document attr=...>``).
+DOCUMENT_OPENINGS = (b"<document>", b"<document ")
+
+
+def count_documents(body: bytes) -> int:
+    """Documents in an export answer, counted on the bytes: an independent count (no parser involved) for the
+    raw-vs-frame check, and no second parse of tens of megabytes."""
+    return sum(body.count(opening) for opening in DOCUMENT_OPENINGS)
+
+
+class RawSpool:
+    """One answer written to the raw store as it arrives: compressed to a private temporary file, hashed and
+    its documents counted piece by piece, so a window's body (tens of MB) is never held in memory.
+
+    The transport writes the pieces of one attempt; `discard` drops a failed or refused attempt, `open` reads
+    the answer back for the client's document check, and `keep` files it under its hash as `write_raw` would."""
+
+    def __init__(self, base_dir: Path, account_id: str, entity: str, answer_format: str = "xml") -> None:
+        self._folder = private_dirs(base_dir / account_id / entity)
+        self._format = answer_format
+        self.path = self._folder / f".{uuid.uuid4().hex}.{answer_format}.gz.part"
+        self._file = os.fdopen(private_file(self.path), "wb")
+        self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=1)
+        self._digest = hashlib.sha256()
+        self._tail = b""  # the last bytes received: an opening cut between two pieces is counted once
+        self.size = 0
+        self.documents = 0
+        self.blank = True  # only whitespace so far
+
+    def write(self, piece: bytes) -> None:
+        self._gzip.write(piece)
+        self._digest.update(piece)
+        self.size += len(piece)
+        if self.blank and piece.strip():
+            self.blank = False
+        # an opening cut in two: its first bytes end the previous piece (kept in `_tail`), its rest starts this one
+        cut = len(DOCUMENT_OPENINGS[0]) - 1
+        self.documents += count_documents(piece) + count_documents(self._tail + piece[:cut])
+        self._tail = (self._tail + piece[-cut:])[-cut:]
+
+    def close(self) -> None:
+        """Finish the compressed file (idempotent); the transport calls it when the body is complete."""
+        if not self._file.closed:
+            self._gzip.close()
+            self._file.close()
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def open(self) -> BinaryIO:
+        """The answer as received, decompressing (the spool must be closed)."""
+        return gzip.open(self.path, "rb")
+
+    def discard(self) -> None:
+        self.close()
+        self.path.unlink(missing_ok=True)
+
+    def keep(self, label: str) -> RawPart:
+        """File the answer under its hash (an identical one already there is kept) and describe it."""
+        self.close()
+        path = self._folder / f"{self.sha256}.{self._format}.gz"
+        if path.exists():
+            self.path.unlink(missing_ok=True)
+        else:
+            self.path.replace(path)
+        return RawPart(label=label, path=str(path), size=self.size, sha256=self.sha256, records=self.documents)
 
 
 def write_raw(base_dir: Path, account_id: str, entity: str, label: str, body: bytes, records: int,

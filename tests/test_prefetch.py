@@ -54,3 +54,13 @@ def test_reads_at_most_one_item_ahead_and_closes_the_source_on_early_stop():
     assert closed.wait(5), "the source was not closed after the consumer stopped"
     assert ahead <= 1  # one item waits for the consumer; the next is produced only once that is taken
     assert max(produced) <= 3
+
+
+def test_an_item_produced_but_never_taken_is_handed_to_dropped():
+    """The raw step deletes a window's spooled answer that was fetched ahead but never filed."""
+    dropped: list[int] = []
+    for item in prefetched(iter(range(10)), dropped=dropped.append):
+        if item == 3:
+            break
+    assert dropped and all(n > 3 for n in dropped) and len(dropped) <= 2  # the one waiting, and one in hand
+    assert dropped == sorted(dropped)

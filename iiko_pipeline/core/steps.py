@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import itertools
 import time
 import uuid
@@ -41,7 +40,7 @@ from iiko_pipeline.frames import (
 from iiko_pipeline.iiko import IikoClient, split_windows
 from iiko_pipeline.iiko.errors import IikoNotAvailableError, IikoPermissionError
 from iiko_pipeline.prefetch import prefetched
-from iiko_pipeline.rawstore import RawCapture, RawPart, write_raw
+from iiko_pipeline.rawstore import RawCapture, RawPart, RawSpool, count_documents, write_raw
 from iiko_pipeline.warehouse import pending, quality, state
 from iiko_pipeline.warehouse.credentials import mark_connection
 from iiko_pipeline.warehouse.dated_windows import (
@@ -213,16 +212,17 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
         anchor = incremental_grid(engine, account, spec.name, policy, date_from, date_to, size)
         ranges = [*((a, b, None) for a, b in retry), (date_from, date_to, anchor)]
         total = sum(len(split_windows(a, b, size, grid)) for a, b, grid in ranges)
-        # XML exports: an answer byte-identical to a committed one is not parsed again to be checked
-        known = {"checked": committed_answers(engine, account, spec.name)} if spec.answer_format == "xml" else {}
-        windows = itertools.chain(*(fetch(a, b, anchor=grid, **known) for a, b, grid in ranges))
+        # XML exports go to the raw store as they arrive (a window is never held in memory), and an answer
+        # byte-identical to a committed one is not parsed again to be checked
+        streamed = {"checked": committed_answers(engine, account, spec.name),
+                    "sink": functools.partial(RawSpool, raw_dir, account, spec.name, spec.answer_format)} \
+            if spec.answer_format == "xml" else {}
+        windows = itertools.chain(*(fetch(a, b, anchor=grid, **streamed) for a, b, grid in ranges))
         progress = WindowProgress(log, total)
         # the next window is requested while this one is counted, hashed and compressed to disk
-        for window in prefetched(windows, name="iiko-fetch"):
-            body = window.response.body
+        for window in prefetched(windows, name="iiko-fetch", dropped=unkept):
             label = f"{window.date_from.isoformat()}..{window.date_to.isoformat()}"
-            parts.append(write_raw(raw_dir, account, spec.name, label, body, answer_records(window.response),
-                                   spec.answer_format))
+            parts.append(kept(raw_dir, account, spec, label, window.response))
             progress(len(parts), f"{spec.name}: fetched window {len(parts)}/{total} {label}: "
                                  f"{parts[-1].records} records")
     except Exception as exc:
@@ -251,13 +251,31 @@ def incremental_grid(engine: Engine, account: str, entity: str, policy: WindowPo
     return grid_anchor(engine, account, entity)
 
 
-def committed_answers(engine: Engine, account: str, entity: str) -> Callable[[bytes], bool]:
-    """Recognises an answer byte-identical to one committed for this entity (by the window fingerprints): those
-    bytes passed the client's document check when they were first fetched, so it need not parse them again."""
+def kept(raw_dir: Path, account: str, spec: EntitySpec, label: str, response: Any) -> RawPart:
+    """One window's answer in the raw store: filed from the spool it was written to as it arrived, or written
+    from memory (an answer read whole)."""
+    sink = getattr(response, "sink", None)  # only XML export answers stream
+    if sink is not None:
+        return sink.keep(label)
+    return write_raw(raw_dir, account, spec.name, label, response.body, answer_records(response),
+                     spec.answer_format)
+
+
+def unkept(window: Any) -> None:
+    """A window fetched but not filed (the step stopped first): its spooled answer is deleted."""
+    sink = getattr(window.response, "sink", None)
+    if sink is not None:
+        sink.discard()
+
+
+def committed_answers(engine: Engine, account: str, entity: str) -> Callable[[str], bool]:
+    """Recognises an answer byte-identical to one committed for this entity (by its SHA-256 against the window
+    fingerprints): those bytes passed the client's document check when they were first fetched, so it need not
+    parse them again."""
     known = set(window_fingerprints(engine, account, entity).values())
 
-    def committed(body: bytes) -> bool:
-        return bool(known) and answer_fingerprint(hashlib.sha256(body).hexdigest()) in known
+    def committed(sha256: str) -> bool:
+        return bool(known) and answer_fingerprint(sha256) in known
 
     return committed
 
@@ -267,12 +285,6 @@ def answer_records(response: Any) -> int:
     own check decoded them, an XML export's documents on its bytes."""
     items = getattr(response, "items", None)
     return len(items) if items is not None else count_documents(response.body)
-
-
-def count_documents(body: bytes) -> int:
-    """Documents in an export answer, counted on the bytes: an independent count (no parser involved) for the
-    raw-vs-frame check, and no second parse of tens of megabytes."""
-    return body.count(b"<document>") + body.count(b"<document ")
 
 
 # ------------------------------------------------------------------------------------------------- frames

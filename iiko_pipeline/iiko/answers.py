@@ -7,6 +7,7 @@ one pure module makes it easy to read against the API reference and to test.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -30,7 +31,7 @@ from .errors import (
 from .models import IikoJsonResponse, IikoResponse
 from .redact import REDACTED, redact_text, redact_url
 from .transport import RawAnswer, content_charset
-from .xml import check_document
+from .xml import check_document, check_document_stream
 
 #: Statuses worth retrying: the server or a proxy may recover on its own.
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
@@ -201,22 +202,27 @@ def raise_for_error(raw: RawAnswer, *, endpoint: str, display: str, login: str, 
 
 
 def xml_answer(raw: RawAnswer, *, endpoint: str, display: str, expected_root: str, record_tag: str | None,
-               accepted: Collection[str], checked: Callable[[bytes], bool] | None = None) -> IikoResponse:
+               accepted: Collection[str], checked: Callable[[str], bool] | None = None) -> IikoResponse:
     """Check the content type, then the document (well-formed, complete, expected root), streaming; the second
-    check is left out for a body `checked` recognises (bytes that passed it before: a window's answer the caller
-    committed, byte for byte, which a 50 MB export took 0.6 s to parse again)."""
+    check is left out for a body `checked` recognises by its SHA-256 (bytes that passed it before: a window's
+    answer the caller committed, byte for byte, which a 50 MB export took 0.6 s to parse again). A body that went
+    to the transport's sink is checked as a stream read back from it."""
     if raw.media_type not in accepted:
         raise IikoResponseError(
             f"wrong content type {raw.content_type or '(none)'!r} for {display}; expected "
             f"{' or '.join(sorted(accepted))}. Check the base URL and the proxy",
             endpoint=endpoint, status=raw.status, kind="content_type",
         )
-    if checked is not None and checked(raw.body):
+    sink = raw.sink
+    if checked is not None and checked(sink.sha256 if sink is not None else hashlib.sha256(raw.body).hexdigest()):
         root = expected_root
+    elif sink is not None:
+        root = check_document_stream(sink.open, sink.size, sink.blank, endpoint, expected_root, status=raw.status,
+                                     record_tag=record_tag)
     else:
         root = check_document(raw.body, endpoint, expected_root, status=raw.status, record_tag=record_tag)
     return IikoResponse(endpoint=endpoint, status=raw.status, content_type=raw.content_type,
-                        body=raw.body, root=root)
+                        body=raw.body, root=root, sink=sink)
 
 
 def _json_source(raw: RawAnswer) -> bytes | str:

@@ -57,14 +57,15 @@ from .parsing import (
 )
 from .redact import install_third_party_log_redaction, redact_text, redact_url
 from .retry import RetryPolicy
-from .transport import Limits, RawAnswer, send
+from .transport import BodySink, Limits, RawAnswer, send
 from .windows import as_date, split_windows
 from .xml import parse_document
 
 __all__ = ["ClientSettings", "IikoClient", "RetryPolicy", "password_hash"]
 
-#: Recognises an answer body already known to be a complete document (its check may be left out).
-Checked = Callable[[bytes], bool]
+#: Recognises an answer body already known to be a complete document (its check may be left out), by the
+#: SHA-256 (hex) of its bytes.
+Checked = Callable[[str], bool]
 
 log = logging.getLogger("iiko_pipeline.iiko")
 
@@ -160,6 +161,7 @@ class _Call:
     needs_key: bool = True
     is_login: bool = False
     since: str | None = None  # the iiko version that introduced the method: a 404 means an older server
+    sink: Callable[[], BodySink] | None = None  # where a 2xx body goes as it arrives (not memory)
 
 
 class IikoClient:
@@ -439,7 +441,7 @@ class IikoClient:
             timeout=(self._settings.connect_timeout, self._settings.read_timeout),
             verify=self._settings.verify, secrets=self._secrets(),
             limits=Limits(self._settings.max_answer_bytes, self._settings.request_deadline),
-            headers={"Content-Type": call.content_type} if call.content_type else None,
+            headers={"Content-Type": call.content_type} if call.content_type else None, sink=call.sink,
         )
         log.debug("%s -> HTTP %s, %d bytes, %.3f s", display, raw.status, len(raw.body), raw.elapsed)
         raise_for_error(raw, endpoint=call.endpoint, display=display, login=self._login_name,
@@ -459,7 +461,12 @@ class IikoClient:
             try:
                 raw = self._attempt(call)
                 if check is not None:
-                    check(raw, self._display(call, call.params))
+                    try:
+                        check(raw, self._display(call, call.params))
+                    except BaseException:
+                        if raw.sink is not None:  # a refused answer is not kept
+                            raw.sink.discard()
+                        raise
                 return raw
             except IikoError as error:
                 if not error.transient:
@@ -521,7 +528,8 @@ class IikoClient:
 
     def _xml(self, endpoint: str, root: str, record: str | None, params: Sequence[tuple[str, str]] = (),
              *, accepted: frozenset[str] = XML_TYPES, needs_key: bool = True,
-             path: str | None = None, checked: Checked | None = None) -> IikoResponse:
+             path: str | None = None, checked: Checked | None = None,
+             sink: Callable[[], BodySink] | None = None) -> IikoResponse:
         holder: list[IikoResponse] = []
 
         def check(raw: RawAnswer, display: str) -> None:
@@ -529,7 +537,7 @@ class IikoClient:
                                     record_tag=record, accepted=accepted, checked=checked)]
 
         call = _Call("GET", endpoint, path or f"{API_PREFIX}/{endpoint}", params=tuple(params),
-                     needs_key=needs_key)
+                     needs_key=needs_key, sink=sink)
         if needs_key:
             self._call(call, check)
         else:
@@ -599,20 +607,24 @@ class IikoClient:
         """All measure units, deleted ones included (``v2/entities/list?rootType=MeasureUnit``, JSON)."""
         return self._json("v2/entities/list", (("rootType", "MeasureUnit"), *INCLUDE_DELETED))
 
-    def incoming_invoices_window(self, date_from: date, date_to: date,
-                                 checked: Checked | None = None) -> IikoResponse:
+    def incoming_invoices_window(self, date_from: date, date_to: date, checked: Checked | None = None,
+                                 sink: Callable[[], BodySink] | None = None) -> IikoResponse:
         """One export request for the inclusive range (keep it short: a week at most). ``checked`` recognises
-        bodies already known to be complete documents (see :func:`~iiko_pipeline.iiko.answers.xml_answer`)."""
+        bodies already known to be complete documents (see :func:`~iiko_pipeline.iiko.answers.xml_answer`);
+        ``sink`` makes a fresh :class:`BodySink` per attempt the body is written to instead of memory (the
+        response's ``body`` is then empty and its ``sink`` holds the answer)."""
         params = (("from", as_date(date_from).isoformat()), ("to", as_date(date_to).isoformat()))
-        return self._xml("documents/export/incomingInvoice", INVOICES_ROOT, INVOICES_RECORD, params, checked=checked)
+        return self._xml("documents/export/incomingInvoice", INVOICES_ROOT, INVOICES_RECORD, params, checked=checked,
+                         sink=sink)
 
     def incoming_invoice_windows(self, date_from: date, date_to: date, anchor: date | None = None,
-                                 checked: Checked | None = None) -> Iterator[InvoiceWindow]:
+                                 checked: Checked | None = None, sink: Callable[[], BodySink] | None = None
+                                 ) -> Iterator[InvoiceWindow]:
         """One request per window of at most ``invoice_window_days`` days (:func:`split_windows`, on the grid of
         ``anchor`` if given), yielded as soon as it arrives. The lock is held per request only, not while the
         caller works. The range is checked right away (a ``ValueError`` here, not at the first ``next()``)."""
         windows = split_windows(date_from, date_to, self._settings.invoice_window_days, anchor)
-        return (InvoiceWindow(start, end, self.incoming_invoices_window(start, end, checked))
+        return (InvoiceWindow(start, end, self.incoming_invoices_window(start, end, checked, sink))
                 for start, end in windows)
 
     def incoming_invoices(self, date_from: date, date_to: date) -> Iterator[Record]:

@@ -41,6 +41,7 @@ class IikoResponse:
     content_type: str
     body: bytes = field(repr=False)
     root: str
+    sink: Any = field(default=None, repr=False)  # the BodySink holding the body when it went to disk (body empty)
 
     def __repr__(self) -> str:
         return (

@@ -13,8 +13,9 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import IO, Protocol
 
 import requests
 import urllib3.exceptions
@@ -24,25 +25,51 @@ from .errors import IikoTlsError, IikoTransportError
 from .redact import redact_text
 
 
+class BodySink(Protocol):
+    """Where a large 2xx body goes as it arrives instead of memory (e.g. the raw store's spool). The transport
+    writes the pieces of one attempt and closes the sink when the body is complete, or discards it; the
+    client's answer check reads it back (`open`, `size`, `blank`) and knows it by its digest (`sha256`)."""
+
+    size: int  # bytes written
+    blank: bool  # nothing but whitespace written
+
+    def write(self, piece: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+    def discard(self) -> None: ...
+
+    def open(self) -> IO[bytes]: ...
+
+    @property
+    def sha256(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class RawAnswer:
-    """An HTTP answer whose body was read completely."""
+    """An HTTP answer whose body was read completely: into ``body``, or into ``sink`` (``body`` then empty)."""
 
     status: int
     content_type: str  # the full header value, e.g. "application/xml;charset=UTF-8" ("" when absent)
     body: bytes = field(repr=False)
     elapsed: float
     location: str | None = None  # the Location header of a redirect
+    sink: BodySink | None = field(default=None, repr=False)
 
     @property
     def media_type(self) -> str:
         """The content type without parameters, lower case (``application/xml``)."""
-        return self.content_type.split(";", 1)[0].strip().lower()
+        return media_type_of(self.content_type)
 
     @property
     def charset(self) -> str | None:
         """The ``charset`` parameter of the content type, if any."""
         return content_charset(self.content_type)
+
+
+def media_type_of(content_type: str) -> str:
+    """A content type without parameters, lower case (``application/xml``)."""
+    return content_type.split(";", 1)[0].strip().lower()
 
 
 def content_charset(content_type: str) -> str | None:
@@ -108,11 +135,12 @@ def _cut_at_deadline(response: requests.Response, deadline: float) -> threading.
     return timer
 
 
-def _read_bounded(response: requests.Response, limits: Limits, started: float, display: str
-                  ) -> tuple[bytes | None, tuple[str, bool] | None]:
-    """The whole body, or why not: too large (not retried: the same answer is as large next time) or past the
-    deadline (retried: a slow moment may pass)."""
+def _read_bounded(response: requests.Response, limits: Limits, started: float, display: str,
+                  sink: BodySink | None = None) -> tuple[bytes | None, tuple[str, bool] | None]:
+    """The whole body (empty when it went to ``sink``), or why not: too large (not retried: the same answer is
+    as large next time) or past the deadline (retried: a slow moment may pass)."""
     pieces: list[bytes] = []
+    keep = pieces.append if sink is None else sink.write
     size = 0
     timer = _cut_at_deadline(response, limits.deadline - (time.monotonic() - started))
     try:
@@ -121,7 +149,7 @@ def _read_bounded(response: requests.Response, limits: Limits, started: float, d
             if size > limits.max_bytes:
                 return None, (f"the answer to {display} is larger than {limits.max_bytes:,} bytes decompressed "
                               "(max_answer_bytes): refused; use shorter windows or raise the limit", False)
-            pieces.append(piece)
+            keep(piece)
     except Exception:
         if time.monotonic() - started < limits.deadline:
             raise
@@ -147,6 +175,7 @@ def send(
     secrets: Iterable[str | None],
     limits: Limits = Limits(),
     headers: Mapping[str, str] | None = None,
+    sink: Callable[[], BodySink] | None = None,
 ) -> RawAnswer:
     """Send one request and read the full body as bytes (never ``.text``: the XML declaration decides the
     encoding). ``display`` is the redacted ``METHOD path?query`` used in messages. ``data`` is a form (a mapping)
@@ -155,6 +184,9 @@ def send(
     Raises :class:`IikoTransportError` (:class:`IikoTlsError` when the TLS handshake failed); ``transient`` is
     True for connection failures, resets, incomplete reads, timeouts and a passed deadline, False for TLS and
     configuration problems and an answer over the size cap (`limits`).
+
+    ``sink``: a factory of a :class:`BodySink` a 2xx body that is not an HTML page is written to as it arrives,
+    so it is never held in memory; a body that did not arrive whole is discarded from it.
     """
     secrets = tuple(secrets)
     started = time.monotonic()
@@ -163,14 +195,27 @@ def send(
     try:
         with session.request(method, url, params=params, data=data, headers=headers, timeout=timeout,
                              verify=verify, allow_redirects=False, stream=True) as response:
-            body, problem = _read_bounded(response, limits, started, display)
+            content_type = response.headers.get("Content-Type", "")
+            target = sink() if sink is not None and 200 <= response.status_code < 300 \
+                and media_type_of(content_type) != "text/html" else None
+            try:
+                body, problem = _read_bounded(response, limits, started, display, target)
+            except BaseException:
+                if target is not None:
+                    target.discard()
+                raise
+            if target is not None and body is None:
+                target.discard()
+            elif target is not None:
+                target.close()
             if body is not None:
                 return RawAnswer(
                     status=response.status_code,
-                    content_type=response.headers.get("Content-Type", ""),
+                    content_type=content_type,
                     body=body,
                     elapsed=time.monotonic() - started,
                     location=response.headers.get("Location"),
+                    sink=target,
                 )
     except rex.SSLError as exc:
         error_class = IikoTlsError

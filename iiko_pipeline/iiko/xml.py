@@ -8,8 +8,9 @@ no future default can weaken it. Why bytes: the XML declaration must decide the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import BytesIO
-from typing import Any
+from typing import IO, Any
 
 from lxml import etree
 
@@ -116,30 +117,44 @@ def check_document(body: bytes, endpoint: str, expected_root: str, *, status: in
                    record_tag: str | None = None) -> str:
     """Check that ``body`` is a complete, well-formed XML document with root ``expected_root``.
 
-    Streams through the document with constant memory: only ``record_tag`` elements produce Python events,
-    and each is cleared right away. The root is checked from the first chunk before the full pass, so a
-    wrong document fails fast. Returns the root tag; raises :class:`IikoResponseError` otherwise (``kind``
-    ``"syntax"``/``"empty"`` are transient, ``"root"`` is not).
+    Streams through the document with constant memory (see :func:`check_document_stream`). Returns the root
+    tag; raises :class:`IikoResponseError` otherwise (``kind`` ``"syntax"``/``"empty"`` are transient,
+    ``"root"`` is not).
     """
-    if not body.strip():
+    return check_document_stream(lambda: BytesIO(body), len(body), not body.strip(), endpoint, expected_root,
+                                 status=status, record_tag=record_tag)
+
+
+def check_document_stream(open_body: Callable[[], IO[bytes]], size: int, blank: bool, endpoint: str,
+                          expected_root: str, *, status: int | None = None, record_tag: str | None = None) -> str:
+    """:func:`check_document` for a body read from a stream (``open_body`` opens it afresh, twice): an export
+    window kept on disk as it arrived is checked without ever being held in memory. ``blank``: the body holds
+    nothing but whitespace.
+
+    Only ``record_tag`` elements produce Python events, and each is cleared right away. The root is checked from
+    the first chunk before the full pass, so a wrong document fails fast.
+    """
+    if blank:
         raise _empty_error(endpoint, status, expected_root)
     error: IikoResponseError | None = None
     try:
-        for _event, element in etree.iterparse(BytesIO(body), events=("start",), **HARDENED_OPTIONS):
-            tag = _local(element.tag)
-            if tag != expected_root:
-                raise _root_error(tag, endpoint, status, expected_root)
-            break
-        events = etree.iterparse(BytesIO(body), events=("end",), tag=record_tag or expected_root,
-                                 **HARDENED_OPTIONS)
-        for _event, element in events:
-            element.clear(keep_tail=False)
-            parent = element.getparent()
-            if parent is not None:
-                while element.getprevious() is not None:
-                    del parent[0]
+        with open_body() as stream:
+            for _event, element in etree.iterparse(stream, events=("start",), **HARDENED_OPTIONS):
+                tag = _local(element.tag)
+                if tag != expected_root:
+                    raise _root_error(tag, endpoint, status, expected_root)
+                break
+        with open_body() as stream:
+            events = etree.iterparse(stream, events=("end",), tag=record_tag or expected_root,
+                                     **HARDENED_OPTIONS)
+            for _event, element in events:
+                element.clear(keep_tail=False)
+                parent = element.getparent()
+                if parent is not None:
+                    while element.getprevious() is not None:
+                        del parent[0]
     except etree.XMLSyntaxError as exc:
-        error = _syntax_error(exc, endpoint, status, expected_root, len(body))
+        error = _syntax_error(exc, endpoint, status, expected_root, size)
     if error is not None:
         raise error
     return expected_root

@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
@@ -146,17 +146,34 @@ def document_hash(record: dict[str, Any]) -> str:
 KnownHashes = Callable[[str, str], dict[str, str]]
 
 
-def document_ids(body: bytes) -> list[str]:
+#: How much of an unchanged answer the id scan holds at a time (decompressed), and the most it carries over
+#: from one block to the next when no id ended in it (an `<id>` element is under 100 bytes).
+_SCAN_BLOCK = 1 << 22
+_SCAN_CARRY = 4096
+
+
+def document_ids(stream: BinaryIO) -> list[str]:
     """Invoice ids straight from the bytes (only documents carry `<id>`; lines have none): enough to know which
-    documents an unchanged answer holds without parsing it."""
-    return [m.decode().lower() for m in _DOCUMENT_ID.findall(body)]
+    documents an unchanged answer holds without parsing it. Read block by block, so an unchanged window (tens of
+    MB) is never held whole: a block's unfinished end is carried into the next, and an id is taken only once its
+    `</id>` has arrived."""
+    ids: list[str] = []
+    carry = b""
+    while block := stream.read(_SCAN_BLOCK):
+        text = carry + block
+        end = 0
+        for match in _DOCUMENT_ID.finditer(text):
+            ids.append(match.group(1).decode().lower())
+            end = match.end()
+        carry = text[max(end, len(text) - _SCAN_CARRY):]
+    return ids
 
 
-def json_ids(body: bytes) -> list[str]:
+def json_ids(stream: BinaryIO) -> list[str]:
     """The ids of a JSON list answer's items (cash shifts); none for answers whose rows have no id (OLAP reports,
     balances: their rows are keyed by what they group, and a window owns its dates, so no row moves between
     windows)."""
-    data = json.loads(body)
+    data = json.loads(stream.read())
     if not isinstance(data, list):
         return []
     return [str(item["id"]).lower() for item in data if isinstance(item, dict) and item.get("id")]
@@ -164,7 +181,7 @@ def json_ids(body: bytes) -> list[str]:
 
 def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callable[[list], AdaptedBatch], *,
                  fingerprints: dict[tuple[str, str], str] | None = None,
-                 batch_documents: int = 1000, ids_of: Callable[[bytes], list[str]] = document_ids,
+                 batch_documents: int = 1000, ids_of: Callable[[BinaryIO], list[str]] = document_ids,
                  stamp_window: bool = False, keep_ids: bool = True,
                  held_hashes: KnownHashes | None = None) -> FrameSet:
     """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records; `keep_ids`
@@ -188,7 +205,7 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
             common = {"entity": entity, "label": part.label, "window_from": start or None,
                       "window_to": end or None, "fingerprint": fingerprint}
             if windowed and known.get((start, end)) == fingerprint:
-                ids = [i for i in ids_of(stream.read()) if i not in seen]
+                ids = [i for i in ids_of(stream) if i not in seen]
                 seen.update(ids)
                 yield ParsedFrame(rows=EMPTY, source_records=part.records, unchanged=True, known_ids=ids,
                                   **common)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 from sqlalchemy.engine import Engine
@@ -322,7 +322,7 @@ def window_owns_rows(spec: EntitySpec) -> bool:
     return spec.windowed and spec.vanished == HARD
 
 
-def _unchanged_ids(spec: EntitySpec) -> Callable[[bytes], list[str]]:
+def _unchanged_ids(spec: EntitySpec) -> Callable[[BinaryIO], list[str]]:
     """How an unchanged window's ids are read without parsing it. Only soft-deleted entities (documents) need
     them: a document may move to another window of the run and must not count as vanished there. Rows removed
     or kept by their own window (reports, shifts) need none, and decoding their answers again cost the bench's
@@ -332,7 +332,7 @@ def _unchanged_ids(spec: EntitySpec) -> Callable[[bytes], list[str]]:
     return document_ids if spec.answer_format == "xml" else json_ids
 
 
-def _no_ids(_body: bytes) -> list[str]:
+def _no_ids(_stream: BinaryIO) -> list[str]:
     return []
 
 

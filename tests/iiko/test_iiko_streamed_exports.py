@@ -127,3 +127,22 @@ def test_a_blank_spooled_body_is_an_empty_answer_and_a_cut_one_a_syntax_error(tm
     blank.discard()
     cut.discard()
     assert _spool_files(tmp_path) == []
+
+
+@pytest.mark.parametrize("block", [7, 20, 64, 1 << 22])
+def test_an_unchanged_windows_ids_are_scanned_block_by_block_as_from_the_whole_body(
+        block: int, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frame step reads an unchanged window's ids without holding it whole; ids cut between two blocks are
+    found once, and none is lost, whatever the block size."""
+    import io
+    import re
+
+    from iiko_pipeline import frames
+
+    with make_client() as client:
+        body = client.incoming_invoices_window(*WEEK).body
+    whole = [m.decode().lower() for m in re.findall(rb"<id>\s*([^<\s]+)\s*</id>", body)]
+    monkeypatch.setattr(frames, "_SCAN_BLOCK", block)
+    monkeypatch.setattr(frames, "_SCAN_CARRY", 64)
+    assert len(whole) == count_documents(body) > 0
+    assert frames.document_ids(io.BytesIO(body)) == whole

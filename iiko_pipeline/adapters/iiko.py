@@ -19,6 +19,7 @@ from iiko_pipeline.adapters.records import describe as _describe
 from iiko_pipeline.adapters.records import name as _name
 from iiko_pipeline.adapters.records import of_type as _of_type
 from iiko_pipeline.adapters.records import record_id as _record_id
+from iiko_pipeline.adapters.records import shown
 
 EXTERNAL_SYSTEM = "iiko"
 #: Bump when a change here would map the same XML to different rows: it invalidates the skip of unchanged
@@ -39,10 +40,10 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
                 return None
             return {
                 "external_id": v.guid(record.get("id"), required=True),
-                "code": v.text(record.get("code")),
+                "code": v.text(record.get("code"), "code"),
                 "name": _name(record),
                 "parent_external_id": v.guid(record.get("parentId"), field_name="parentId"),
-                "taxpayer_id": v.text(record.get("taxpayerIdNumber")),
+                "taxpayer_id": v.text(record.get("taxpayerIdNumber"), "taxpayerIdNumber"),
                 "department_type": "DEPARTMENT",
             }, []
 
@@ -56,7 +57,7 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
             return {
                 "external_id": v.guid(record.get("id"), required=True),
                 "restaurant_external_id": v.guid(record.get("parentId"), field_name="parentId"),
-                "code": v.text(record.get("code")),
+                "code": v.text(record.get("code"), "code"),
                 "name": _name(record),
             }, []
 
@@ -70,10 +71,10 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
         def build(record: Mapping[str, Any]) -> tuple[Row, list[Row]]:
             return {
                 "external_id": v.guid(record.get("id"), required=True),
-                "code": v.text(record.get("code")),
+                "code": v.text(record.get("code"), "code"),
                 "name": _name(record),
-                "taxpayer_id": v.text(record.get("taxpayerIdNumber")),
-                "note": v.text(record.get("note")),
+                "taxpayer_id": v.text(record.get("taxpayerIdNumber"), "taxpayerIdNumber"),
+                "note": v.text(record.get("note"), "note"),
                 "is_deleted": flag(record, "deleted"),
                 "represents_store": flag(record, "representsStore"),
                 "represented_store_external_id": v.guid(record.get("representedStoreId"),
@@ -92,7 +93,7 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
         line holds a value of another shape) takes the per-value path, which words the error or types the value
         as it always did."""
         def describe(record: Mapping[str, Any]) -> str:
-            dated = v.text(record.get("dateIncoming")) or v.text(record.get("incomingDate"))
+            dated = shown(record.get("dateIncoming")) or shown(record.get("incomingDate"))
             return f"invoice {_describe(record, number_key='documentNumber')} dated {dated}"
 
         records = list(records)
@@ -133,7 +134,7 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
         if document_date is None:
             raise ValueError("neither dateIncoming nor incomingDate is present")
         due_date = v.local_date(record.get("dueDate"), field_name="dueDate")
-        status = (v.text(record.get("status")) or "").upper()
+        status = (v.text(record.get("status"), "status") or "").upper()
         if not status:
             raise ValueError("status is missing")
         items = [self._item(external_id, item) for item in record.get("items") or []] if with_items else []
@@ -142,16 +143,16 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
             raise ValueError("line numbers (num) repeat within the invoice")
         invoice = {
             "external_id": external_id,
-            "document_number": v.text(record.get("documentNumber")),
-            "incoming_document_number": v.text(record.get("incomingDocumentNumber")),
-            "invoice_number": v.text(record.get("invoice")),
+            "document_number": v.text(record.get("documentNumber"), "documentNumber"),
+            "incoming_document_number": v.text(record.get("incomingDocumentNumber"), "incomingDocumentNumber"),
+            "invoice_number": v.text(record.get("invoice"), "invoice"),
             "date_incoming": date_incoming,
             "date_incoming_offset": offset,
             "document_date": document_date,
             "incoming_date": incoming_date,
             "due_date": due_date,
             "status": status,
-            "comment": v.text(record.get("comment")),
+            "comment": v.text(record.get("comment"), "comment"),
             "conception_external_id": v.guid(record.get("conception"), field_name="conception"),
             "supplier_external_id": v.guid(record.get("supplier"), field_name="supplier"),
             "default_store_external_id": v.guid(record.get("defaultStore"), field_name="defaultStore"),
@@ -166,8 +167,8 @@ class IikoAdapter(IikoReferenceAdapter, IikoReportsAdapter):
                 "invoice_external_id": invoice_external_id,
                 "line_number": num,
                 "product_external_id": v.guid(item.get("product"), field_name="product"),
-                "product_article": v.text(item.get("productArticle")),
-                "product_code": v.text(item.get("code")),
+                "product_article": v.text(item.get("productArticle"), "productArticle"),
+                "product_code": v.text(item.get("code"), "code"),
                 "amount": v.decimal(item.get("amount"), field_name="amount"),
                 "actual_amount": v.decimal(item.get("actualAmount"), field_name="actualAmount"),
                 "amount_unit_external_id": v.guid(item.get("amountUnit"), field_name="amountUnit"),

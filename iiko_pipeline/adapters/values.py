@@ -24,17 +24,22 @@ _ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 _PLAIN_DECIMAL = re.compile(r"-?\d{1,19}(?:\.\d{1,9})?")
 
 
-def text(value: str | None) -> str | None:
-    """Absent and empty are the same in iiko XML ("no value")."""
+def text(value: str | None, field_name: str = "a value") -> str | None:
+    """Absent and empty are the same in iiko XML ("no value"). Nested or repeated elements where iiko prints one
+    text value (the parser gives a dict or a list) are an error naming the field, not a crash."""
     if value is None:
         return None
+    if not isinstance(value, str):
+        shape = "nested elements" if isinstance(value, dict) else \
+            "a repeated element" if isinstance(value, list) else type(value).__name__
+        raise ValueError(f"{field_name} holds {shape} where iiko prints one text value")
     value = value.strip()
     return value or None
 
 
 def _given(value: str | None, field_name: str, required: bool) -> str | None:
     """The stripped text, None when absent or empty; a required value that is absent is an error."""
-    value = text(value)
+    value = text(value, field_name)
     if value is None and required:
         raise ValueError(f"{field_name} is missing")
     return value
@@ -78,7 +83,7 @@ def decimal(value: str | None, *, field_name: str, required: bool = False) -> De
 
 
 def boolean(value: str | None, *, field_name: str, default: bool | None = False) -> bool | None:
-    value = text(value)
+    value = text(value, field_name)
     if value is None:
         return default
     lowered = value.lower()
@@ -106,7 +111,7 @@ def local_datetime(value: str | None, *, field_name: str) -> tuple[datetime | No
     rather than converting to UTC because iiko documents are dated in the restaurant's local day, and an offset
     is absent from most answers: inventing one would be worse than keeping what was sent.
     """
-    value = text(value)
+    value = text(value, field_name)
     if value is None:
         return None, None
     offset = None

@@ -124,3 +124,21 @@ def test_a_nested_value_is_left_to_the_per_value_path(kind):
     assert suspect == {1} and table.column(lines.OWNER).to_pylist() == [G1]
     assert pa.types.is_decimal(table.schema.field("sum").type)
 
+
+
+def test_nested_or_repeated_elements_reject_their_invoice_by_name_and_the_batch_goes_on():
+    """The parser gives a dict for nested elements and a list for a repeated one; where iiko prints one text value
+    that is a RecordError naming the field (it was an AttributeError that failed the whole window)."""
+    good = invoice(G1, [line(1)])
+    nested_line = invoice(G2, [line(1, sum={"x": "1"})])
+    repeated_line = invoice(G3, [line(1, productArticle=["A", "B"])])
+    nested_head = invoice("6f1c2b1e-0000-4000-8000-000000000104", [line(1)], comment={"p": "x"},
+                          dateIncoming={"d": "1"})
+    batch = assert_same_as_per_value([good, nested_line, repeated_line, nested_head])
+    assert [row["external_id"] for row in batch.rows] == [G1]
+    assert [e.reason for e in batch.errors] == [
+        "line 1 sum holds nested elements where iiko prints one text value",
+        "line 1 productArticle holds a repeated element where iiko prints one text value",
+        "dateIncoming holds nested elements where iiko prints one text value",
+    ]
+    assert "dated {'d': '1'}" in batch.errors[2].record  # the message still names the invoice

@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -130,6 +131,28 @@ class RawSpool:
         else:
             self.path.replace(path)
         return RawPart(label=label, path=str(path), size=self.size, sha256=self.sha256, records=self.documents)
+
+
+#: A leftover younger than this may belong to a step still writing it (another run's, during a takeover).
+LEFTOVER_AGE_S = 3600.0
+
+
+def sweep_leftovers(base_dir: Path, account_id: str, entity: str, older_than: float = LEFTOVER_AGE_S) -> int:
+    """Delete the temporary files a killed process left in an entity's raw folder (a spool's `.part`, a
+    `write_raw` `.tmp`): nothing reads them, and a year of killed runs would fill the disk. Returns how many."""
+    folder = base_dir / account_id / entity
+    if not folder.is_dir():
+        return 0
+    cutoff = time.time() - older_than
+    swept = 0
+    for path in (*folder.glob(".*.part"), *folder.glob("*.tmp")):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+                swept += 1
+        except FileNotFoundError:  # gone meanwhile
+            continue
+    return swept
 
 
 def write_raw(base_dir: Path, account_id: str, entity: str, label: str, body: bytes, records: int,

@@ -40,7 +40,7 @@ from iiko_pipeline.frames import (
 from iiko_pipeline.iiko import IikoClient, split_windows
 from iiko_pipeline.iiko.errors import IikoNotAvailableError, IikoPermissionError
 from iiko_pipeline.prefetch import prefetched
-from iiko_pipeline.rawstore import RawCapture, RawPart, RawSpool, count_documents, write_raw
+from iiko_pipeline.rawstore import RawCapture, RawPart, RawSpool, count_documents, sweep_leftovers, write_raw
 from iiko_pipeline.warehouse import pending, quality, state
 from iiko_pipeline.warehouse.credentials import mark_connection
 from iiko_pipeline.warehouse.dated_windows import (
@@ -196,6 +196,8 @@ def _fetch_windows(spec: EntitySpec, client: Callable[[], IikoClient], engine: E
     the watermark moves) and record the failure; the export_complete check then fails the run. An
     incremental run first re-reads the dates of due pending documents, however far behind the lookback."""
     policy = policy.for_entity(spec.lookback_days, spec.history_days, spec.lag_days)
+    if swept := sweep_leftovers(raw_dir, account, spec.name):
+        log(f"deleted {swept} unfinished raw file(s) a stopped sync left")
     date_from, date_to = policy.window(get_watermark(engine, account, spec.name))
     retry = retry_ranges(engine, account, spec, date_from) if policy.advances_watermark else []
     if retry:

@@ -146,3 +146,25 @@ def test_an_unchanged_windows_ids_are_scanned_block_by_block_as_from_the_whole_b
     monkeypatch.setattr(frames, "_SCAN_CARRY", 64)
     assert len(whole) == count_documents(body) > 0
     assert frames.document_ids(io.BytesIO(body)) == whole
+
+
+def test_a_killed_syncs_unfinished_raw_files_are_swept_once_old(tmp_path: Path) -> None:
+    """A spool or a `write_raw` temp file left by a killed process is deleted by the next raw step once it is an
+    hour old (a younger one may be another run's, being written); stored answers are never touched."""
+    import os
+    import time
+
+    from iiko_pipeline.rawstore import sweep_leftovers
+
+    folder = tmp_path / "acc" / "invoices"
+    folder.mkdir(parents=True)
+    old = time.time() - 7200
+    names = {"stale_spool": ".ab12.xml.gz.part", "stale_tmp": "cd34.xml.tmp", "fresh_spool": ".ef56.xml.gz.part",
+             "stored": "0123.xml.gz"}
+    for key, name in names.items():
+        (folder / name).write_bytes(b"x")
+        if key != "fresh_spool":
+            os.utime(folder / name, (old, old))
+    assert sweep_leftovers(tmp_path, "acc", "invoices") == 2
+    assert sorted(p.name for p in folder.iterdir()) == sorted([names["fresh_spool"], names["stored"]])
+    assert sweep_leftovers(tmp_path, "other", "invoices") == 0  # no folder yet: nothing to do

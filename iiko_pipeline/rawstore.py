@@ -64,6 +64,20 @@ class RawCapture:
                 yield part, stream
 
 
+#: gzip level of every stored answer: 4-5x faster than 6, and XML still shrinks about 8x.
+_COMPRESSLEVEL = 1
+
+
+def _entity_folder(base_dir: Path, account_id: str, entity: str) -> Path:
+    """Where an account's answers for one entity are kept."""
+    return base_dir / account_id / entity
+
+
+def _stored_path(folder: Path, sha256: str, answer_format: str) -> Path:
+    """An answer's file: named by its hash, so identical answers share one file."""
+    return folder / f"{sha256}.{answer_format}.gz"
+
+
 #: What an XML export answer's documents start with (``<document>`` or ``<document attr=...>``).
 DOCUMENT_OPENINGS = (b"<document>", b"<document ")
 
@@ -82,11 +96,11 @@ class RawSpool:
     the answer back for the client's document check, and `keep` files it under its hash as `write_raw` would."""
 
     def __init__(self, base_dir: Path, account_id: str, entity: str, answer_format: str = "xml") -> None:
-        self._folder = private_dirs(base_dir / account_id / entity)
+        self._folder = private_dirs(_entity_folder(base_dir, account_id, entity))
         self._format = answer_format
         self.path = self._folder / f".{uuid.uuid4().hex}.{answer_format}.gz.part"
         self._file = os.fdopen(private_file(self.path), "wb")
-        self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=1)
+        self._gzip = gzip.GzipFile(fileobj=self._file, mode="wb", compresslevel=_COMPRESSLEVEL)
         self._digest = hashlib.sha256()
         self._tail = b""  # the last bytes received: an opening cut between two pieces is counted once
         self.size = 0
@@ -125,7 +139,7 @@ class RawSpool:
     def keep(self, label: str) -> RawPart:
         """File the answer under its hash (an identical one already there is kept) and describe it."""
         self.close()
-        path = self._folder / f"{self.sha256}.{self._format}.gz"
+        path = _stored_path(self._folder, self.sha256, self._format)
         if path.exists():
             self.path.unlink(missing_ok=True)
         else:
@@ -140,7 +154,7 @@ LEFTOVER_AGE_S = 3600.0
 def sweep_leftovers(base_dir: Path, account_id: str, entity: str, older_than: float = LEFTOVER_AGE_S) -> int:
     """Delete the temporary files a killed process left in an entity's raw folder (a spool's `.part`, a
     `write_raw` `.tmp`): nothing reads them, and a year of killed runs would fill the disk. Returns how many."""
-    folder = base_dir / account_id / entity
+    folder = _entity_folder(base_dir, account_id, entity)
     if not folder.is_dir():
         return 0
     cutoff = time.time() - older_than
@@ -159,12 +173,11 @@ def write_raw(base_dir: Path, account_id: str, entity: str, label: str, body: by
               answer_format: str = "xml") -> RawPart:
     """Store one answer under base_dir/account/entity/<sha256>.<format>.gz (idempotent for identical bytes)."""
     sha = hashlib.sha256(body).hexdigest()
-    folder = private_dirs(base_dir / account_id / entity)
-    path = folder / f"{sha}.{answer_format}.gz"
+    path = _stored_path(private_dirs(_entity_folder(base_dir, account_id, entity)), sha, answer_format)
     if not path.exists():
         tmp = path.with_suffix(".tmp")
         with os.fdopen(private_file(tmp), "wb") as raw, \
-                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=1) as fh:  # 4-5x faster than 6; XML ~8x
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=_COMPRESSLEVEL) as fh:
             fh.write(body)
         tmp.replace(path)
     return RawPart(label=label, path=str(path), size=len(body), sha256=sha, records=records)

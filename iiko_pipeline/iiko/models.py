@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .transport import BodySink
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ class IikoResponse:
     content_type: str
     body: bytes = field(repr=False)
     root: str
-    sink: Any = field(default=None, repr=False)  # the BodySink holding the body when it went to disk (body empty)
+    sink: BodySink | None = field(default=None, repr=False)  # holds the body when it went to disk (body empty)
 
     def __repr__(self) -> str:
         return (

@@ -90,6 +90,32 @@ def proc_rss_mb(pid: int) -> float | None:
     return None
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def proc_tree_pss_mb(pid: int) -> float | None:
+    """The proportional set size of a process and all its descendants (e.g. a run and its frame workers), from
+    /proc: pages a forked worker shares with its parent count once, so the sum is what the run holds. None if the
+    process is gone."""
+    total, found, todo = 0.0, False, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) / 1024.0
+                    found = True
+                    break
+        except OSError:
+            continue
+        todo.extend(_children(current))
+    return total if found else None
+
+
 def write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

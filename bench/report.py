@@ -118,6 +118,8 @@ def _derive_backend(r: dict[str, Any]) -> dict[str, Any]:
         d["full_vs_handwritten"] = _div(d["full_items_per_s"], d.get("handwritten_items_per_s"))
         d["full_steps"] = _step_split(full)
     d["full_peak_rss_mb"] = full.get("peak_rss_mb")
+    d["full_peak_tree_pss_mb"] = full.get("sampled_peak_tree_pss_mb")  # the run and its frame workers
+    d["flat_peak_tree_pss_mb"] = flat.get("sampled_peak_tree_pss_mb") if flat else None
     d["full_rss_by_step"] = rss_by_step(full)
     d["full_running_step"] = None if _ok(full) else running_step(full)
     d["full_completed"] = _ok(full)
@@ -493,6 +495,9 @@ def _full_table(data: dict[str, Any], der: dict[str, Any], cols: list[tuple[str,
     out.append(_row("**… vs hand-written loader**", [_x(x.get("full_vs_handwritten")) for x in d]))
     out.append(_row("peak RSS of the run process", [_f(x.get("full_peak_rss_mb"), "{:,.0f} MB") for x in d]))
     out.append(_row("… peak RSS by step, MB (sampled each second)", [_top_steps(x.get("full_rss_by_step")) for x in d]))
+    out.append(_row("peak PSS of the run and its frame workers (sampled)",
+                    [f"{_f(x.get('full_peak_tree_pss_mb'), '{:,.0f} MB')} ({data.get('flat_days')} days: "
+                     f"{_f(x.get('flat_peak_tree_pss_mb'), '{:,.0f} MB')})" for x in d]))
     out.append(_row(f"peak RSS with {data.get('flat_days')} days (ratio)",
                     [f"{_f(x.get('flat_peak_rss_mb'), '{:,.0f} MB')} ({_x(x.get('rss_growth'))})" for x in d]))
     out.append(_row("iiko requests (logins / logouts)", [

@@ -42,6 +42,7 @@ from common import (
     pg_write_counters,
     proc_cpu_seconds,
     proc_rss_mb,
+    proc_tree_pss_mb,
     request_summary,
     sqlite_rows_written,
     sqlite_snapshot,
@@ -225,6 +226,7 @@ class Bench:
         result["account_id"] = spec.get("account_id")
         result["code_version"] = head  # others commit during a long run: each phase says what it ran
         result["sampled_peak_rss_mb"] = round(sampled, 1)
+        result["sampled_peak_tree_pss_mb"] = round(self._tree, 1)
         if emulator is not None:
             emu_cpu1 = emulator.cpu()
             result["emulator_cpu_s"] = round(emu_cpu1 - emu_cpu0, 2) if emu_cpu0 is not None and emu_cpu1 else None
@@ -237,11 +239,12 @@ class Bench:
 
     def _watch(self, proc: subprocess.Popen, started: float, timeline: list[list[float]]) -> None:
         """Sample the child's RSS every 0.2 s until it exits; kill it above the RSS cap or the time limit."""
-        self._sampled, self._killed = 0.0, None
+        self._sampled, self._killed, self._tree = 0.0, None, 0.0
         last_point = 0.0
         while proc.poll() is None:
             rss = proc_rss_mb(proc.pid) or 0.0
             self._sampled = max(self._sampled, rss)
+            self._tree = max(self._tree, proc_tree_pss_mb(proc.pid) or 0.0)
             now = time.time()
             if now - last_point >= 1.0:
                 timeline.append([round(now, 2), round(rss, 1)])

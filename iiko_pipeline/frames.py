@@ -10,6 +10,7 @@ conversion, both ways, as a sizeable share of a year-long load).
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import itertools
 import json
@@ -24,7 +25,8 @@ from iiko_pipeline.adapters.base import AdaptedBatch
 from iiko_pipeline.adapters.iiko import ADAPTER_VERSION
 from iiko_pipeline.adapters.iiko_reports import WINDOW_KEY
 from iiko_pipeline.iiko import parsing
-from iiko_pipeline.rawstore import RawCapture
+from iiko_pipeline.rawstore import RawCapture, RawPart
+from iiko_pipeline.workers import can_send, run_ahead
 
 EMPTY = pa.table({})
 
@@ -183,7 +185,7 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                  fingerprints: dict[tuple[str, str], str] | None = None,
                  batch_documents: int = 1000, ids_of: Callable[[BinaryIO], list[str]] = document_ids,
                  stamp_window: bool = False, keep_ids: bool = True,
-                 held_hashes: KnownHashes | None = None) -> FrameSet:
+                 held_hashes: KnownHashes | None = None, workers: int = 1) -> FrameSet:
     """A lazy frame set over the capture's answers, in chunks of at most `batch_documents` records; `keep_ids`
     False when rows cannot move between windows (see `FrameSet.ids_kept`).
 
@@ -193,66 +195,136 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
     A document re-dated between two window requests can appear in two windows: the first occurrence wins, as in
     the client's own `incoming_invoices`. A window whose fingerprint equals the last committed one becomes a
     single `unchanged` chunk carrying only its document ids.
+
+    With `workers` > 1 and at least two changed windows, changed windows are parsed and adapted in that many
+    worker processes (`workers.run_ahead`) while this process takes their chunks in window order; a window one of
+    whose documents an earlier window already returned, or whose worker failed, is redone here, so the chunks
+    are exactly those of the one-process path.
     """
     windowed = capture.window_from is not None
     known = fingerprints or {}
+    shape = _WindowShape(entity, parse, adapt, batch_documents, stamp_window, windowed)
 
-    def chunks() -> Iterator[ParsedFrame]:
-        seen: set[str] = set()
-        for part, stream in capture.stream_parts():
-            start, _, end = part.label.partition("..") if windowed else (None, None, None)
-            fingerprint = answer_fingerprint(part.sha256)
-            common = {"entity": entity, "label": part.label, "window_from": start or None,
-                      "window_to": end or None, "fingerprint": fingerprint}
-            if windowed and known.get((start, end)) == fingerprint:
+    def dates(part: RawPart) -> tuple[str | None, str | None]:
+        start, _, end = part.label.partition("..") if windowed else (None, None, None)
+        return start or None, end or None
+
+    def unchanged(part: RawPart) -> bool:
+        return windowed and known.get(dates(part)) == answer_fingerprint(part.sha256)
+
+    def held_for(part: RawPart) -> dict[str, str] | None:
+        return held_hashes(*dates(part)) if held_hashes is not None and windowed else None
+
+    def here(part: RawPart, seen: set[str]) -> Iterator[ParsedFrame]:
+        with gzip.open(part.path, "rb") as stream:
+            if unchanged(part):
                 ids = [i for i in ids_of(stream) if i not in seen]
                 seen.update(ids)
                 yield ParsedFrame(rows=EMPTY, source_records=part.records, unchanged=True, known_ids=ids,
-                                  **common)
-                continue
-            records_iter = parse(stream)
-            yielded = False
-            held = held_hashes(start, end) if held_hashes is not None and windowed else None
-            while True:
-                records = list(itertools.islice(records_iter, batch_documents if windowed else None))
-                if not records and yielded:
-                    break  # an empty answer still yields one empty chunk: its window must be reconciled
-                source = len(records)
-                if stamp_window:  # records that do not say their own date (balances): the window says it
-                    for record in records:
-                        record[WINDOW_KEY] = (start, end)
-                kept: list[str] = []
-                hashes: dict[str, str] = {}
-                if windowed:
-                    fresh = []
-                    for record in records:
-                        ident = str(record.get("id") or "").strip().lower()
-                        if ident and ident in seen:
-                            continue
-                        seen.add(ident)
-                        if held is not None and ident:
-                            hashes[ident] = document_hash(record)
-                            if held.get(ident) == hashes[ident]:
-                                kept.append(ident)
-                                continue
-                        fresh.append(record)
-                    records = fresh
-                batch: AdaptedBatch = adapt(records)
-                del records
-                if held is not None:
-                    for row in batch.rows:
-                        row["source_hash"] = hashes.get(str(row.get("external_id") or "").lower())
-                rows = to_table(batch.rows)
-                children = batch.child_table if batch.child_table is not None else to_table(batch.child_rows)
-                errors = [{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors]
-                del batch  # only the Arrow tables travel on: the dicts would double the chunk's memory
-                yield ParsedFrame(rows=rows, children=children, errors=errors, source_records=source,
-                                  kept_ids=kept, **common)
-                yielded = True
-                if not windowed or not source:
-                    break
+                                  **shape.common(part))
+            else:
+                yield from _window_chunks(shape, part, stream, seen, held_for(part))
+
+    def chunks() -> Iterator[ParsedFrame]:
+        seen: set[str] = set()
+        changed = sum(not unchanged(part) for part in capture.parts)
+        if workers < 2 or changed < 2 or not windowed or not can_send(shape):
+            for part in capture.parts:
+                yield from here(part, seen)
+            return
+
+        def job(part: RawPart) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
+            return None if unchanged(part) else (_window_in_worker, (shape, part, held_for(part)))
+
+        for part, adapted in run_ahead(capture.parts, job, workers):
+            if adapted is None or not adapted.ids.isdisjoint(seen):
+                yield from here(part, seen)
+            else:
+                seen.update(adapted.ids)
+                yield from adapted.frames
 
     return FrameSet(entity, chunks, capture.window_from, capture.window_to, capture.failure, ids_kept=keep_ids)
+
+
+@dataclass(frozen=True)
+class _WindowShape:
+    """How one answer becomes chunks: everything `_window_chunks` needs besides the answer, sent as is to a worker."""
+
+    entity: str
+    parse: Parser
+    adapt: Callable[[list], AdaptedBatch]
+    batch_documents: int
+    stamp_window: bool
+    windowed: bool
+
+    def common(self, part: RawPart) -> dict[str, Any]:
+        start, _, end = part.label.partition("..") if self.windowed else (None, None, None)
+        return {"entity": self.entity, "label": part.label, "window_from": start or None,
+                "window_to": end or None, "fingerprint": answer_fingerprint(part.sha256)}
+
+
+@dataclass
+class _Adapted:
+    """A worker's chunks of one window, and every document id it saw there (to check against earlier windows)."""
+
+    frames: list[ParsedFrame]
+    ids: set[str]
+
+
+def _window_in_worker(shape: _WindowShape, part: RawPart, held: dict[str, str] | None) -> _Adapted:
+    seen: set[str] = set()
+    with gzip.open(part.path, "rb") as stream:
+        frames = list(_window_chunks(shape, part, stream, seen, held))
+    seen.discard("")  # documents without an id are never taken for repeats
+    return _Adapted(frames, seen)
+
+
+def _window_chunks(shape: _WindowShape, part: RawPart, stream: BinaryIO, seen: set[str],
+                   held: dict[str, str] | None) -> Iterator[ParsedFrame]:
+    """A changed answer's chunks: its records parsed, documents already `seen` skipped, held ones kept, the rest
+    adapted `batch_documents` at a time."""
+    windowed = shape.windowed
+    common = shape.common(part)
+    records_iter = shape.parse(stream)
+    yielded = False
+    while True:
+        records = list(itertools.islice(records_iter, shape.batch_documents if windowed else None))
+        if not records and yielded:
+            break  # an empty answer still yields one empty chunk: its window must be reconciled
+        source = len(records)
+        if shape.stamp_window:  # records that do not say their own date (balances): the window says it
+            for record in records:
+                record[WINDOW_KEY] = (common["window_from"], common["window_to"])
+        kept: list[str] = []
+        hashes: dict[str, str] = {}
+        if windowed:
+            fresh = []
+            for record in records:
+                ident = str(record.get("id") or "").strip().lower()
+                if ident and ident in seen:
+                    continue
+                seen.add(ident)
+                if held is not None and ident:
+                    hashes[ident] = document_hash(record)
+                    if held.get(ident) == hashes[ident]:
+                        kept.append(ident)
+                        continue
+                fresh.append(record)
+            records = fresh
+        batch: AdaptedBatch = shape.adapt(records)
+        del records
+        if held is not None:
+            for row in batch.rows:
+                row["source_hash"] = hashes.get(str(row.get("external_id") or "").lower())
+        rows = to_table(batch.rows)
+        children = batch.child_table if batch.child_table is not None else to_table(batch.child_rows)
+        errors = [{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors]
+        del batch  # only the Arrow tables travel on: the dicts would double the chunk's memory
+        yield ParsedFrame(rows=rows, children=children, errors=errors, source_records=source, kept_ids=kept,
+                          **common)
+        yielded = True
+        if not windowed or not source:
+            break
 
 
 def to_table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -54,6 +54,7 @@ from iiko_pipeline.warehouse.dated_windows import (
     window_fingerprints,
 )
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension
+from iiko_pipeline.workers import parse_workers
 
 ADAPTER = IIKO_ADAPTER
 #: Failures that stop a windowed export at once, whatever was fetched before: they will not heal in the run.
@@ -298,7 +299,8 @@ def frames(spec: EntitySpec, raw: RawResult, engine: Engine, account: str, *,
     """The adapter's typed rows, lazily, chunk by chunk. A window whose answer is byte-identical to the one
     last committed (same adapter version) becomes an `unchanged` chunk of ids only, and inside a changed one a
     document held with the same hash is kept as it is (tables with `source_hash`), unless the policy asks to
-    reprocess. `parse` / `adapt` replace the spec's parser and adapter method (the bench times them)."""
+    reprocess. Changed windows are parsed in `parse_workers()` processes; `parse` / `adapt` replace the spec's
+    parser and adapter method (the bench times them, in this process)."""
     fingerprints: dict[tuple[str, str], str] = {}
     reprocess = raw.policy is None or raw.policy.reprocess_unchanged
     if spec.windowed and not reprocess:
@@ -310,7 +312,8 @@ def frames(spec: EntitySpec, raw: RawResult, engine: Engine, account: str, *,
     return build_frames(spec.name, raw.capture, parse or spec.parse, adapt or getattr(ADAPTER, spec.adapt),
                         fingerprints=fingerprints, ids_of=_unchanged_ids(spec),
                         stamp_window=spec.window_in_records, batch_documents=spec.chunk_records,
-                        keep_ids=not window_owns_rows(spec), held_hashes=hashes)
+                        keep_ids=not window_owns_rows(spec), held_hashes=hashes,
+                        workers=parse_workers() if parse is None and adapt is None else 1)
 
 
 def _none_held(_date_from: str, _date_to: str) -> dict[str, str]:

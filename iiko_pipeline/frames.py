@@ -14,7 +14,6 @@ import gzip
 import hashlib
 import itertools
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -24,6 +23,7 @@ import pyarrow as pa
 from iiko_pipeline.adapters.base import AdaptedBatch
 from iiko_pipeline.adapters.iiko import ADAPTER_VERSION
 from iiko_pipeline.adapters.iiko_reports import WINDOW_KEY
+from iiko_pipeline.documents import DOCUMENT_ID, DocumentSplit, document_digest, document_id
 from iiko_pipeline.iiko import parsing
 from iiko_pipeline.rawstore import RawCapture, RawPart
 from iiko_pipeline.workers import can_send, run_ahead
@@ -48,8 +48,8 @@ class ParsedFrame:
     fingerprint: str | None = None  # of the whole raw answer this chunk belongs to
     unchanged: bool = False  # the answer matched the last committed one: no rows, only its ids
     known_ids: list[str] = field(default_factory=list)
-    #: Documents of a changed answer that are held, live, with the same hash (`document_hash`): returned by iiko,
-    #: so not vanished, but neither adapted nor written again.
+    #: Documents of a changed answer that are held, live, with the same digest (`documents.document_digest`):
+    #: returned by iiko, so not vanished, but neither parsed, adapted nor written again.
     kept_ids: list[str] = field(default_factory=list)
 
     @property
@@ -135,15 +135,6 @@ def answer_fingerprint(raw_sha256: str) -> str:
     return hashlib.sha256(f"{ADAPTER_VERSION}:{raw_sha256}".encode()).hexdigest()
 
 
-_DOCUMENT_ID = re.compile(rb"<id>\s*([^<\s]+)\s*</id>")
-
-
-def document_hash(record: dict[str, Any]) -> str:
-    """A document as the parser read it (and the adapter version that would turn it into rows), hashed: equal
-    hashes mean the stored row and lines already say what this answer says."""
-    return hashlib.blake2b(f"{ADAPTER_VERSION}:{record!r}".encode(), digest_size=16).hexdigest()
-
-
 #: The hashes of the live documents held for a window: `(date_from, date_to) -> {external_id: hash}`.
 KnownHashes = Callable[[str, str], dict[str, str]]
 
@@ -164,7 +155,7 @@ def document_ids(stream: BinaryIO) -> list[str]:
     while block := stream.read(_SCAN_BLOCK):
         text = carry + block
         end = 0
-        for match in _DOCUMENT_ID.finditer(text):
+        for match in DOCUMENT_ID.finditer(text):
             ids.append(match.group(1).decode().lower())
             end = match.end()
         carry = text[max(end, len(text) - _SCAN_CARRY):]
@@ -216,14 +207,14 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
         return held_hashes(*dates(part)) if held_hashes is not None and windowed else None
 
     def here(part: RawPart, seen: set[str]) -> Iterator[ParsedFrame]:
-        with gzip.open(part.path, "rb") as stream:
-            if unchanged(part):
+        if unchanged(part):
+            with gzip.open(part.path, "rb") as stream:
                 ids = [i for i in ids_of(stream) if i not in seen]
-                seen.update(ids)
-                yield ParsedFrame(rows=EMPTY, source_records=part.records, unchanged=True, known_ids=ids,
-                                  **shape.common(part))
-            else:
-                yield from _window_chunks(shape, part, stream, seen, held_for(part))
+            seen.update(ids)
+            yield ParsedFrame(rows=EMPTY, source_records=part.records, unchanged=True, known_ids=ids,
+                              **shape.common(part))
+        if not unchanged(part):
+            yield from _window_chunks(shape, part, seen, held_for(part))
 
     def chunks() -> Iterator[ParsedFrame]:
         seen: set[str] = set()
@@ -273,58 +264,137 @@ class _Adapted:
 
 def _window_in_worker(shape: _WindowShape, part: RawPart, held: dict[str, str] | None) -> _Adapted:
     seen: set[str] = set()
-    with gzip.open(part.path, "rb") as stream:
-        frames = list(_window_chunks(shape, part, stream, seen, held))
+    frames = list(_window_chunks(shape, part, seen, held))
     seen.discard("")  # documents without an id are never taken for repeats
     return _Adapted(frames, seen)
 
 
-def _window_chunks(shape: _WindowShape, part: RawPart, stream: BinaryIO, seen: set[str],
+def _window_chunks(shape: _WindowShape, part: RawPart, seen: set[str],
                    held: dict[str, str] | None) -> Iterator[ParsedFrame]:
-    """A changed answer's chunks: its records parsed, documents already `seen` skipped, held ones kept, the rest
-    adapted `batch_documents` at a time."""
-    windowed = shape.windowed
+    """A changed answer's chunks. With `held` (documents that keep their digest), the answer is cut into its
+    documents' bytes first and only the changed ones are parsed (`_changed_chunks`); an answer the cut cannot vouch
+    for, and answers of other entities, are parsed whole (`_parsed_chunks`)."""
+    if held is not None and shape.windowed:
+        plan = _plan(part, seen, held)
+        if plan is not None:
+            yield from _changed_chunks(shape, part, plan)
+            return
+    with gzip.open(part.path, "rb") as stream:
+        yield from _parsed_chunks(shape, part, stream, seen, hashed=held is not None)
+
+
+_SKIP, _KEPT, _CHANGED = 0, 1, 2
+
+
+@dataclass
+class _Plan:
+    """An answer's documents in order: id, digest and what becomes of each (skipped as returned by an earlier
+    window, kept as held, or changed: parsed and written), with the answer's prolog and closing tag."""
+
+    prefix: bytes
+    suffix: bytes
+    ids: list[str]
+    digests: list[str]
+    actions: list[int]
+
+
+def _plan(part: RawPart, seen: set[str], held: dict[str, str]) -> _Plan | None:
+    """Cut the answer into documents and decide each one, or None (and `seen` untouched) when the cut does not
+    add up: a document left open or self-closing, or another count than the raw step's own."""
+    with gzip.open(part.path, "rb") as stream:
+        split = DocumentSplit(stream)
+        entries = [(document_id(piece), document_digest(piece, ADAPTER_VERSION)) for piece in split]
+    if not split.complete or split.count != part.records:
+        return None
+    ids, digests = [ident for ident, _ in entries], [digest for _, digest in entries]
+    actions, returned = [], set()
+    for ident, digest in entries:
+        if ident and (ident in seen or ident in returned):
+            actions.append(_SKIP)  # the first occurrence wins, as in the client's own `incoming_invoices`
+            continue
+        returned.add(ident)
+        actions.append(_KEPT if ident and held.get(ident) == digest else _CHANGED)
+    seen.update(returned)
+    return _Plan(split.prefix, split.suffix, ids, digests, actions)
+
+
+def _changed_chunks(shape: _WindowShape, part: RawPart, plan: _Plan) -> Iterator[ParsedFrame]:
+    """The changed documents, `batch_documents` at a time, parsed between the answer's own prolog and closing tag
+    and adapted; each chunk also counts the documents it passed over and names the kept ones."""
+    common = shape.common(part)
+    batch: list[bytes] = []
+    positions: list[int] = []
+    first = 0  # the first document the next chunk accounts for
+    yielded = False
+
+    def chunk(last: int) -> ParsedFrame:
+        records = list(shape.parse(plan.prefix + b"".join(batch) + plan.suffix)) if batch else []
+        if len(records) != len(batch):
+            raise ValueError(f"{part.label}: {len(batch)} documents were cut from the answer's bytes but the parser "
+                             f"read {len(records)}; the answer is not shaped as iiko exports are")
+        kept = [plan.ids[i] for i in range(first, last) if plan.actions[i] == _KEPT]
+        hashes = {plan.ids[i]: plan.digests[i] for i in positions}
+        return _adapted(shape, part, common, records, last - first, kept, hashes)
+
+    with gzip.open(part.path, "rb") as stream:
+        for index, piece in enumerate(DocumentSplit(stream)):
+            if plan.actions[index] != _CHANGED:
+                continue
+            batch.append(piece)
+            positions.append(index)
+            if len(batch) == shape.batch_documents:
+                yield chunk(index + 1)
+                yielded, first = True, index + 1
+                batch.clear()
+                positions.clear()
+    if batch or not yielded or first < len(plan.actions):
+        yield chunk(len(plan.actions))
+
+
+def _parsed_chunks(shape: _WindowShape, part: RawPart, stream: BinaryIO, seen: set[str], *,
+                   hashed: bool) -> Iterator[ParsedFrame]:
+    """The whole answer parsed, documents already `seen` skipped, `batch_documents` at a time; `hashed`: the rows
+    keep a digest, which this path has not got (None: the next run parses them again)."""
     common = shape.common(part)
     records_iter = shape.parse(stream)
     yielded = False
     while True:
-        records = list(itertools.islice(records_iter, shape.batch_documents if windowed else None))
+        records = list(itertools.islice(records_iter, shape.batch_documents if shape.windowed else None))
         if not records and yielded:
             break  # an empty answer still yields one empty chunk: its window must be reconciled
         source = len(records)
-        if shape.stamp_window:  # records that do not say their own date (balances): the window says it
-            for record in records:
-                record[WINDOW_KEY] = (common["window_from"], common["window_to"])
-        kept: list[str] = []
-        hashes: dict[str, str] = {}
-        if windowed:
+        if shape.windowed:
             fresh = []
             for record in records:
                 ident = str(record.get("id") or "").strip().lower()
                 if ident and ident in seen:
                     continue
                 seen.add(ident)
-                if held is not None and ident:
-                    hashes[ident] = document_hash(record)
-                    if held.get(ident) == hashes[ident]:
-                        kept.append(ident)
-                        continue
                 fresh.append(record)
             records = fresh
-        batch: AdaptedBatch = shape.adapt(records)
-        del records
-        if held is not None:
-            for row in batch.rows:
-                row["source_hash"] = hashes.get(str(row.get("external_id") or "").lower())
-        rows = to_table(batch.rows)
-        children = batch.child_table if batch.child_table is not None else to_table(batch.child_rows)
-        errors = [{**e.as_dict(), **({"window": part.label} if windowed else {})} for e in batch.errors]
-        del batch  # only the Arrow tables travel on: the dicts would double the chunk's memory
-        yield ParsedFrame(rows=rows, children=children, errors=errors, source_records=source, kept_ids=kept,
-                          **common)
+        yield _adapted(shape, part, common, records, source, [], {} if hashed else None)
         yielded = True
-        if not windowed or not source:
+        if not shape.windowed or not source:
             break
+
+
+def _adapted(shape: _WindowShape, part: RawPart, common: dict[str, Any], records: list[dict[str, Any]],
+             source: int, kept: list[str], hashes: dict[str, str] | None) -> ParsedFrame:
+    """One chunk: the records adapted into Arrow tables (rows carry `source_hash` when `hashes` is given)."""
+    if shape.stamp_window:  # records that do not say their own date (balances): the window says it
+        for record in records:
+            record[WINDOW_KEY] = (common["window_from"], common["window_to"])
+    batch: AdaptedBatch = shape.adapt(records)
+    del records
+    if hashes is not None:
+        for row in batch.rows:
+            row["source_hash"] = hashes.get(str(row.get("external_id") or "").lower())
+    rows = to_table(batch.rows)
+    children = batch.child_table if batch.child_table is not None else to_table(batch.child_rows)
+    errors = [{**e.as_dict(), **({"window": part.label} if shape.windowed else {})} for e in batch.errors]
+    del batch  # only the Arrow tables travel on: the dicts would double the chunk's memory
+    return ParsedFrame(rows=rows, children=children, errors=errors, source_records=source, kept_ids=kept,
+                       **common)
 
 
 def to_table(rows: list[dict[str, Any]]) -> pa.Table:

@@ -27,7 +27,7 @@ from iiko_pipeline.emulator import EmulatorServer
 from iiko_pipeline.frames import FrameSet
 from iiko_pipeline.framestore import read_frames, write_frames
 from iiko_pipeline.iiko import IikoClient
-from iiko_pipeline.rawstore import write_raw
+from iiko_pipeline.rawstore import count_documents, write_raw
 from iiko_pipeline.warehouse import schema
 from iiko_pipeline.warehouse.dated_windows import get_watermark, window_fingerprints
 
@@ -183,7 +183,8 @@ def _rewritten(raw: steps.RawResult, rewrite: Callable[[bytes], bytes], raw_dir:
     for part in capture.parts:
         with gzip.open(part.path, "rb") as stream:
             body = rewrite(stream.read())
-        parts.append(write_raw(raw_dir, capture.account_id, capture.entity, part.label, body, part.records))
+        # counted on the bytes stored, as the raw step does
+        parts.append(write_raw(raw_dir, capture.account_id, capture.entity, part.label, body, count_documents(body)))
     return dataclasses.replace(raw, capture=dataclasses.replace(capture, parts=tuple(parts)))
 
 

@@ -10,12 +10,18 @@ conversion, both ways, as a sizeable share of a year-long load).
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import itertools
 import json
+import os
+import shutil
+import tempfile
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -224,15 +230,21 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                 yield from here(part, seen)
             return
 
-        def job(part: RawPart) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
-            return None if unchanged(part) else (_window_in_worker, (shape, part, held_for(part)))
+        scratch = Path(tempfile.mkdtemp(prefix="iiko-frames-"))  # private (0700): the workers' chunks, briefly
 
-        for part, adapted in run_ahead(capture.parts, job, workers):
-            if adapted is None or not adapted.ids.isdisjoint(seen):
-                yield from here(part, seen)
-            else:
-                seen.update(adapted.ids)
-                yield from adapted.frames
+        def job(part: RawPart) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
+            return None if unchanged(part) else (_window_in_worker, (shape, part, held_for(part), str(scratch)))
+
+        try:
+            for part, adapted in run_ahead(capture.parts, job, workers):
+                if adapted is None or not adapted.ids.isdisjoint(seen):
+                    yield from here(part, seen)
+                else:
+                    seen.update(adapted.ids)
+                    for frame, files in zip(adapted.frames, adapted.files, strict=True):
+                        yield dataclasses.replace(frame, rows=_taken(files[0]), children=_taken(files[1]))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
     return FrameSet(entity, chunks, capture.window_from, capture.window_to, capture.failure, ids_kept=keep_ids)
 
@@ -256,17 +268,39 @@ class _WindowShape:
 
 @dataclass
 class _Adapted:
-    """A worker's chunks of one window, and every document id it saw there (to check against earlier windows)."""
+    """A worker's chunks of one window (their tables left in Arrow files, so neither the worker nor the step's
+    process holds a whole window's tables), and every document id it saw there (checked against earlier windows)."""
 
     frames: list[ParsedFrame]
+    files: list[tuple[str, str]]
     ids: set[str]
 
 
-def _window_in_worker(shape: _WindowShape, part: RawPart, held: dict[str, str] | None) -> _Adapted:
+def _window_in_worker(shape: _WindowShape, part: RawPart, held: dict[str, str] | None, scratch: str) -> _Adapted:
     seen: set[str] = set()
-    frames = list(_window_chunks(shape, part, seen, held))
+    frames, files = [], []
+    for frame in _window_chunks(shape, part, seen, held):
+        paths = (_left(frame.rows, scratch), _left(frame.children, scratch))
+        frames.append(dataclasses.replace(frame, rows=EMPTY, children=EMPTY))
+        files.append(paths)
     seen.discard("")  # documents without an id are never taken for repeats
-    return _Adapted(frames, seen)
+    return _Adapted(frames, files, seen)
+
+
+def _left(table: pa.Table, scratch: str) -> str:
+    """A worker's table written to an Arrow file for the step's process (uncompressed: written and read at
+    memory speed, and deleted as soon as it is read)."""
+    path = os.path.join(scratch, f"{uuid.uuid4().hex}.arrow")
+    with pa.OSFile(path, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return path
+
+
+def _taken(path: str) -> pa.Table:
+    with pa.OSFile(path, "rb") as source:
+        table = pa.ipc.open_file(source).read_all()
+    os.remove(path)
+    return table
 
 
 def _window_chunks(shape: _WindowShape, part: RawPart, seen: set[str],

@@ -9,6 +9,7 @@ import dataclasses
 import gzip
 import os
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -78,8 +79,11 @@ def used_workers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 @ON_SQLITE  # the frame step reads the warehouse only for held hashes: one backend is enough
 def test_workers_give_the_chunks_of_one_process(core: CoreSync, monkeypatch: pytest.MonkeyPatch,
-                                                used_workers: list[int]) -> None:
+                                                used_workers: list[int], tmp_path: Path) -> None:
     raw = _raw(core)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the workers leave their chunks
     alone, alone_tables = _spooled(core, raw, "1", "alone", monkeypatch)
     assert used_workers == []
     shared, shared_tables = _spooled(core, raw, "2", "shared", monkeypatch)
@@ -89,6 +93,7 @@ def test_workers_give_the_chunks_of_one_process(core: CoreSync, monkeypatch: pyt
     for (rows, lines), (rows_alone, lines_alone) in zip(shared_tables, alone_tables, strict=True):
         assert rows.equals(rows_alone) and lines.equals(lines_alone)
     assert sum(t[1].num_rows for t in shared_tables) > 0
+    assert list(scratch.iterdir()) == []  # every chunk a worker left was taken, and the folder removed
 
 
 @ON_SQLITE  # the frame step reads the warehouse only for held hashes: one backend is enough

@@ -126,7 +126,8 @@ class FrameSet:
     def returned_ids(self) -> set[str]:
         """Every id the source returned in this capture, including records the adapter rejected."""
         ids = {i for c in self.chunk_summaries for i in c["ids"]}
-        return ids | {e["external_id"] for e in self.errors if e.get("external_id")}
+        ids.update(e["external_id"] for e in self.errors if e.get("external_id"))
+        return ids
 
 
 def chunk_summary(frame: ParsedFrame, *, with_ids: bool = True) -> dict[str, Any]:

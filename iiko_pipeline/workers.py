@@ -15,6 +15,8 @@ or could not be sent), so an error is raised there with its own traceback and no
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 import os
 import pickle
@@ -60,16 +62,37 @@ def run_ahead(items: Iterable[Item], job: Callable[[Item], tuple[Callable[..., A
     redoes it in process, where the error surfaces as itself. Leaving the loop early stops the workers."""
     pending: deque[tuple[Item, Future | None]] = deque()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"))
+    forked = False
     try:
         for item in items:
             task = job(item)
-            pending.append((item, pool.submit(task[0], *task[1]) if task is not None else None))
+            future = None
+            if task is not None:
+                if not forked:  # the workers fork at the first submit: see `_forking`
+                    with _forking():
+                        future = pool.submit(task[0], *task[1])
+                    forked = True
+                else:
+                    future = pool.submit(task[0], *task[1])
+            pending.append((item, future))
             while sum(future is not None for _, future in pending) > workers:
                 yield _taken(pending.popleft())
         while pending:
             yield _taken(pending.popleft())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _forking() -> Iterator[None]:
+    """Freeze the garbage collector's view of every object while the workers fork, so a worker never collects
+    garbage it inherited: a database connection dropped there would close the parent's session (libpq says
+    goodbye on the shared socket). Python's documentation recommends the same for copy-on-write forks."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _taken(entry: tuple[Item, Future | None]) -> tuple[Item, Any]:

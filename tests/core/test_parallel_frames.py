@@ -221,3 +221,39 @@ def test_an_edited_window_parses_only_its_edited_document(synced: CoreSync, monk
     changed = [chunk for chunk in manifest["chunks"] if not chunk["unchanged"]]
     assert changed and not any(chunk["kept"] for chunk in changed)
     assert len(parsed) == sum(chunk["source_records"] for chunk in changed)
+
+
+class _Farewell:
+    """Garbage with a last word: a stand-in for a database connection, whose finaliser talks on a shared socket."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.cycle = self
+
+    def __del__(self) -> None:
+        with self.log.open("a") as fh:
+            fh.write(f"{os.getpid()}\n")
+
+
+def _collect(_value: int) -> int:
+    import gc
+
+    gc.collect()
+    return os.getpid()
+
+
+def test_workers_never_collect_garbage_they_inherited(tmp_path: Path) -> None:
+    import gc
+
+    log = tmp_path / "finalised"
+    gc.disable()  # the cycle must still be uncollected when the workers fork
+    try:
+        _Farewell(log)  # unreachable at once, collectable only by the garbage collector
+        results = list(workers.run_ahead(range(4), lambda value: (_collect, (value,)), 2))
+        worker_pids = {pid for _, pid in results}
+        assert worker_pids and os.getpid() not in worker_pids
+    finally:
+        gc.enable()
+    gc.collect()
+    finalised_in = {int(line) for line in log.read_text().split()}
+    assert finalised_in == {os.getpid()}  # here, by this process's own collection: never in a worker

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from iiko_pipeline.adapters.iiko import ADAPTER_VERSION
 from iiko_pipeline.adapters.iiko_reports import WINDOW_KEY
 from iiko_pipeline.documents import DOCUMENT_ID, DocumentSplit, document_digest, document_id
 from iiko_pipeline.iiko import parsing
-from iiko_pipeline.rawstore import RawCapture, RawPart
+from iiko_pipeline.rawstore import LEFTOVER_AGE_S, RawCapture, RawPart
 from iiko_pipeline.workers import can_send, run_ahead
 
 EMPTY = pa.table({})
@@ -231,7 +232,7 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                 yield from here(part, seen)
             return
 
-        scratch = Path(tempfile.mkdtemp(prefix="iiko-frames-"))  # private (0700): the workers' chunks, briefly
+        scratch = _scratch_folder()
 
         def job(part: RawPart) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
             return None if unchanged(part) else (_window_in_worker, (shape, part, held_for(part), str(scratch)))
@@ -248,6 +249,23 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
             shutil.rmtree(scratch, ignore_errors=True)
 
     return FrameSet(entity, chunks, capture.window_from, capture.window_to, capture.failure, ids_kept=keep_ids)
+
+
+_SCRATCH_PREFIX = "iiko-frames-"
+
+
+def _scratch_folder() -> Path:
+    """A private folder (0700) for the workers' chunks, removed when the step's frames are taken. Folders a killed
+    step left behind (untouched for an hour: a live one changes with every chunk) are removed first: they hold
+    account data and nothing reads them."""
+    cutoff = time.time() - LEFTOVER_AGE_S
+    for old in Path(tempfile.gettempdir()).glob(f"{_SCRATCH_PREFIX}*"):
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except FileNotFoundError:  # gone meanwhile
+            continue
+    return Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX))
 
 
 @dataclass(frozen=True)

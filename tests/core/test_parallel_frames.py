@@ -84,6 +84,12 @@ def test_workers_give_the_chunks_of_one_process(core: CoreSync, monkeypatch: pyt
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))  # where the workers leave their chunks
+    killed, live = scratch / "iiko-frames-killed", scratch / "iiko-frames-live"  # left by a killed step / running
+    for folder in (killed, live):
+        folder.mkdir()
+        (folder / "chunk.arrow").write_bytes(b"account data")
+    two_hours_ago = time.time() - 7200
+    os.utime(killed, (two_hours_ago, two_hours_ago))
     alone, alone_tables = _spooled(core, raw, "1", "alone", monkeypatch)
     assert used_workers == []
     shared, shared_tables = _spooled(core, raw, "2", "shared", monkeypatch)
@@ -93,7 +99,8 @@ def test_workers_give_the_chunks_of_one_process(core: CoreSync, monkeypatch: pyt
     for (rows, lines), (rows_alone, lines_alone) in zip(shared_tables, alone_tables, strict=True):
         assert rows.equals(rows_alone) and lines.equals(lines_alone)
     assert sum(t[1].num_rows for t in shared_tables) > 0
-    assert list(scratch.iterdir()) == []  # every chunk a worker left was taken, and the folder removed
+    # every chunk a worker left was taken and its folder removed; a killed step's folder too, a live one's not
+    assert list(scratch.iterdir()) == [live]
 
 
 @ON_SQLITE  # the frame step reads the warehouse only for held hashes: one backend is enough

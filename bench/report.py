@@ -342,6 +342,9 @@ def _targets(data: dict[str, Any], derived: dict[str, Any]) -> list[dict[str, An
             rss = d.get("full_peak_rss_mb")
             add(f"full sync peak RSS <= {RSS_TARGET_MB} MB" + (" (run killed / failed)" if full_missing else ""),
                 scale, backend, rss, RSS_TARGET_MB, "lower", "{:.0f} MB")
+            # the same limit for what the run holds with its frame workers (PSS: shared pages counted once)
+            add(f"full sync peak PSS of the run with its frame workers <= {RSS_TARGET_MB} MB", scale, backend,
+                d.get("full_peak_tree_pss_mb"), RSS_TARGET_MB, "lower", "{:.0f} MB")
             add(f"peak RSS {data.get('days')} d within 1.2x of {data.get('flat_days')} d", scale, backend,
                 d.get("rss_growth"), 1.2, "lower", "{:.2f}x")
             inc = d.get("incremental_unchanged") or {}

@@ -204,15 +204,11 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
     known = fingerprints or {}
     shape = _WindowShape(entity, parse, adapt, batch_documents, stamp_window, windowed)
 
-    def dates(part: RawPart) -> tuple[str | None, str | None]:
-        start, _, end = part.label.partition("..") if windowed else (None, None, None)
-        return start or None, end or None
-
     def unchanged(part: RawPart) -> bool:
-        return windowed and known.get(dates(part)) == answer_fingerprint(part.sha256)
+        return windowed and known.get(shape.dates(part)) == answer_fingerprint(part.sha256)
 
     def held_for(part: RawPart) -> dict[str, str] | None:
-        return held_hashes(*dates(part)) if held_hashes is not None and windowed else None
+        return held_hashes(*shape.dates(part)) if held_hashes is not None and windowed else None
 
     def here(part: RawPart, seen: set[str]) -> Iterator[ParsedFrame]:
         if unchanged(part):
@@ -221,7 +217,7 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
             seen.update(ids)
             yield ParsedFrame(rows=EMPTY, source_records=part.records, unchanged=True, known_ids=ids,
                               **shape.common(part))
-        if not unchanged(part):
+        else:
             yield from _window_chunks(shape, part, seen, held_for(part))
 
     def chunks() -> Iterator[ParsedFrame]:
@@ -244,7 +240,7 @@ def build_frames(entity: str, capture: RawCapture, parse: Parser, adapt: Callabl
                 else:
                     seen.update(adapted.ids)
                     for frame, files in zip(adapted.frames, adapted.files, strict=True):
-                        yield dataclasses.replace(frame, rows=_taken(files[0]), children=_taken(files[1]))
+                        yield dataclasses.replace(frame, rows=_read_left(files[0]), children=_read_left(files[1]))
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -279,10 +275,15 @@ class _WindowShape:
     stamp_window: bool
     windowed: bool
 
-    def common(self, part: RawPart) -> dict[str, Any]:
+    def dates(self, part: RawPart) -> tuple[str | None, str | None]:
+        """The window's first and last day, from the answer's label ("YYYY-MM-DD..YYYY-MM-DD")."""
         start, _, end = part.label.partition("..") if self.windowed else (None, None, None)
-        return {"entity": self.entity, "label": part.label, "window_from": start or None,
-                "window_to": end or None, "fingerprint": answer_fingerprint(part.sha256)}
+        return start or None, end or None
+
+    def common(self, part: RawPart) -> dict[str, Any]:
+        start, end = self.dates(part)
+        return {"entity": self.entity, "label": part.label, "window_from": start, "window_to": end,
+                "fingerprint": answer_fingerprint(part.sha256)}
 
 
 @dataclass
@@ -315,7 +316,8 @@ def _left(table: pa.Table, scratch: str) -> str:
     return path
 
 
-def _taken(path: str) -> pa.Table:
+def _read_left(path: str) -> pa.Table:
+    """A table a worker left (`_left`), read and its file deleted."""
     with pa.OSFile(path, "rb") as source:
         table = pa.ipc.open_file(source).read_all()
     os.remove(path)
@@ -389,18 +391,19 @@ def _changed_chunks(shape: _WindowShape, part: RawPart, plan: _Plan) -> Iterator
         hashes = {plan.ids[i]: plan.digests[i] for i in positions}
         return _adapted(shape, part, common, records, last - first, kept, hashes)
 
-    with gzip.open(part.path, "rb") as stream:
-        for index, piece in enumerate(DocumentSplit(stream)):
-            if plan.actions[index] != _CHANGED:
-                continue
-            batch.append(piece)
-            positions.append(index)
-            if len(batch) == shape.batch_documents:
-                yield chunk(index + 1)
-                yielded, first = True, index + 1
-                batch.clear()
-                positions.clear()
-    if batch or not yielded or first < len(plan.actions):
+    if _CHANGED in plan.actions:  # else nothing is read again: every document was kept or skipped
+        with gzip.open(part.path, "rb") as stream:
+            for index, piece in enumerate(DocumentSplit(stream)):
+                if plan.actions[index] != _CHANGED:
+                    continue
+                batch.append(piece)
+                positions.append(index)
+                if len(batch) == shape.batch_documents:
+                    yield chunk(index + 1)
+                    yielded, first = True, index + 1
+                    batch.clear()
+                    positions.clear()
+    if not yielded or first < len(plan.actions):  # the rest, or the one chunk of an answer with no changes
         yield chunk(len(plan.actions))
 
 

@@ -68,12 +68,9 @@ def run_ahead(items: Iterable[Item], job: Callable[[Item], tuple[Callable[..., A
             task = job(item)
             future = None
             if task is not None:
-                if not forked:  # the workers fork at the first submit: see `_forking`
-                    with _forking():
-                        future = pool.submit(task[0], *task[1])
-                    forked = True
-                else:
+                with contextlib.nullcontext() if forked else _forking():  # the workers fork at the first submit
                     future = pool.submit(task[0], *task[1])
+                forked = True
             pending.append((item, future))
             while sum(future is not None for _, future in pending) > workers:
                 yield _taken(pending.popleft())

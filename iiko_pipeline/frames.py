@@ -94,9 +94,17 @@ class FrameSet:
     #: snapshot's rows, owned by the dates their window asked) are reconciled and counted window by window
     #: from the chunks themselves: a year of sales holds five million ids, which the summary would keep all run.
     ids_kept: bool = True
+    #: One window's chunks (by label), read again as often as asked: a spooled set has it (`read_frames`).
+    window_source: Callable[[str], Iterator[ParsedFrame]] | None = None
 
     def chunks(self) -> Iterator[ParsedFrame]:
         return self.chunk_source()
+
+    def window_chunks(self, label: str) -> Iterator[ParsedFrame]:
+        """One window's chunks; a set that was not spooled gives them from one pass over all of its chunks."""
+        if self.window_source is not None:
+            return self.window_source(label)
+        return (chunk for chunk in self.chunks() if chunk.label == label)
 
     @property
     def chunk_summaries(self) -> list[dict[str, Any]]:

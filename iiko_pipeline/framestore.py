@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,19 +52,24 @@ def read_frames(folder: Path) -> FrameSet:
     """The spooled frame set: summary at once, chunks lazily."""
     manifest = json.loads((folder / MANIFEST).read_text())
 
-    def chunks():
-        for chunk in manifest["chunks"]:
-            unchanged = bool(chunk.get("unchanged"))  # an unchanged answer's chunk is its ids only: no file read
-            yield ParsedFrame(
-                entity=manifest["entity"], rows=EMPTY if unchanged else _read(folder, chunk, "rows"),
-                children=EMPTY if unchanged else _read(folder, chunk, "children"),
-                errors=chunk["errors"], source_records=chunk["source_records"], label=chunk["label"],
-                window_from=chunk["from"], window_to=chunk["to"], fingerprint=chunk.get("fingerprint"),
-                unchanged=bool(chunk.get("unchanged")),
-                known_ids=chunk["ids"] if chunk.get("unchanged") else [], kept_ids=chunk.get("kept", []))
+    def frame(chunk: dict[str, Any]) -> ParsedFrame:
+        unchanged = bool(chunk.get("unchanged"))  # an unchanged answer's chunk is its ids only: no file read
+        return ParsedFrame(
+            entity=manifest["entity"], rows=EMPTY if unchanged else _read(folder, chunk, "rows"),
+            children=EMPTY if unchanged else _read(folder, chunk, "children"),
+            errors=chunk["errors"], source_records=chunk["source_records"], label=chunk["label"],
+            window_from=chunk["from"], window_to=chunk["to"], fingerprint=chunk.get("fingerprint"),
+            unchanged=unchanged, known_ids=chunk["ids"] if unchanged else [], kept_ids=chunk.get("kept", []))
+
+    def chunks() -> Iterator[ParsedFrame]:
+        return (frame(chunk) for chunk in manifest["chunks"])
+
+    def window_chunks(label: str) -> Iterator[ParsedFrame]:
+        return (frame(chunk) for chunk in manifest["chunks"] if chunk["label"] == label)
 
     return FrameSet(manifest["entity"], chunks, manifest["window_from"], manifest["window_to"],
-                    manifest["failure"], summary=manifest, ids_kept=manifest.get("ids_kept", True))
+                    manifest["failure"], summary=manifest, ids_kept=manifest.get("ids_kept", True),
+                    window_source=window_chunks)
 
 
 def _read(folder: Path, chunk: dict[str, Any], kind: str) -> pa.Table:

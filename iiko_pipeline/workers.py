@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from iiko_pipeline.warehouse.settings import count_setting
+
 Item = TypeVar("Item")
 
 #: Worker processes per parsing step; 1 (or 0) runs everything in the step's own process.
@@ -34,14 +36,7 @@ WORKERS_ENV = "IIKO_PARSE_WORKERS"
 def parse_workers() -> int:
     """How many worker processes a step may use: `IIKO_PARSE_WORKERS`, else the machine's cores up to 2 (more
     workers hold more windows' memory at once, and a deployment runs several syncs side by side anyway)."""
-    configured = os.environ.get(WORKERS_ENV, "").strip()
-    if configured:
-        try:
-            return max(1, int(configured))
-        except ValueError:
-            raise ValueError(f"{WORKERS_ENV} must be a whole number of worker processes, not {configured!r}"
-                             ) from None
-    return max(1, min(2, os.cpu_count() or 1))
+    return count_setting(WORKERS_ENV, max(1, min(2, os.cpu_count() or 1)), "worker processes")
 
 
 def can_send(*objects: Any) -> bool:

@@ -46,7 +46,7 @@ from iiko_pipeline.warehouse.credentials import mark_connection
 from iiko_pipeline.warehouse.dated_windows import (
     HARD,
     WindowBatch,
-    commit_window,
+    WindowOutcome,
     get_watermark,
     grid_anchor,
     held_hashes,
@@ -54,6 +54,7 @@ from iiko_pipeline.warehouse.dated_windows import (
     window_fingerprints,
 )
 from iiko_pipeline.warehouse.entities import SyncResult, upsert_dimension
+from iiko_pipeline.warehouse.window_writers import WindowJob, commit_windows, table_writers
 from iiko_pipeline.workers import parse_workers
 
 ADAPTER = IIKO_ADAPTER
@@ -420,72 +421,84 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
                     raw: RawResult, log: Log = _quiet) -> TableWrite:
     """Commit window by window (each with its deletions, its pending documents and, when incremental, the
     watermark); a window arrives as several chunks written in one transaction, so memory stays bounded by a
-    chunk. Each window's stored line sums are compared with the source's right after it commits."""
+    chunk. On PostgreSQL two windows are written at once and committed in order (`window_writers`). Each
+    window's stored line sums are compared with the source's right after it commits."""
     policy = raw.policy or WindowPolicy()
-    dated = spec.dated
-    # What the window returned, filled as its chunks are written; reconciliation reads it after the last one.
-    window_returned: set[str] = set()
     # A document that moved to another window of this run has not vanished: documents are reconciled against the
     # whole capture. Rows a window owns are reconciled (and counted) against that window's own ids.
     owned = not frame.ids_kept
-    returned = window_returned if owned else frame.returned_ids
     row_count_failures: list[str] | None = [] if owned else None
-    outcomes = []
-    # The source's line count and sum per document of the window being written; dropped after the window.
-    expected: dict[str, tuple[int, Decimal]] = {}
-    window_ids: list[str] = []
     child_sum_failures: list[str] = []
     preview: list[dict[str, Any]] = []
-
-    def batches(chunks: Iterator[ParsedFrame]) -> Iterator[WindowBatch]:
-        for chunk in chunks:
-            window_ids.extend(chunk.row_ids)  # kept documents are neither written nor line-checked again
-            if owned:
-                window_returned.update(chunk.external_ids)
-                window_returned.update(e["external_id"] for e in chunk.errors if e.get("external_id"))
-            items = chunk.children  # invoice lines stay an Arrow table down to the COPY
-            for owner, count, line_sum in source_line_totals(items) if spec.child_table else ():
-                before = expected.get(owner, (0, Decimal(0)))
-                expected[owner] = (before[0] + count, before[1] + line_sum)
-            if not preview:
-                preview.extend(_preview(chunk, spec))
-            yield WindowBatch(frame_records(chunk.rows), items, [_Err(e) for e in chunk.errors],
-                              kept=len(chunk.kept_ids))
-
-    # (Reading the next chunk on a thread while the database merges this one was measured: no faster on 2 cores,
-    # one more chunk in memory; see iiko_pipeline.prefetch.)
-    total = len(frame.answers)
-    progress = WindowProgress(log, total)
-    for _label, group in itertools.groupby(frame.chunks(), key=lambda c: c.label):
-        first = next(group)
-        window = (date.fromisoformat(first.window_from), date.fromisoformat(first.window_to))
-        common = {"returned_ids": returned, "advance_watermark": policy.advances_watermark,
-                  "max_vanished_share": policy.max_vanished_share, "fingerprint": first.fingerprint, "dated": dated}
-        if first.unchanged:
-            outcome = commit_window(engine, account, *window, [],
-                                    unchanged_documents=len(first.known_ids) or first.source_records, **common)
-        else:
-            rest = itertools.chain([first], group)  # noqa: B031 - consumed inside commit_window, before groupby moves on
-            outcome = commit_window(engine, account, *window, batches(rest), **common)
+    windows = [_WindowTally(spec, frame, answer, owned) for answer in frame.answers]
+    jobs = (WindowJob(
+        date.fromisoformat(w.answer["from"]), date.fromisoformat(w.answer["to"]),
+        None if w.unchanged else w.batches, returned_ids=w.returned if owned else frame.returned_ids,
+        advance_watermark=policy.advances_watermark, max_vanished_share=policy.max_vanished_share,
+        fingerprint=w.answer.get("fingerprint"), dated=spec.dated,
+        unchanged_documents=(len(w.answer.get("ids") or ()) or w.answer["source_records"]) if w.unchanged else None,
+    ) for w in windows)
+    progress = WindowProgress(log, len(windows))
+    outcomes: list[WindowOutcome] = []
+    for tally, outcome in zip(windows, commit_windows(engine, account, jobs, writers=table_writers(engine)),
+                              strict=True):
+        if not tally.unchanged:
             rejected = {d["external_id"] for d in outcome.result.error_details if d.get("external_id")}
             if spec.child_table:
-                child_sum_failures += line_sum_failures(engine, account, expected, window_ids, rejected)
+                child_sum_failures += line_sum_failures(engine, account, tally.expected, tally.ids, rejected)
             if row_count_failures is not None and outcome.guard is None and outcome.held_after is not None:
-                want = sum(1 for i in window_ids if i not in rejected)  # two rows under one key are a fault
+                want = sum(1 for i in tally.ids if i not in rejected)  # two rows under one key are a fault
                 if outcome.held_after != want:
-                    row_count_failures.append(f"window {first.label}: returned {want} rows to store, "
+                    row_count_failures.append(f"window {tally.label}: returned {want} rows to store, "
                                               f"{outcome.held_after} held after its commit")
-            expected.clear()
-            window_ids.clear()
-            window_returned.clear()
+            preview = preview or tally.preview
+        tally.done()
         outcomes.append(outcome)
         r = outcome.result
-        progress(len(outcomes), f"{spec.name}: committed window {len(outcomes)}/{total} {first.label}: "
+        progress(len(outcomes), f"{spec.name}: committed window {len(outcomes)}/{len(windows)} {tally.label}: "
                                 f"{r.created} created, {r.updated} updated, {r.unchanged} unchanged, "
                                 f"{r.errors} not stored")
     return TableWrite(merge_results(outcomes, spec.name), guards=[o.guard for o in outcomes if o.guard],
                       child_sum_failures=child_sum_failures, preview=preview, windows_committed=len(outcomes),
                       row_count_failures=row_count_failures)
+
+
+class _WindowTally:
+    """One window's batches, and what they tell about the source as they are written (the lines' counts and sums
+    per document, the ids written or returned, a preview): the checks after its commit compare it with what is
+    stored. Filled afresh each time the window's batches are made (a window may be written twice)."""
+
+    def __init__(self, spec: EntitySpec, frame: FrameSet, answer: dict[str, Any], owned: bool):
+        self.spec, self.frame, self.answer, self.owned = spec, frame, answer, owned
+        self.label: str = answer["label"]
+        self.unchanged = bool(answer.get("unchanged"))
+        self.expected: dict[str, tuple[int, Decimal]] = {}  # the source's line count and sum per document
+        self.ids: list[str] = []  # ids written (kept documents are neither written nor line-checked again)
+        self.returned: set[str] = set()  # every id the window returned, when the window owns its rows
+        self.preview: list[dict[str, Any]] = []
+
+    def done(self) -> None:
+        """Forget the window's tallies (after its checks: only the windows in flight hold theirs). Emptied in
+        place: the window's job holds `returned`."""
+        self.expected.clear()
+        self.ids.clear()
+        self.returned.clear()
+
+    def batches(self) -> Iterator[WindowBatch]:
+        self.done()
+        for chunk in self.frame.window_chunks(self.label):
+            self.ids.extend(chunk.row_ids)
+            if self.owned:
+                self.returned.update(chunk.external_ids)
+                self.returned.update(e["external_id"] for e in chunk.errors if e.get("external_id"))
+            items = chunk.children  # invoice lines stay an Arrow table down to the COPY
+            for owner, count, line_sum in source_line_totals(items) if self.spec.child_table else ():
+                before = self.expected.get(owner, (0, Decimal(0)))
+                self.expected[owner] = (before[0] + count, before[1] + line_sum)
+            if not self.preview:
+                self.preview.extend(_preview(chunk, self.spec))
+            yield WindowBatch(frame_records(chunk.rows), items, [_Err(e) for e in chunk.errors],
+                              kept=len(chunk.kept_ids))
 
 
 def source_line_totals(lines: pa.Table) -> list[tuple[str, int, Decimal]]:

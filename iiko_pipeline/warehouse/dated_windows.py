@@ -159,48 +159,84 @@ def commit_window(engine: Engine, account_id: uuid.UUID | str, date_from: date, 
     Rejected documents are recorded as pending (with their date and reason) in the same transaction, and
     pending documents that are stored now, or that a trusted re-export no longer holds, are cleared: the
     watermark may then move past the window without losing them (see `pending`).
+
+    The two halves, `write_batches` (the window's own rows) and `finish_window` (everything shared with other
+    windows), are also run apart by `window_writers`, which writes two windows at once.
     """
     account = uuid.UUID(str(account_id))
     now = now or datetime.now(UTC)
+    with write_transaction(engine) as conn:
+        written = None
+        if unchanged_documents is None:
+            refresh_window_statistics(conn, dated)
+            written = write_batches(conn, account, date_from, date_to, batches, now=now, dated=dated)
+        return finish_window(conn, account, date_from, date_to, written, returned_ids=returned_ids,
+                             advance_watermark=advance_watermark, max_vanished_share=max_vanished_share,
+                             fingerprint=fingerprint, unchanged_documents=unchanged_documents, now=now, dated=dated)
+
+
+def refresh_window_statistics(conn: Connection, dated: DatedTable) -> None:
+    """Fresh planner statistics for the tables a window writes (see `refresh_statistics`)."""
+    refresh_statistics(conn, [schema.metadata.tables[t] for t in (dated.entity, dated.child_table) if t])
+
+
+@dataclass
+class WrittenBatches:
+    """A window's rows written (not yet committed): what the rest of its transaction needs to know of them."""
+
+    parts: list[SyncResult] = field(default_factory=list)
+    returned: int = 0  # documents the window returned: written, rejected or kept unchanged
+    rejected: list[pending.PendingDocument] = field(default_factory=list)
+    stored: list[str] = field(default_factory=list)  # written ids, for pending documents that are stored now
+
+
+def write_batches(conn: Connection, account: uuid.UUID, date_from: date, date_to: date,
+                  batches: Iterable[WindowBatch], *, now: datetime, dated: DatedTable) -> WrittenBatches:
+    """Upsert a window's batches: the rows of its own documents only, nothing another window of the run writes
+    (documents are unique to one window of a capture), so two windows' batches never wait for each other."""
+    written = WrittenBatches()
+    for batch in batches:
+        part = dated.upsert(conn.engine, account, batch, now, conn)
+        part.total += batch.kept
+        part.unchanged += batch.kept
+        written.parts.append(part)
+        written.returned += len(batch.invoices) + len(batch.errors) + batch.kept
+        new = rejected_documents(batch, part, date_from, date_to, dated.date_column)
+        written.rejected += new
+        keys = {d.external_id for d in new}
+        written.stored += [row["external_id"] for row in batch.invoices if row["external_id"] not in keys]
+    return written
+
+
+def finish_window(conn: Connection, account: uuid.UUID, date_from: date, date_to: date,
+                  written: WrittenBatches | None, *, returned_ids: Collection[str], advance_watermark: bool,
+                  max_vanished_share: float = DEFAULT_MAX_VANISHED_SHARE, fingerprint: str | None = None,
+                  unchanged_documents: int | None = None, now: datetime, dated: DatedTable) -> WindowOutcome:
+    """The rest of a window's transaction after its rows: reconciliation, pending documents, fingerprint and
+    watermark (`written` None: the window is unchanged, only the watermark moves). These touch rows and state
+    other windows share, so a window finishes only once the window before it committed."""
     entity = dated.entity
     held_after: int | None = None
-    with write_transaction(engine) as conn:
-        if unchanged_documents is not None:
-            result, guard = SyncResult(entity, total=unchanged_documents, unchanged=unchanged_documents), None
-        else:
-            refresh_statistics(conn, [schema.metadata.tables[t] for t in (entity, dated.child_table) if t])
-            tracked = pending.has_pending(conn, account, entity)  # else no stored id needs looking up
-            parts, returned_here = [], 0
-            rejected: list[pending.PendingDocument] = []
-            stored: list[str] = []
-            for batch in batches:
-                part = dated.upsert(engine, account, batch, now, conn)
-                part.total += batch.kept
-                part.unchanged += batch.kept
-                parts.append(part)
-                returned_here += len(batch.invoices) + len(batch.errors) + batch.kept
-                new = rejected_documents(batch, part, date_from, date_to, dated.date_column)
-                rejected += new
-                if tracked:
-                    keys = {d.external_id for d in new}
-                    stored += [row["external_id"] for row in batch.invoices if row["external_id"] not in keys]
-            result = _sum_results(parts, entity)
-            reconciled = reconcile_window(conn, account, date_from, date_to, returned_ids, returned_here, now=now,
-                                          max_vanished_share=max_vanished_share, dated=dated)
-            result.deleted, guard = reconciled.deleted, reconciled.guard
-            if dated.vanished == HARD:
-                held_after = held_in_window(conn, dated, account, date_from, date_to)
-            if tracked:
-                pending.resolve(conn, account, entity, stored)
-                if guard is None:
-                    pending.drop_vanished(conn, account, entity, date_from, date_to, returned_ids,
-                                          keep={d.external_id for d in rejected})
-            pending.record(conn, account, entity, rejected, now)
-            clean = guard is None and not result.errors
-            _record_fingerprint(conn, account, date_from, date_to, fingerprint if clean else None, now, entity)
-        if advance_watermark:
-            current = _watermark(conn, account, entity)
-            state.set_watermark(conn, account, entity, max(current, date_to) if current else date_to)
+    if written is None:
+        result, guard = SyncResult(entity, total=unchanged_documents or 0, unchanged=unchanged_documents or 0), None
+    else:
+        result = _sum_results(written.parts, entity)
+        reconciled = reconcile_window(conn, account, date_from, date_to, returned_ids, written.returned, now=now,
+                                      max_vanished_share=max_vanished_share, dated=dated)
+        result.deleted, guard = reconciled.deleted, reconciled.guard
+        if dated.vanished == HARD:
+            held_after = held_in_window(conn, dated, account, date_from, date_to)
+        if pending.has_pending(conn, account, entity):  # else no stored id needs looking up
+            pending.resolve(conn, account, entity, written.stored)
+            if guard is None:
+                pending.drop_vanished(conn, account, entity, date_from, date_to, returned_ids,
+                                      keep={d.external_id for d in written.rejected})
+        pending.record(conn, account, entity, written.rejected, now)
+        clean = guard is None and not result.errors
+        _record_fingerprint(conn, account, date_from, date_to, fingerprint if clean else None, now, entity)
+    if advance_watermark:
+        current = _watermark(conn, account, entity)
+        state.set_watermark(conn, account, entity, max(current, date_to) if current else date_to)
     return WindowOutcome(date_from, date_to, result, guard, held_after)
 
 

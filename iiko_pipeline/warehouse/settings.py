@@ -82,3 +82,19 @@ def integrations_enabled(environ: Mapping[str, str] | None = None) -> bool:
 
 # The iiko server URL policy (IIKO_DEFAULT_BASE_URL, IIKO_ALLOW_HTTP, IIKO_ALLOWED_HOSTS) lives in
 # `iiko_pipeline.iiko.hosts`: there is no built-in iiko server.
+
+
+def count_setting(name: str, default: int, what: str, environ: Mapping[str, str] | None = None) -> int:
+    """A count setting (`default` when unset; 0 counts as 1: one at a time); anything but a whole number is a
+    ValueError naming the variable and what it counts, so a typo in a deployment's environment fails the run
+    that reads it rather than quietly running with the default."""
+    raw = _env(environ).get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ValueError(f"{name} must be a whole number of {what}, not {raw!r}")
+    return max(1, value)

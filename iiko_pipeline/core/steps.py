@@ -427,20 +427,25 @@ def _commit_windows(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame:
     # A document that moved to another window of this run has not vanished: documents are reconciled against the
     # whole capture. Rows a window owns are reconciled (and counted) against that window's own ids.
     owned = not frame.ids_kept
+    capture_ids = None if owned else frame.returned_ids  # built once: a year's capture holds 200k ids
     row_count_failures: list[str] | None = [] if owned else None
     child_sum_failures: list[str] = []
     preview: list[dict[str, Any]] = []
     windows = [_WindowTally(spec, frame, answer, owned) for answer in frame.answers]
     jobs = (WindowJob(
         date.fromisoformat(w.answer["from"]), date.fromisoformat(w.answer["to"]),
-        None if w.unchanged else w.batches, returned_ids=w.returned if owned else frame.returned_ids,
+        None if w.unchanged else w.batches, returned_ids=w.returned if owned else capture_ids,
         advance_watermark=policy.advances_watermark, max_vanished_share=policy.max_vanished_share,
         fingerprint=w.answer.get("fingerprint"), dated=spec.dated,
         unchanged_documents=(len(w.answer.get("ids") or ()) or w.answer["source_records"]) if w.unchanged else None,
     ) for w in windows)
+    # Windows written at once only where two or more changed (onboarding, backfills): an hourly run's one
+    # changed window, and its unchanged ones (only a watermark each), gain nothing from a second connection.
+    configured = table_writers(engine)  # read every run: a bad setting fails the first run, not the first backfill
+    writers = configured if sum(not w.unchanged for w in windows) >= 2 else 1
     progress = WindowProgress(log, len(windows))
     outcomes: list[WindowOutcome] = []
-    for tally, outcome in zip(windows, commit_windows(engine, account, jobs, writers=table_writers(engine)),
+    for tally, outcome in zip(windows, commit_windows(engine, account, jobs, writers=writers),
                               strict=True):
         if not tally.unchanged:
             rejected = {d["external_id"] for d in outcome.result.error_details if d.get("external_id")}

@@ -69,7 +69,9 @@ def db_url(cluster: Cluster) -> str:
 
 def test_postgresql_restarted_mid_sync_loses_and_duplicates_nothing(home: Path, cluster: Cluster, monkeypatch):
     monkeypatch.setenv("IIKO_STEP_RETRY_DELAY_SECONDS", "2")  # the step's back-off spans the restart
-    account, history = str(uuid.uuid4()), 8  # two windows
+    # Three windows: two are written at once, so the second commits right after the first; the restart lands after
+    # the first commit, while the third is written (not after the last, in the checks).
+    account, history = str(uuid.uuid4()), 21
     start = date.today() - timedelta(days=history - 1)
     windows = schema.sync_windows
     with op.emulator(scale="seed") as emu, dg.DagsterInstance.get() as instance:
@@ -84,7 +86,9 @@ def test_postgresql_restarted_mid_sync_loses_and_duplicates_nothing(home: Path, 
                         windows.c.account_id == uuid.UUID(account))).scalar_one()
                 time.sleep(0.05)
             cluster.restart()  # fast shutdown: every connection of the run is terminated mid-transaction
-            assert sync.poll() is None, "the sync ended before the restart landed"
+            if sync.poll() is not None:
+                ended, _ = sync.communicate()
+                pytest.fail("the sync ended before the restart landed: " + ended.decode(errors="replace")[-3000:])
             output, _ = sync.communicate(timeout=300)
         finally:
             op.kill_group(sync)

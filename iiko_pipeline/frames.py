@@ -101,10 +101,11 @@ class FrameSet:
         return self.chunk_source()
 
     def window_chunks(self, label: str) -> Iterator[ParsedFrame]:
-        """One window's chunks; a set that was not spooled gives them from one pass over all of its chunks."""
-        if self.window_source is not None:
-            return self.window_source(label)
-        return (chunk for chunk in self.chunks() if chunk.label == label)
+        """One window's chunks, read again as often as asked. Only a spooled set can: a lazy one would parse
+        every answer again for each window."""
+        if self.window_source is None:
+            raise ValueError(f"{self.entity}: one window's chunks need the spooled frame set (read_frames)")
+        return self.window_source(label)
 
     @property
     def chunk_summaries(self) -> list[dict[str, Any]]:

@@ -368,7 +368,9 @@ def write(spec: EntitySpec, engine: Engine, account: uuid.UUID, frame: FrameSet,
     started = started or datetime.now(UTC)
     if raw.skipped:  # nothing was fetched: nothing is written, and nothing we hold is taken for deleted
         return TableWrite(SyncResult(spec.name))
-    if "chunks" not in frame.summary:  # a lazy set from `frames()`: every held row would look vanished
+    # A lazy set from `frames()` (or one spooled but not read back): every held row would look vanished, and each
+    # window would parse the capture again.
+    if "chunks" not in frame.summary or frame.window_source is None:
         raise ValueError(f"{spec.name}: write() needs the spooled frame set (framestore.write_frames, then "
                          "read_frames): reconciliation reads every returned id before the first window")
     try:

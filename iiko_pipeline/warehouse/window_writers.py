@@ -21,7 +21,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -63,7 +63,7 @@ class WindowJob:
     date_from: date
     date_to: date
     batches: Callable[[], Iterable[WindowBatch]] | None
-    returned_ids: Any  # Collection[str]; read when the window finishes, after its batches
+    returned_ids: Collection[str]  # read when the window finishes, after its batches
     advance_watermark: bool
     max_vanished_share: float
     fingerprint: str | None = None
@@ -157,10 +157,9 @@ def _await_turn(before: _Turn | None, conn: Connection | None, stop: threading.E
             break
         if conn is not None and before.backend_pid is not None and _blocks(conn, before.backend_pid):
             return False
-    if stop.is_set() and not (before is None or before.committed):
-        raise WindowAbandoned("the table step stopped before this window's turn to commit")
     if before is not None and not before.committed:
-        raise WindowAbandoned("the window before this one did not commit")
+        raise WindowAbandoned("the table step stopped before this window's turn to commit" if stop.is_set()
+                              else "the window before this one did not commit")
     return True
 
 

@@ -20,7 +20,7 @@ from core_helpers import INVOICES, CoreSync
 from iiko_pipeline import frames as frames_module
 from iiko_pipeline import workers
 from iiko_pipeline.core import steps
-from iiko_pipeline.core.policy import WindowPolicy
+from iiko_pipeline.core.policy import WindowPolicy, WritePolicy
 from iiko_pipeline.framestore import read_frames, write_frames
 from iiko_pipeline.iiko.errors import IikoResponseError
 from iiko_pipeline.rawstore import count_documents, write_raw
@@ -264,3 +264,17 @@ def test_workers_never_collect_garbage_they_inherited(tmp_path: Path) -> None:
     gc.collect()
     finalised_in = {int(line) for line in log.read_text().split()}
     assert finalised_in == {os.getpid()}  # here, by this process's own collection: never in a worker
+
+
+def test_the_table_step_refuses_a_frame_set_not_read_back_from_its_spool(core: CoreSync) -> None:
+    """Written windows read their chunks by window, which only a read-back spool can give without parsing the
+    capture again per window; the set `write_frames` consumed has the summary but not that."""
+    raw = _raw(core)
+    lazy = steps.frames(INVOICES, raw, core.engine, core.account)
+    write_frames(lazy, core.work / "frames" / "not-read-back")
+    assert lazy.summary["chunks"]
+    with pytest.raises(ValueError, match="needs the spooled frame set"):
+        steps.write(INVOICES, core.engine, core.account_id, lazy, raw, WritePolicy(), "run-1")
+    assert core.rows() == {}
+    with pytest.raises(ValueError, match="need the spooled frame set"):
+        next(lazy.window_chunks(raw.capture.parts[0].label))

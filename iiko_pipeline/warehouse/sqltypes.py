@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -97,6 +99,24 @@ class ExactDecimal(TypeDecorator[Decimal]):
     @property
     def python_type(self) -> type[Decimal]:
         return Decimal
+
+
+def exact_decimal_texts(column: pa.ChunkedArray | pa.Array) -> list[str | None]:
+    """What `ExactDecimal` stores on SQLite for each value of an Arrow ``decimal128(p <= 28, 9)`` column, made
+    in C: Arrow prints such a decimal with its 9 places, as ``format(value, "f")`` does, except that it writes
+    values below 1e-6 (zero among them) in exponent form (``0E-9``); only those are rewritten in Python. Such a
+    column needs no range check: its type already bounds it to NUMERIC(28, 9)."""
+    texts = pc.cast(column, pa.string())
+    if not pc.any(pc.match_substring(texts, "E")).as_py():
+        return texts.to_pylist()
+    return [None if text is None else format(Decimal(text), "f") if "E" in text else text
+            for text in texts.to_pylist()]
+
+
+def holds_exact_decimals(arrow_type: pa.DataType) -> bool:
+    """True for the Arrow decimal types `exact_decimal_texts` renders exactly (scale 9, precision <= 28)."""
+    return (pa.types.is_decimal(arrow_type) and arrow_type.scale == DECIMAL_SCALE
+            and arrow_type.precision <= DECIMAL_PRECISION)
 
 
 class UtcDateTime(TypeDecorator[datetime]):

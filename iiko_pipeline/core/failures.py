@@ -9,7 +9,11 @@ twice, a pause apart; issue 13.4). `reason` is safe to show (the client's messag
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from enum import StrEnum
+from typing import TypeVar
 
 import sqlalchemy.exc
 
@@ -22,6 +26,8 @@ from iiko_pipeline.iiko.errors import (
     IikoPermissionError,
     IikoTransportError,
 )
+
+T = TypeVar("T")
 
 
 class FailureKind(StrEnum):
@@ -122,3 +128,26 @@ def classify(exc: BaseException) -> SyncFailure:
             return SyncFailure(FailureKind.WAREHOUSE, f"warehouse: {text}", retryable=True)
         return SyncFailure(FailureKind.INTERNAL, f"warehouse: {type(exc.orig).__name__}: {text}")
     return SyncFailure(FailureKind.INTERNAL, describe(exc))
+
+
+def retry_wait(first_wait: float, attempt: int) -> float:
+    """Exponential back-off with jitter: the wait before retry `attempt` + 1 (0-based)."""
+    return first_wait * (2 ** attempt) * random.uniform(0.5, 1.5)
+
+
+def retried_in_place(action: Callable[[], T], *, retries: int, first_wait: float, log: Callable[[str], None],
+                     sleep: Callable[[float], None] = time.sleep) -> T:
+    """`action()`, run again here after a retryable failure (up to `retries` times); any other failure, or the
+    last, is raised as it came. For read-only work after a step's commits (the table step's report and checks):
+    retrying the whole step there would write its windows a second time for a dropped connection."""
+    for attempt in range(retries + 1):
+        try:
+            return action()
+        except Exception as exc:
+            failure = classify(exc)
+            if not failure.retryable or attempt == retries:
+                raise
+            wait = retry_wait(first_wait, attempt)
+            log(f"{failure.kind.value} failure, retrying in {wait:.1f} s: {failure.reason}")
+            sleep(wait)
+    raise AssertionError("unreachable")  # the loop returns or raises

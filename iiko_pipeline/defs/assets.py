@@ -13,7 +13,6 @@ that touch iiko or the warehouse require `guard` (`AccountGuardResource`): the r
 import contextlib
 import dataclasses
 import os
-import random
 import typing
 import uuid
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ import pydantic
 
 from iiko_pipeline.core import steps
 from iiko_pipeline.core.checks import CheckInput, CheckResult, TableReport, report, run_checks
-from iiko_pipeline.core.failures import SyncFailure, classify
+from iiko_pipeline.core.failures import SyncFailure, classify, retried_in_place, retry_wait
 from iiko_pipeline.core.policy import WindowPolicy, WritePolicy
 from iiko_pipeline.core.specs import REGISTRY, EntitySpec
 from iiko_pipeline.defs.constants import FRAMES_GROUP, RAW_GROUP, TABLES_GROUP
@@ -71,15 +70,16 @@ def _account(context: dg.AssetExecutionContext) -> str:
 
 
 @contextlib.contextmanager
-def dagster_failures(context: dg.AssetExecutionContext) -> Iterator[None]:
+def dagster_failures(context: dg.AssetExecutionContext, *, retry_step: bool = True) -> Iterator[None]:
     """A retryable failure is retried (exponential back-off with jitter) while retries remain; any other, or
-    the last, fails the step once, with its kind in the event log (the API chooses its status code from it)."""
+    the last, fails the step once, with its kind in the event log (the API chooses its status code from it).
+    `retry_step=False`: the step is never retried from here (its caller retried in place)."""
     try:
         yield
     except Exception as exc:
         failure = classify(exc)
-        if failure.retryable and context.retry_number < STEP_RETRIES:
-            wait = STEP_RETRY_DELAY * (2 ** context.retry_number) * random.uniform(0.5, 1.5)
+        if retry_step and failure.retryable and context.retry_number < STEP_RETRIES:
+            wait = retry_wait(STEP_RETRY_DELAY, context.retry_number)
             context.log.warning(f"{failure.kind.value} failure, retrying in {wait:.1f} s: {failure.reason}")
             raise dg.RetryRequested(max_retries=STEP_RETRIES, seconds_to_wait=wait) from exc
         raise dg.Failure(description=failure.reason, allow_retries=False,
@@ -204,9 +204,13 @@ def _table_asset(spec: EntitySpec) -> dg.AssetsDefinition:
             context.log.error(f"{spec.name} for account {account}: {written.stored.detail}")
         context.log.info(f"{spec.name} for account {account}: {written.result.as_dict()}")
         checked = CheckInput(spec, engine, account, frame, written, raw)
+        with dagster_failures(context, retry_step=False):  # every window is committed: retry the reads alone
+            table_report, results = retried_in_place(lambda: (report(checked), run_checks(checked)),
+                                                     retries=STEP_RETRIES, first_wait=STEP_RETRY_DELAY,
+                                                     log=context.log.warning)
         skipped = {"skipped": dg.MetadataValue.text(raw.skipped)} if raw.skipped else {}
-        return dg.MaterializeResult(metadata={**_table_metadata(report(checked)), **skipped},
-                                    check_results=[_check_result(r) for r in run_checks(checked)])
+        return dg.MaterializeResult(metadata={**_table_metadata(table_report), **skipped},
+                                    check_results=[_check_result(r) for r in results])
 
     return table_asset
 

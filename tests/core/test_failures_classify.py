@@ -10,8 +10,9 @@ from __future__ import annotations
 import pickle
 
 import pytest
+import sqlalchemy.exc
 
-from iiko_pipeline.core.failures import FailureKind, classify
+from iiko_pipeline.core.failures import FailureKind, classify, retried_in_place
 from iiko_pipeline.iiko.errors import (
     IikoApiError,
     IikoAuthError,
@@ -72,3 +73,42 @@ def test_definitive_survives_pickling(cls, status, kind) -> None:
     for definitive in (True, False):
         copy = pickle.loads(pickle.dumps(_error(cls, status, definitive=definitive)))  # noqa: S301 - our own bytes
         assert copy.definitive is definitive and classify(copy).disconnects is definitive
+
+
+def _dropped_connection() -> sqlalchemy.exc.OperationalError:
+    return sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+
+
+def test_a_dropped_warehouse_connection_is_retried_in_place_and_the_result_returned() -> None:
+    calls, waits, said = [], [], []
+
+    def checks() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise _dropped_connection()
+        return "checked"
+
+    assert retried_in_place(checks, retries=2, first_wait=1.0, log=said.append, sleep=waits.append) == "checked"
+    assert len(calls) == 3 and len(waits) == 2 and 0.5 <= waits[0] <= 1.5 and 1.0 <= waits[1] <= 3.0
+    assert all(line.startswith("warehouse failure, retrying in") for line in said)
+
+
+def test_a_failure_that_cannot_heal_is_raised_at_once_and_the_last_retryable_one_after_the_retries() -> None:
+    calls: list[int] = []
+
+    def broken() -> None:
+        calls.append(1)
+        raise ValueError("our bug")
+
+    with pytest.raises(ValueError, match="our bug"):
+        retried_in_place(broken, retries=2, first_wait=0.0, log=print, sleep=lambda _: None)
+    assert len(calls) == 1
+
+    def down() -> None:
+        calls.append(1)
+        raise _dropped_connection()
+
+    calls.clear()
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        retried_in_place(down, retries=2, first_wait=0.0, log=lambda _: None, sleep=lambda _: None)
+    assert len(calls) == 3

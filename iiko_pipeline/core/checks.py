@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from iiko_pipeline.core.failures import STEP_RETRIES, STEP_RETRY_DELAY, retried_in_place
 from iiko_pipeline.core.specs import EntitySpec
 from iiko_pipeline.core.steps import ADAPTER, RawResult, TableWrite
 from iiko_pipeline.frames import FrameSet
@@ -192,6 +193,13 @@ def run_checks(c: CheckInput) -> list[CheckResult]:
             metadata["failure_kind"] = c.raw.failure_kind  # what stopped the export, for the API's answer
         out.append(CheckResult(name, outcome.passed, name in c.spec.warn_only, metadata))
     return out
+
+
+def report_and_checks(c: CheckInput, log: Callable[[str], None]) -> tuple[TableReport, list[CheckResult]]:
+    """The table step's report and checks. They only read, after every window committed, so a transient warehouse
+    failure is retried here (`retried_in_place`, as often as a step): a step retry would write the windows again."""
+    return retried_in_place(lambda: (report(c), run_checks(c)), retries=STEP_RETRIES, first_wait=STEP_RETRY_DELAY,
+                            log=log)
 
 
 # ------------------------------------------------------------------------------------------------- report

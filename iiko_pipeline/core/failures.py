@@ -9,6 +9,7 @@ twice, a pause apart; issue 13.4). `reason` is safe to show (the client's messag
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
@@ -28,6 +29,10 @@ from iiko_pipeline.iiko.errors import (
 )
 
 T = TypeVar("T")
+# Step retries on top of the client's own (which already cover short blips): for outages of minutes.
+# IIKO_STEP_RETRY_DELAY_SECONDS tunes the first wait (read when this module loads).
+STEP_RETRIES = 2
+STEP_RETRY_DELAY = float(os.environ.get("IIKO_STEP_RETRY_DELAY_SECONDS", "10"))
 
 
 class FailureKind(StrEnum):

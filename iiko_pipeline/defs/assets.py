@@ -12,7 +12,6 @@ that touch iiko or the warehouse require `guard` (`AccountGuardResource`): the r
 
 import contextlib
 import dataclasses
-import os
 import typing
 import uuid
 from collections.abc import Iterator
@@ -23,8 +22,8 @@ import dagster as dg
 import pydantic
 
 from iiko_pipeline.core import steps
-from iiko_pipeline.core.checks import CheckInput, CheckResult, TableReport, report, run_checks
-from iiko_pipeline.core.failures import SyncFailure, classify, retried_in_place, retry_wait
+from iiko_pipeline.core.checks import CheckInput, CheckResult, TableReport, report_and_checks
+from iiko_pipeline.core.failures import STEP_RETRIES, STEP_RETRY_DELAY, SyncFailure, classify, retry_wait
 from iiko_pipeline.core.policy import WindowPolicy, WritePolicy
 from iiko_pipeline.core.specs import REGISTRY, EntitySpec
 from iiko_pipeline.defs.constants import FRAMES_GROUP, RAW_GROUP, TABLES_GROUP
@@ -32,10 +31,6 @@ from iiko_pipeline.defs.partitions import accounts_partitions_def
 from iiko_pipeline.defs.resources import AccountGuardResource, IikoResource, WarehouseResource
 from iiko_pipeline.frames import FrameSet
 
-# Step retries on top of the client's own (which already cover short blips): for outages of minutes.
-# IIKO_STEP_RETRY_DELAY_SECONDS tunes the first wait (read when the definitions load).
-STEP_RETRIES = 2
-STEP_RETRY_DELAY = float(os.environ.get("IIKO_STEP_RETRY_DELAY_SECONDS", "10"))
 #: The metadata key that carries a failed step's kind (`core.failures.FailureKind`) into the event log.
 FAILURE_KIND = "failure_kind"
 
@@ -72,8 +67,7 @@ def _account(context: dg.AssetExecutionContext) -> str:
 @contextlib.contextmanager
 def dagster_failures(context: dg.AssetExecutionContext, *, retry_step: bool = True) -> Iterator[None]:
     """A retryable failure is retried (exponential back-off with jitter) while retries remain; any other, or
-    the last, fails the step once, with its kind in the event log (the API chooses its status code from it).
-    `retry_step=False`: the step is never retried from here (its caller retried in place)."""
+    the last, fails the step once, with its kind in the event log (the API chooses its status code from it)."""
     try:
         yield
     except Exception as exc:
@@ -205,11 +199,9 @@ def _table_asset(spec: EntitySpec) -> dg.AssetsDefinition:
         context.log.info(f"{spec.name} for account {account}: {written.result.as_dict()}")
         checked = CheckInput(spec, engine, account, frame, written, raw)
         with dagster_failures(context, retry_step=False):  # every window is committed: retry the reads alone
-            table_report, results = retried_in_place(lambda: (report(checked), run_checks(checked)),
-                                                     retries=STEP_RETRIES, first_wait=STEP_RETRY_DELAY,
-                                                     log=context.log.warning)
+            rep, results = report_and_checks(checked, context.log.warning)
         skipped = {"skipped": dg.MetadataValue.text(raw.skipped)} if raw.skipped else {}
-        return dg.MaterializeResult(metadata={**_table_metadata(table_report), **skipped},
+        return dg.MaterializeResult(metadata={**_table_metadata(rep), **skipped},
                                     check_results=[_check_result(r) for r in results])
 
     return table_asset

@@ -886,7 +886,7 @@ def _connect(spec: dict[str, Any], instance) -> dict[str, Any]:
 
 
 def _run_config(rc: dict[str, Any]) -> dict:
-    from iiko_pipeline.services.sync import invoice_run_config
+    from iiko_pipeline.services.run_config import invoice_run_config
 
     return invoice_run_config(rc.get("date_from"), rc.get("date_to"), mode=rc.get("mode"),
                               history_days=rc.get("history_days"), lookback_days=rc.get("lookback_days"))

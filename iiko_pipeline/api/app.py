@@ -51,7 +51,8 @@ from iiko_pipeline.services.launcher import (
     start_sync,
     wait,
 )
-from iiko_pipeline.services.sync import AccountSyncOutcome, invoice_run_config, read_outcome
+from iiko_pipeline.services.run_config import invoice_run_config
+from iiko_pipeline.services.sync import AccountSyncOutcome, read_outcome
 from iiko_pipeline.warehouse import run_locks
 from iiko_pipeline.warehouse.credentials import IIKO, AccountStatus, list_accounts
 from iiko_pipeline.warehouse.crypto import KeyRing

@@ -48,7 +48,8 @@ def ensure_demo_key() -> None:
 def run(args: argparse.Namespace) -> int:
     from iiko_pipeline.emulator import EmulatorConfig, EmulatorServer
     from iiko_pipeline.services.connect import connect_account
-    from iiko_pipeline.services.sync import invoice_run_config, run_account_sync
+    from iiko_pipeline.services.run_config import invoice_run_config
+    from iiko_pipeline.services.sync import run_account_sync
 
     ensure_demo_key()
     instance = _common.instance()

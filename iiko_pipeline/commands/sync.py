@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     runner.warm_up()  # the run's process is forked from it: its imports overlap ours
-    from iiko_pipeline.services.sync import invoice_run_config
+    from iiko_pipeline.services.run_config import invoice_run_config
 
     entities = [e for e in ENTITY_NAMES if e in (args.entities or ENTITY_NAMES)]
     config = invoice_run_config(args.date_from, args.date_to, history_days=args.history_days,
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
 def backfill(args: argparse.Namespace) -> int:
     runner.warm_up()  # the run's process is forked from it: its imports overlap ours
-    from iiko_pipeline.services.sync import invoice_run_config
+    from iiko_pipeline.services.run_config import invoice_run_config
 
     config = invoice_run_config(args.date_from, args.date_to, mode="backfill")
     tags = {"iiko/backfill": f"{args.date_from}..{args.date_to}"}
@@ -95,11 +95,12 @@ def _refuse_before_anything(account: str, entities: list[str], run_config: dict)
 
 
 def _sync(account: str, entities: list[str], run_config: dict, tags: dict[str, str]) -> int:
-    """One run in its own process (`services.launcher`), waited for here; progress on a terminal."""
+    """One run in its own process (`services.launcher`), waited for here; progress on a terminal. Bad input is
+    refused before Dagster is imported (a second and more), while the forkserver warms up beside it."""
+    engine, keyring = _refuse_before_anything(account, entities, run_config)
     from iiko_pipeline.commands._progress import Progress
     from iiko_pipeline.services.launcher import AccountBusyError, settle, start_sync, wait
 
-    engine, keyring = _refuse_before_anything(account, entities, run_config)
     instance = _common.instance()
     try:
         launch = start_sync(instance, engine, keyring, account, entities, run_config=run_config,

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from iiko_pipeline.core.failures import FailureKind
 from iiko_pipeline.core.seats import account_servers
-from iiko_pipeline.core.specs import ENTITY_NAMES, spec, windowed_specs, with_prerequisites
+from iiko_pipeline.core.specs import ENTITY_NAMES, spec, with_prerequisites
 from iiko_pipeline.defs.assets import FAILURE_KIND
 from iiko_pipeline.defs.constants import SYNC_JOB
 from iiko_pipeline.defs.partitions import accounts_partitions_def
@@ -59,25 +59,6 @@ class AccountSyncOutcome:
 def selection_for(entities: Sequence[str]) -> list[dg.AssetKey]:
     return [dg.AssetKey(key) for entity in entities
             for key in (f"raw_{spec(entity).name}", f"{entity}_frame", entity)]
-
-
-def invoice_run_config(date_from: str | None = None, date_to: str | None = None, *, mode: str | None = None,
-                       history_days: int | None = None, lookback_days: int | None = None,
-                       max_vanished_share: float | None = None, reprocess_unchanged: bool | None = None) -> dict:
-    """Run config for the dated entities' raw steps (see `core.policy.WindowPolicy`); dates alone mean a
-    backfill of that range."""
-    config: dict[str, Any] = {}
-    if date_from:
-        config["date_from"] = date_from
-    if date_to:
-        config["date_to"] = date_to
-    if mode or date_from:
-        config["mode"] = mode or "backfill"
-    for key, value in (("history_days", history_days), ("lookback_days", lookback_days),
-                       ("max_vanished_share", max_vanished_share), ("reprocess_unchanged", reprocess_unchanged)):
-        if value is not None:
-            config[key] = value
-    return {"ops": {f"raw_{s.name}": {"config": config} for s in windowed_specs()}} if config else {}
 
 
 def selected_config(run_config: dict | None, entities: Sequence[str]) -> dict:

@@ -27,7 +27,8 @@ from iiko_pipeline.defs.constants import ACCOUNT_TAG, REQUESTED_TAG, TRIGGER_TAG
 from iiko_pipeline.defs.onboarding import IN_PROGRESS
 from iiko_pipeline.services.connect import IntegrationsDisabledError, connect_account
 from iiko_pipeline.services.launcher import AccountBusyError, disconnect_account, start_sync
-from iiko_pipeline.services.sync import invoice_run_config, read_outcome
+from iiko_pipeline.services.run_config import invoice_run_config
+from iiko_pipeline.services.sync import read_outcome
 from iiko_pipeline.ui import forms, overview
 from iiko_pipeline.ui.context import UiContext
 from iiko_pipeline.ui.sessions import CSRF_FIELD, Session, check_csrf, same_origin

@@ -38,7 +38,8 @@ class Pipeline:
             register_partition=lambda a: self.instance.add_dynamic_partitions("accounts", [a]))
 
     def sync(self, entities=("restaurants", "stores", "suppliers", "invoices"), **window):
-        from iiko_pipeline.services.sync import invoice_run_config, run_account_sync
+        from iiko_pipeline.services.run_config import invoice_run_config
+        from iiko_pipeline.services.sync import run_account_sync
 
         return run_account_sync(self.instance, self.account_id, list(entities),
                                 run_config=invoice_run_config(**window))

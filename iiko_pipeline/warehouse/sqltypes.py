@@ -28,6 +28,8 @@ from iiko_pipeline.jsontext import canonical_json
 #: iiko prints decimals with 9 fractional digits; 28 digits total leaves 19 for the integer part.
 DECIMAL_PRECISION = 28
 DECIMAL_SCALE = 9
+#: The same type in Arrow (the frames' decimals).
+EXACT_DECIMAL_ARROW = pa.decimal128(DECIMAL_PRECISION, DECIMAL_SCALE)
 _QUANTUM = Decimal(1).scaleb(-DECIMAL_SCALE)  # Decimal('1E-9')
 _MAX_INTEGER_DIGITS = DECIMAL_PRECISION - DECIMAL_SCALE
 # Wide enough that quantize() never raises for in-range values; range is checked explicitly.

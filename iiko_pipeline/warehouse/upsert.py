@@ -29,7 +29,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from iiko_pipeline.jsontext import canonical_json
-from iiko_pipeline.warehouse.sqltypes import ExactDecimal, exact_decimal_texts, holds_exact_decimals
+from iiko_pipeline.warehouse.sqltypes import (
+    EXACT_DECIMAL_ARROW,
+    ExactDecimal,
+    exact_decimal_texts,
+    holds_exact_decimals,
+)
 
 KEY_COLUMNS = ("account_id", "external_system", "external_id")
 BOOKKEEPING_COLUMNS = frozenset({"id", "synced_at", "created_at", "updated_at"})
@@ -106,7 +111,7 @@ class Stage:
             if self.conn.dialect.name == "postgresql":
                 self._copy(rows)
             else:
-                self.conn.execute(self.table.insert(), [{c: row.get(c) for c in self.columns} for row in rows])
+                self._insert_columns({c: [row.get(c) for row in rows] for c in self.columns})
         for column in index_on:
             if column in self.columns:
                 index, table = _q(self.conn, f"ix_{self.name}_{column}"), _q(self.conn, self.name)
@@ -148,14 +153,17 @@ class Stage:
             cursor.close()
 
     def _insert_table(self, table: pa.Table) -> None:
-        """SQLite: one executemany of an Arrow table's rows, made column by column. Each column becomes its stored
-        values at once: decimals as `ExactDecimal`'s texts printed by Arrow, the rest through the column type's
-        own bind processor (the same function SQLAlchemy applies per value). Going through `insert()` instead
-        built a dict per row and bound each value separately: 19 of the 30 s a 30-day `large` table step took
-        (py-spy), against under 2 s of SQLite's own work. Columns the table lacks stay NULL."""
-        columns = [c for c in self.columns if c in table.column_names]
+        """SQLite: an Arrow table's columns (the ones it has; the others stay NULL), see `_insert_columns`."""
+        self._insert_columns({c: table.column(c) for c in self.columns if c in table.column_names})
+
+    def _insert_columns(self, columns: dict[str, pa.ChunkedArray | list[Any]]) -> None:
+        """SQLite: one executemany of rows made column by column. Each column becomes its stored values at once:
+        decimals as `ExactDecimal`'s texts printed by Arrow, the rest through the column type's own bind processor
+        (the same function SQLAlchemy applies per value). Going through `insert()` instead built a dict per row and
+        bound each value separately: 19 of the 30 s a 30-day `large` table step took (py-spy), against under 2 s
+        of SQLite's own work."""
         dialect = self.conn.dialect
-        values = [sqlite_values(table.column(c), self.table.c[c].type, dialect) for c in columns]
+        values = [sqlite_values(column, self.table.c[c].type, dialect) for c, column in columns.items()]
         quoted = ", ".join(_q(self.conn, c) for c in columns)
         cursor = self.conn.connection.dbapi_connection.cursor()
         try:
@@ -214,13 +222,30 @@ def _converter(sql_type: sa.types.TypeEngine) -> Any:
     return _text
 
 
-def sqlite_values(column: pa.ChunkedArray, sql_type: sa.types.TypeEngine, dialect: sa.engine.Dialect) -> list[Any]:
-    """An Arrow column as the values SQLite stores for `sql_type`: what binding each value would give."""
-    if isinstance(sql_type, ExactDecimal) and holds_exact_decimals(column.type):
-        return exact_decimal_texts(column)
-    values = column.to_pylist()
+def sqlite_values(column: pa.ChunkedArray | list[Any], sql_type: sa.types.TypeEngine,
+                  dialect: sa.engine.Dialect) -> list[Any]:
+    """A column (Arrow, or a list of Python values) as the values SQLite stores for `sql_type`: what binding each
+    value would give."""
+    if isinstance(sql_type, ExactDecimal) and (decimals := _exact_decimal_array(column)) is not None:
+        return exact_decimal_texts(decimals)
+    values = column if isinstance(column, list) else column.to_pylist()
     process = sql_type.dialect_impl(dialect).bind_processor(dialect)
     return values if process is None else [process(value) for value in values]
+
+
+def _exact_decimal_array(column: pa.ChunkedArray | list[Any]) -> pa.ChunkedArray | pa.Array | None:
+    """The column as Arrow decimals of the warehouse's scale, or None where only the per-value path decides: a list
+    holding anything but `Decimal` (ExactDecimal refuses floats, which Arrow would take) or a value Arrow cannot
+    hold exactly (NaN, more than 9 places, more than 19 integer digits). The per-value path then stores it, or
+    raises its own error for it."""
+    if not isinstance(column, list):
+        return column if holds_exact_decimals(column.type) else None
+    if not all(value is None or type(value) is Decimal for value in column):
+        return None
+    try:
+        return pa.array(column, EXACT_DECIMAL_ARROW)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
 
 
 def _q(conn: Connection, name: str) -> str:

@@ -103,6 +103,9 @@ class Stage:
         ANALYZE gives PostgreSQL real row counts for the joins; it is skipped for big child stages (invoice
         lines), where it cost more than it saved (bench: 22 s of a 650 s year-long load)."""
         if isinstance(rows, pa.Table):
+            if rows.num_rows and not set(self.columns) & set(rows.column_names):
+                raise ValueError(f"{self.table.name}: the Arrow table to stage has none of its columns "
+                                 f"({', '.join(self.columns)}); it has {', '.join(rows.column_names)}")
             if rows.num_rows and self.conn.dialect.name == "postgresql":
                 self._copy_table(rows)
             elif rows.num_rows:
@@ -234,10 +237,10 @@ def sqlite_values(column: pa.ChunkedArray | list[Any], sql_type: sa.types.TypeEn
 
 
 def _exact_decimal_array(column: pa.ChunkedArray | list[Any]) -> pa.ChunkedArray | pa.Array | None:
-    """The column as Arrow decimals of the warehouse's scale, or None where only the per-value path decides: a list
-    holding anything but `Decimal` (ExactDecimal refuses floats, which Arrow would take) or a value Arrow cannot
-    hold exactly (NaN, more than 9 places, more than 19 integer digits). The per-value path then stores it, or
-    raises its own error for it."""
+    """The column as Arrow decimals of the warehouse's scale, or None where the per-value path decides: a list
+    holding anything but `Decimal` (ints, texts, floats: `to_exact_decimal` takes some and refuses others, with
+    its own words) or a value Arrow cannot hold exactly (NaN, more than 9 places, more than 19 integer digits).
+    The per-value path then stores it, or raises its own error for it."""
     if not isinstance(column, list):
         return column if holds_exact_decimals(column.type) else None
     if not all(value is None or type(value) is Decimal for value in column):

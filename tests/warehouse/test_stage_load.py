@@ -101,6 +101,12 @@ def test_sqlite_refuses_from_rows_what_exact_decimal_refuses(sqlite_url: str, va
         engine.dispose()
 
 
+def test_an_arrow_table_without_any_stage_column_is_refused_by_name(engine: sa.Engine) -> None:
+    with pytest.raises(ValueError, match=r"has none of its columns .*; it has unrelated"), \
+            write_transaction(engine) as conn:
+        Stage(conn, TARGET, [c.name for c in TARGET.columns]).load(pa.table({"unrelated": [1, 2, 3]}), index_on=())
+
+
 def test_a_column_the_arrow_table_lacks_stays_null(engine: sa.Engine) -> None:
     rows = _rows(20)
     with write_transaction(engine) as conn:

@@ -140,6 +140,11 @@ def retry_wait(first_wait: float, attempt: int) -> float:
     return first_wait * (2 ** attempt) * random.uniform(0.5, 1.5)
 
 
+def retry_note(failure: SyncFailure, wait: float) -> str:
+    """The log line of a retry, a step's or one in place: the same words in the event log either way."""
+    return f"{failure.kind.value} failure, retrying in {wait:.1f} s: {failure.reason}"
+
+
 def retried_in_place(action: Callable[[], T], *, retries: int, first_wait: float, log: Callable[[str], None],
                      sleep: Callable[[float], None] = time.sleep) -> T:
     """`action()`, run again here after a retryable failure (up to `retries` times); any other failure, or the
@@ -153,6 +158,6 @@ def retried_in_place(action: Callable[[], T], *, retries: int, first_wait: float
             if not failure.retryable or attempt == retries:
                 raise
             wait = retry_wait(first_wait, attempt)
-            log(f"{failure.kind.value} failure, retrying in {wait:.1f} s: {failure.reason}")
+            log(retry_note(failure, wait))
             sleep(wait)
     raise AssertionError("unreachable")  # the loop returns or raises

@@ -23,7 +23,7 @@ import pydantic
 
 from iiko_pipeline.core import steps
 from iiko_pipeline.core.checks import CheckInput, CheckResult, TableReport, report_and_checks
-from iiko_pipeline.core.failures import STEP_RETRIES, STEP_RETRY_DELAY, SyncFailure, classify, retry_wait
+from iiko_pipeline.core.failures import STEP_RETRIES, STEP_RETRY_DELAY, SyncFailure, classify, retry_note, retry_wait
 from iiko_pipeline.core.policy import WindowPolicy, WritePolicy
 from iiko_pipeline.core.specs import REGISTRY, EntitySpec
 from iiko_pipeline.defs.constants import FRAMES_GROUP, RAW_GROUP, TABLES_GROUP
@@ -74,7 +74,7 @@ def dagster_failures(context: dg.AssetExecutionContext, *, retry_step: bool = Tr
         failure = classify(exc)
         if retry_step and failure.retryable and context.retry_number < STEP_RETRIES:
             wait = retry_wait(STEP_RETRY_DELAY, context.retry_number)
-            context.log.warning(f"{failure.kind.value} failure, retrying in {wait:.1f} s: {failure.reason}")
+            context.log.warning(retry_note(failure, wait))
             raise dg.RetryRequested(max_retries=STEP_RETRIES, seconds_to_wait=wait) from exc
         raise dg.Failure(description=failure.reason, allow_retries=False,
                          metadata={FAILURE_KIND: failure.kind.value, "retryable": failure.retryable}) from (

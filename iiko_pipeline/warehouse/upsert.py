@@ -102,15 +102,15 @@ class Stage:
 
         ANALYZE gives PostgreSQL real row counts for the joins; it is skipped for big child stages (invoice
         lines), where it cost more than it saved (bench: 22 s of a 650 s year-long load)."""
-        if isinstance(rows, pa.Table):
-            if rows.num_rows and not set(self.columns) & set(rows.column_names):
+        if isinstance(rows, pa.Table) and rows.num_rows:
+            if not set(self.columns) & set(rows.column_names):
                 raise ValueError(f"{self.table.name}: the Arrow table to stage has none of its columns "
                                  f"({', '.join(self.columns)}); it has {', '.join(rows.column_names)}")
-            if rows.num_rows and self.conn.dialect.name == "postgresql":
+            if self.conn.dialect.name == "postgresql":
                 self._copy_table(rows)
-            elif rows.num_rows:
+            else:
                 self._insert_table(rows)
-        elif rows:
+        elif rows:  # dict rows (an empty Arrow table is falsy too)
             if self.conn.dialect.name == "postgresql":
                 self._copy(rows)
             else:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
@@ -138,7 +139,7 @@ def held_in_window(conn: Connection, dated: DatedTable, account_id: uuid.UUID, d
 class WindowBatch:
     """Part of one window's documents (a window is written in several batches to bound memory)."""
 
-    invoices: Sequence[dict[str, Any]]
+    invoices: Sequence[dict[str, Any]] | pa.Table  # the rows: dicts, or (entities without lines) an Arrow table
     items: Sequence[dict[str, Any]] | Any  # rows, or the frame step's Arrow table of invoice lines
     errors: Sequence[Any] = ()
     kept: int = 0  # documents returned unchanged since they were stored (same hash): counted, not written
@@ -204,7 +205,7 @@ def write_batches(conn: Connection, account: uuid.UUID, date_from: date, date_to
         new = rejected_documents(batch, part, date_from, date_to, dated.date_column)
         written.rejected += new
         keys = {d.external_id for d in new}
-        written.stored += [row["external_id"] for row in batch.invoices if row["external_id"] not in keys]
+        written.stored += [ext for ext in row_values(batch.invoices, "external_id") if ext not in keys]
     return written
 
 
@@ -252,13 +253,19 @@ def rejected_documents(batch: WindowBatch, result: SyncResult, date_from: date, 
     if missing:
         reasons = {d.get("external_id"): str(d.get("reason") or "")
                    for d in result.error_details[adapter_errors:]}
-        for row in batch.invoices:
-            ext = row["external_id"]
+        for ext, day in zip(row_values(batch.invoices, "external_id"), row_values(batch.invoices, date_column),
+                            strict=True):
             if ext in missing:
-                day = row[date_column]
                 out.append(pending.PendingDocument(ext, day, day, pending.REFERENCE, reasons.get(ext, "")))
                 missing.discard(ext)
     return out
+
+
+def row_values(rows: Sequence[dict[str, Any]] | pa.Table, column: str) -> list[Any]:
+    """One column of a batch's rows, whether dicts or an Arrow table (an empty one may have no columns)."""
+    if isinstance(rows, pa.Table):
+        return rows.column(column).to_pylist() if rows.num_rows else []
+    return [row[column] for row in rows]
 
 
 def _record_fingerprint(conn: Connection, account: uuid.UUID, date_from: date, date_to: date,

@@ -26,6 +26,7 @@ from iiko_pipeline.warehouse.upsert import (
     Rejection,
     Stage,
     dedupe_last,
+    dedupe_last_table,
     merge_stage,
     reject_dangling,
     stage_first_join,
@@ -172,8 +173,8 @@ class SyncResult:
 ANALYZE_STAGE_ROWS = 20_000
 
 
-def _stage_columns(table: sa.Table, rows: Sequence[dict[str, Any]]) -> list[str]:
-    keys = rows[0].keys() if rows else ()
+def _stage_columns(table: sa.Table, rows: Sequence[dict[str, Any]] | pa.Table) -> list[str]:
+    keys = rows.column_names if isinstance(rows, pa.Table) else rows[0].keys() if rows else ()
     cols = ["external_id"] + [k for k in keys if k in table.c and k not in KEY_COLUMNS and k not in BOOKKEEPING_COLUMNS]
     if "deleted_at" in table.c and "deleted_at" not in cols:
         cols.append("deleted_at")  # staged as NULL: a row that reappears is revived
@@ -214,17 +215,19 @@ def upsert_dimension(engine: Engine, entity: str, account_id: uuid.UUID | str, r
     return result
 
 
-def upsert_window_rows(conn: Connection, entity: str, account_id: uuid.UUID, rows: Sequence[dict[str, Any]],
-                       adapter_errors: Sequence[Any] = (), *, external_system: str = "iiko",
-                       now: datetime | None = None) -> SyncResult:
+def upsert_window_rows(conn: Connection, entity: str, account_id: uuid.UUID,
+                       rows: Sequence[dict[str, Any]] | pa.Table, adapter_errors: Sequence[Any] = (), *,
+                       external_system: str = "iiko", now: datetime | None = None) -> SyncResult:
     """One batch of a dated entity's window, inside the caller's transaction (`commit_window`): the merge of
-    `upsert_dimension` without its deletions (the window reconciles those)."""
-    rows, _dupes = dedupe_last(rows)
+    `upsert_dimension` without its deletions (the window reconciles those). Rows come as dicts or as the frame
+    step's Arrow table, staged as it is (a window of daily sales is hundreds of thousands of rows: a dict each
+    cost more than staging them)."""
+    rows, _dupes = dedupe_last_table(rows) if isinstance(rows, pa.Table) else dedupe_last(rows)
     return _merge_rows(conn, schema.metadata.tables[entity], account_id, rows, adapter_errors, external_system,
                        now or datetime.now(UTC))
 
 
-def _merge_rows(conn: Connection, table: sa.Table, account: uuid.UUID, rows: Sequence[dict[str, Any]],
+def _merge_rows(conn: Connection, table: sa.Table, account: uuid.UUID, rows: Sequence[dict[str, Any]] | pa.Table,
                 adapter_errors: Sequence[Any], external_system: str, now: datetime) -> SyncResult:
     """Stage, reject rows whose parent is missing, merge (resolving hard and soft links), link what waited for
     these rows, and note the rows stored without a soft link."""

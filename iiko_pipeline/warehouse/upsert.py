@@ -24,16 +24,21 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from iiko_pipeline.jsontext import canonical_json
 from iiko_pipeline.warehouse.sqltypes import (
+    DECIMAL_PRECISION,
+    DECIMAL_SCALE,
     EXACT_DECIMAL_ARROW,
     ExactDecimal,
+    UtcDateTime,
     exact_decimal_texts,
     holds_exact_decimals,
+    to_exact_decimal,
 )
 
 KEY_COLUMNS = ("account_id", "external_system", "external_id")
@@ -84,6 +89,17 @@ def dedupe_last(rows: Iterable[dict[str, Any]], key: str = "external_id") -> tup
     return list(by_key.values()), count - len(by_key)
 
 
+def dedupe_last_table(table: pa.Table, key: str = "external_id") -> tuple[pa.Table, int]:
+    """`dedupe_last` for an Arrow table, in C: the last row of each key, in the order of those rows. An empty
+    table (an empty answer's frame has no columns at all) is returned as it is."""
+    if not table.num_rows or pc.count_distinct(table[key], mode="all").as_py() == table.num_rows:
+        return table, 0
+    positions = pa.table({"key": table[key], "row": pa.array(range(table.num_rows), pa.int64())})
+    last = positions.group_by("key").aggregate([("row", "max")])["row_max"]
+    kept = table.take(pc.take(last, pc.sort_indices(last)))
+    return kept, table.num_rows - kept.num_rows
+
+
 class Stage:
     """A temporary table shaped like selected columns of a target table, loaded in bulk."""
 
@@ -106,6 +122,7 @@ class Stage:
             if not set(self.columns) & set(rows.column_names):
                 raise ValueError(f"{self.table.name}: the Arrow table to stage has none of its columns "
                                  f"({', '.join(self.columns)}); it has {', '.join(rows.column_names)}")
+            rows = self._exact_types(rows)
             if self.conn.dialect.name == "postgresql":
                 self._copy_table(rows)
             else:
@@ -122,9 +139,32 @@ class Stage:
         if analyze and self.conn.dialect.name == "postgresql":
             self.conn.exec_driver_sql(f"ANALYZE {_q(self.conn, self.name)}")
 
+    def _exact_types(self, table: pa.Table) -> pa.Table:
+        """The Arrow table with each decimal column of an `ExactDecimal` column as `decimal128(28, 9)`, and refused
+        where binding would refuse: a frame's decimal type is inferred from its values (`frames.to_table`), and
+        NUMERIC(28, 9) would round a tenth place or TIMESTAMPTZ read a naive time in the session's zone where
+        `ExactDecimal` and `UtcDateTime` refuse them. A cast that would lose a digit fails in Arrow; a column of
+        another type (floats, texts) goes through `to_exact_decimal` value by value, which refuses or converts."""
+        for name in table.column_names:
+            if name not in self.table.c or (column := table.column(name)).null_count == len(column):
+                continue
+            sql_type, arrow_type = self.table.c[name].type, column.type
+            if isinstance(sql_type, ExactDecimal) and arrow_type != EXACT_DECIMAL_ARROW:
+                try:
+                    exact = (pc.cast(column, EXACT_DECIMAL_ARROW) if pa.types.is_decimal(arrow_type) else pa.array(
+                        [None if v is None else to_exact_decimal(v) for v in column.to_pylist()], EXACT_DECIMAL_ARROW))
+                except pa.ArrowInvalid as exc:
+                    raise ValueError(f"{self.table.name}.{name}: {arrow_type} values do not fit "
+                                     f"NUMERIC({DECIMAL_PRECISION}, {DECIMAL_SCALE}) exactly: {exc}") from exc
+                table = table.set_column(table.column_names.index(name), name, exact)
+            elif isinstance(sql_type, UtcDateTime) and pa.types.is_timestamp(arrow_type) and arrow_type.tz is None:
+                raise ValueError(f"{self.table.name}.{name}: UtcDateTime refuses naive datetimes; "
+                                 "the Arrow column has no time zone")
+        return table
+
     def _copy(self, rows: Sequence[dict[str, Any]]) -> None:
         """COPY in text format; one converter per column, chosen from its type once, not per value."""
-        convert = [_converter(self.table.c[c].type) for c in self.columns]
+        convert = [_converter(self.table.c[c].type, self.conn.dialect) for c in self.columns]
         pairs = list(zip(self.columns, convert, strict=True))
         buffer = io.StringIO()
         write = buffer.write
@@ -207,8 +247,21 @@ def _json_text(value: Any) -> str:
     return _text(value if isinstance(value, str) else canonical_json(value))
 
 
-def _converter(sql_type: sa.types.TypeEngine) -> Any:
-    """COPY text for one column type (PostgreSQL parses numbers, dates and UUIDs from their plain text)."""
+def _converter(sql_type: sa.types.TypeEngine, dialect: sa.engine.Dialect) -> Any:
+    """COPY text for one column type (PostgreSQL parses numbers, dates and UUIDs from their plain text).
+
+    The warehouse's own types check each value first, as binding it would (`process_bind_param`): NUMERIC(28, 9)
+    alone would store a float and round a tenth place where `ExactDecimal` refuses both, and TIMESTAMPTZ would read
+    a naive datetime in the session's zone where `UtcDateTime` refuses it; so the rows' COPY refuses what SQLite's
+    stage and SQLAlchemy's `insert()` refuse, with the same words."""
+    if isinstance(sql_type, ExactDecimal | UtcDateTime):
+        bind, text = sql_type.process_bind_param, _plain_converter(sql_type)
+        return lambda value: text(bind(value, dialect))
+    return _plain_converter(sql_type)
+
+
+def _plain_converter(sql_type: sa.types.TypeEngine) -> Any:
+    """COPY text for a value already of the column's Python type."""
     python_type = None
     with contextlib.suppress(NotImplementedError):
         python_type = sql_type.python_type

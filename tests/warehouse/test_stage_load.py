@@ -2,11 +2,7 @@
 
 The Arrow paths (COPY of Arrow-written CSV on PostgreSQL, a column-wise executemany on SQLite) skip SQLAlchemy's
 per-value binding for speed; these tests compare their stored values, as the database holds them, with the
-per-row path's, on both backends.
-
-On PostgreSQL the rows' COPY sends decimals as text for NUMERIC(28, 9) to parse, without `ExactDecimal`'s own
-refusals (a float, a tenth place): the adapters check every decimal before a row exists, so no iiko answer reaches
-it that way; SQLite has no NUMERIC to fall back on, and keeps them.
+per-row path's, on both backends, and check that both refuse, from rows, what binding refuses.
 """
 
 from __future__ import annotations
@@ -19,7 +15,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from iiko_pipeline.warehouse.engine import make_engine, write_transaction
+from iiko_pipeline.warehouse.engine import write_transaction
 from iiko_pipeline.warehouse.sqltypes import (
     ExactDecimal,
     JsonDocument,
@@ -28,7 +24,7 @@ from iiko_pipeline.warehouse.sqltypes import (
     holds_exact_decimals,
     to_exact_decimal,
 )
-from iiko_pipeline.warehouse.upsert import Stage
+from iiko_pipeline.warehouse.upsert import Stage, dedupe_last, dedupe_last_table
 
 TARGET = sa.Table(
     "stage_shapes", sa.MetaData(),
@@ -85,20 +81,22 @@ def test_rows_and_an_arrow_table_stage_what_sqlalchemy_binding_stores(engine: sa
     assert stored_arrow == expected
 
 
-@pytest.mark.parametrize(("value", "error"), [
-    (1.5, TypeError), (Decimal("1.0000000001"), ValueError), (Decimal("NaN"), ValueError),
-    (Decimal("12345678901234567890"), ValueError), ("abc", ValueError),
+@pytest.mark.parametrize(("column", "value", "error"), [
+    ("amount", 1.5, "ExactDecimal refuses float values"),
+    ("amount", Decimal("1.0000000001"), "more than 9 fractional digits; refusing to round"),
+    ("amount", Decimal("NaN"), "ExactDecimal needs a finite number"),
+    ("amount", Decimal("12345678901234567890"), "does not fit NUMERIC"), ("amount", "abc", "not a decimal number"),
+    ("at", datetime(2026, 1, 1, 12), "UtcDateTime refuses naive datetimes"),
 ])
-def test_sqlite_refuses_from_rows_what_exact_decimal_refuses(sqlite_url: str, value, error) -> None:
-    """SQLite's column-wise path keeps ExactDecimal's per-value refusals (Arrow alone would take a float). The
-    PostgreSQL COPY of rows leaves decimals to NUMERIC(28, 9), as it did before (see the module's note)."""
-    rows = [*_rows(3), {**_rows(1)[0], "line": 99, "amount": value}]
-    engine = make_engine(sqlite_url)
-    try:
-        with pytest.raises(error), write_transaction(engine) as conn:
-            Stage(conn, TARGET, [c.name for c in TARGET.columns]).load(rows, index_on=())
-    finally:
-        engine.dispose()
+def test_rows_are_refused_what_binding_refuses_on_both_backends(engine: sa.Engine, column: str, value,
+                                                                 error: str) -> None:
+    """Neither fast path of dict rows stores what SQLAlchemy's `insert()` would refuse: SQLite's column-wise path
+    keeps the per-value checks (Arrow alone would take a float), and PostgreSQL's COPY runs them before the text
+    is written (NUMERIC(28, 9) alone would round the tenth place; TIMESTAMPTZ would read the naive time in the
+    session's zone)."""
+    rows = [*_rows(3), {**_rows(1)[0], "line": 99, column: value}]
+    with pytest.raises((TypeError, ValueError), match=error), write_transaction(engine) as conn:
+        Stage(conn, TARGET, [c.name for c in TARGET.columns]).load(rows, index_on=())
 
 
 def test_an_arrow_table_without_any_stage_column_is_refused_by_name(engine: sa.Engine) -> None:
@@ -134,3 +132,44 @@ def test_exact_decimal_texts_match_the_per_value_texts() -> None:
 ])
 def test_only_decimals_of_the_warehouse_scale_take_the_arrow_texts(arrow_type: pa.DataType, exact: bool) -> None:
     assert holds_exact_decimals(arrow_type) is exact
+
+
+def test_an_arrow_table_with_inferred_decimal_types_stages_what_its_rows_stage(engine: sa.Engine) -> None:
+    """A frame's decimal types are inferred from its values (`decimal128(5, 2)` for 420.44): staged from Arrow,
+    they are cast to the warehouse's NUMERIC(28, 9) and stored as the same rows staged one by one."""
+    rows = [{"line": n, "amount": Decimal(v), "at": START} for n, v in enumerate(["420.44", "-0.5", "0", "7"])]
+    table = pa.Table.from_pylist(rows)
+    assert table.schema.field("amount").type == pa.decimal128(5, 2)
+    with write_transaction(engine) as conn:
+        by_rows, by_arrow = (Stage(conn, TARGET, ["line", "amount", "at"]) for _ in range(2))
+        by_rows.load(rows, index_on=())
+        by_arrow.load(table, index_on=())
+        assert _stored(conn, by_arrow) == _stored(conn, by_rows)
+
+
+@pytest.mark.parametrize(("column", "values", "error"), [
+    ("amount", pa.array([Decimal("1.0000000001")], pa.decimal128(20, 10)),
+     r"stage_shapes_\w+\.amount: decimal128\(20, 10\) values do not fit NUMERIC\(28, 9\) exactly"),
+    ("amount", pa.array([Decimal("1" * 25)], pa.decimal128(38, 0)), r"do not fit NUMERIC\(28, 9\) exactly"),
+    ("amount", pa.array([1.5], pa.float64()), "ExactDecimal refuses float values"),
+    ("at", pa.array([datetime(2026, 1, 1, 12)], pa.timestamp("us")), r"\.at: UtcDateTime refuses naive datetimes"),
+])
+def test_an_arrow_table_is_refused_what_binding_refuses_on_both_backends(engine: sa.Engine, column: str,
+                                                                         values: pa.Array, error: str) -> None:
+    """The frame step's rows reach the stage as Arrow: a decimal Arrow would have to round, a float, or a time
+    without a zone is refused by name on both backends, before anything is written."""
+    table = pa.table({"line": pa.array([1], pa.int64()), column: values})
+    with pytest.raises((TypeError, ValueError), match=error), write_transaction(engine) as conn:
+        Stage(conn, TARGET, [c.name for c in TARGET.columns]).load(table, index_on=())
+
+
+def test_deduplicating_an_arrow_table_keeps_the_last_row_of_each_key_as_rows_do() -> None:
+    rng = random.Random(7)
+    rows = [{"external_id": rng.choice(["a", "b", "c", None, "d"]), "n": n} for n in range(200)]
+    expected, dropped = dedupe_last(rows)
+    table, table_dropped = dedupe_last_table(pa.Table.from_pylist(rows))
+    assert table_dropped == dropped == 195
+    assert sorted(table.to_pylist(), key=lambda r: r["n"]) == sorted(expected, key=lambda r: r["n"])
+    unique = pa.table({"external_id": ["x", "y"], "n": [1, 2]})
+    assert dedupe_last_table(unique) == (unique, 0)
+    assert dedupe_last_table(pa.table({})) == (pa.table({}), 0)  # an empty answer's frame has no columns

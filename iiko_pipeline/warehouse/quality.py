@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from iiko_pipeline.warehouse import schema
 from iiko_pipeline.warehouse.entities import child_tables, parent_refs, soft_refs
-from iiko_pipeline.warehouse.upsert import id_chunks
+from iiko_pipeline.warehouse.upsert import ParentRef, id_chunks
 
 SAMPLE = 20
 KNOWN_INVOICE_STATUSES = ("NEW", "PROCESSED", "DELETED")
@@ -59,11 +59,8 @@ def dangling_references(engine: Engine, table_name: str, account_id: uuid.UUID, 
     with engine.connect() as conn:
         for current in [table, *(child for child, _ in children)]:
             for ref in parent_refs(current):
-                ident = current.c.external_id if "external_id" in current.c else current.c.id
-                stmt = (sa.select(ident, current.c[ref.external_column]).where(
-                    current.c.account_id == account_id, current.c[ref.external_column].is_not(None),
-                    current.c[ref.fk_column].is_(None)))
                 what = ref.label if current is table else f"line's {ref.label}"
+                stmt = unlinked_parents(current, ref, account_id)
                 failing += [f"{r[0]}: {what} {r[1]} missing" for r in conn.execute(stmt)]
         for child, key in children if scan_children else ():  # every child row belongs to a row of this account
             orphan = (sa.select(child.c.id).where(child.c.account_id == account_id)
@@ -73,6 +70,14 @@ def dangling_references(engine: Engine, table_name: str, account_id: uuid.UUID, 
     if children and not scan_children:
         found.detail += " (child rows not re-read: this run wrote none)"
     return found
+
+
+def unlinked_parents(table: sa.Table, ref: ParentRef, account_id: uuid.UUID) -> sa.Select:
+    """The account's rows that name a parent by `ref` without being linked to it: the terms of the table's
+    partial index for the link (`schema._unlinked_index`), so the query reads only such rows, not the account's."""
+    ident = table.c.external_id if "external_id" in table.c else table.c.id
+    return sa.select(ident, table.c[ref.external_column]).where(
+        table.c.account_id == account_id, table.c[ref.fk_column].is_(None), table.c[ref.external_column].is_not(None))
 
 
 def unlinked_rows(engine: Engine, tables: Iterable[sa.Table], account_id: uuid.UUID) -> CheckOutcome:

@@ -17,6 +17,7 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
+from iiko_pipeline.warehouse import run_locks
 from tests.pipeline import cli_runs as op
 
 pytestmark = pytest.mark.slow
@@ -97,10 +98,10 @@ def test_a_sync_through_heavy_faults_and_repeated_kills_ends_with_the_rows_of_a_
         for endpoint, kind, probability in HEAVY:
             emu.state.add_fault(endpoint, kind, probability=probability, delay=0.5)
 
+        killed_run = None
         for _ in range(3):  # the machine goes down mid-sync, three times
             sync = op.start_cli("sync", account, *ENTITIES, "--history-days", str(history))
-            time.sleep(chance.uniform(3, 6))
-            op.kill_group(sync)
+            killed_run = _kill_once_it_holds(sync, account, killed_run, chance.uniform(1, 4))
         outcomes = []
         # Then syncs are left to finish, still under the faults. One may fail part-way (an HTML page on the last
         # window's retry, say): its committed windows stay, and the next sync goes on from its watermark.
@@ -159,3 +160,23 @@ def test_a_run_killed_inside_an_iiko_step_gives_its_server_seat_back_to_the_next
         assert again.returncode == 0, again.stdout + again.stderr
         assert op.runs_alive(instance, account) == []
         assert run_locks.current(op.engine(), seat_key(emu.url)) is None and op.live_sessions(emu) == 0
+
+
+def _kill_once_it_holds(sync: subprocess.Popen, account: str, last_killed: str | None, after_s: float) -> str:
+    """Kill the sync's processes `after_s` seconds after its run took the account's lock; the run's id.
+
+    Mid-sync, not while it starts: a run killed before it takes the lock is a run that died starting, which blocks
+    the account for the heartbeat timeout (90 s) by design, and a kill 3-6 s after the launch landed there on a
+    fast machine. The lock a killed run leaves behind is not this run's, hence `last_killed`."""
+    engine = op.engine()
+    deadline = time.monotonic() + 60
+    try:
+        while (holder := run_locks.current(engine, account)) is None or holder.run_id == last_killed:
+            assert sync.poll() is None, f"the sync ended before it took the account:\n{sync.communicate()[0]!r}"
+            assert time.monotonic() < deadline, "the sync never took the account's lock"
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    time.sleep(after_s)
+    op.kill_group(sync)
+    return holder.run_id

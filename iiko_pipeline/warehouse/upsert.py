@@ -140,16 +140,17 @@ class Stage:
             self.conn.exec_driver_sql(f"ANALYZE {_q(self.conn, self.name)}")
 
     def _exact_types(self, table: pa.Table) -> pa.Table:
-        """The Arrow table with each decimal column of an `ExactDecimal` column as `decimal128(28, 9)`, and refused
-        where binding would refuse: a frame's decimal type is inferred from its values (`frames.to_table`), and
-        NUMERIC(28, 9) would round a tenth place or TIMESTAMPTZ read a naive time in the session's zone where
-        `ExactDecimal` and `UtcDateTime` refuse them. A cast that would lose a digit fails in Arrow; a column of
+        """The Arrow table with each decimal column of an `ExactDecimal` column as the warehouse's decimals (scale 9,
+        precision <= 28: `holds_exact_decimals`; any other is cast to `decimal128(28, 9)`), and refused where binding
+        would refuse: a frame's decimal type is inferred from its values (`frames.to_table`), and NUMERIC(28, 9)
+        would round a tenth place or TIMESTAMPTZ read a naive time in the session's zone where `ExactDecimal` and
+        `UtcDateTime` refuse them. A cast that would lose a digit fails in Arrow; a column of
         another type (floats, texts) goes through `to_exact_decimal` value by value, which refuses or converts."""
         for name in table.column_names:
             if name not in self.table.c or (column := table.column(name)).null_count == len(column):
                 continue
             sql_type, arrow_type = self.table.c[name].type, column.type
-            if isinstance(sql_type, ExactDecimal) and arrow_type != EXACT_DECIMAL_ARROW:
+            if isinstance(sql_type, ExactDecimal) and not holds_exact_decimals(arrow_type):
                 try:
                     exact = (pc.cast(column, EXACT_DECIMAL_ARROW) if pa.types.is_decimal(arrow_type) else pa.array(
                         [None if v is None else to_exact_decimal(v) for v in column.to_pylist()], EXACT_DECIMAL_ARROW))
